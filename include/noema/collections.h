@@ -1,0 +1,33 @@
+// The seven collections of the `noema` database (ADR-002) and their names.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace noema {
+
+enum class Collection : uint8_t {
+  kUserCore = 0,
+  kUserEconomy,
+  kUserPreferences,
+  kTransactions,
+  kUserSessions,
+  kUserEvents,
+  kGenerationOutputs,
+};
+
+inline constexpr size_t kCollectionCount = 7;
+
+inline constexpr std::array<Collection, kCollectionCount> kAllCollections = {
+    Collection::kUserCore,     Collection::kUserEconomy, Collection::kUserPreferences,
+    Collection::kTransactions, Collection::kUserSessions, Collection::kUserEvents,
+    Collection::kGenerationOutputs,
+};
+
+// "userCore", "userEconomy", ... exactly as ADR-002 names them.
+std::string_view CollectionName(Collection collection);
+std::optional<Collection> CollectionFromName(std::string_view name);
+
+}  // namespace noema

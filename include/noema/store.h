@@ -1,0 +1,178 @@
+// Store: the abstract storage of the seven collections.
+//
+// A Store keeps BSON documents, enforces each collection's `$jsonSchema` validator and
+// the indexes of schemas/indexes.json (unique ones included, multikey ones included), and
+// runs units of work that commit or roll back as one. It decides no business rule:
+// services (src/service) decide what to write; the store guarantees how it is kept.
+//
+// Implementations: SqliteStore (src/store/sqlite, the embedded default) and MongoStore
+// (src/store/mongo). Both pass the same conformance suite (tests/conformance).
+//
+// Every document has an ObjectId `_id`; for userSessions, userEvents and
+// generationOutputs `_id` equals sessionId / eventId / generationId (DECISIONS.md 2).
+//
+// Thread-safety: a Store is safe to use from many threads at once. A Transaction belongs
+// to the thread running the unit of work and must not escape it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "noema/bson.h"
+#include "noema/collections.h"
+#include "noema/object_id.h"
+#include "noema/status.h"
+
+namespace noema {
+
+// Limits that every store applies; each is checked at the edge and documented in
+// docs/limits.md.
+inline constexpr size_t kPageSizeMax = 500;         // documents per Find page
+inline constexpr size_t kPageSizeDefault = 50;
+inline constexpr size_t kDocumentBytesMax = 16 * 1024 * 1024;  // MongoDB's BSON limit
+inline constexpr size_t kInsertManyBatchMax = 1000;  // documents per InsertMany call
+
+// A conjunction of predicates on dotted field paths.
+//   equals: field == value. On an array field (multikey), any element equal matches.
+//   range:  min <= field < max on one field (either bound may be absent).
+//   exists: the field is present (true) or absent (false).
+struct Filter {
+  std::vector<std::pair<std::string, Value>> equals;
+  std::string range_field;
+  std::optional<Value> range_min;  // inclusive
+  std::optional<Value> range_max;  // exclusive
+  std::vector<std::pair<std::string, bool>> exists;
+
+  Filter& Eq(std::string field, Value value) {
+    equals.emplace_back(std::move(field), std::move(value));
+    return *this;
+  }
+  Filter& Range(std::string field, std::optional<Value> min, std::optional<Value> max) {
+    range_field = std::move(field);
+    range_min = std::move(min);
+    range_max = std::move(max);
+    return *this;
+  }
+  Filter& Exists(std::string field, bool present = true) {
+    exists.emplace_back(std::move(field), present);
+    return *this;
+  }
+  bool empty() const { return equals.empty() && range_field.empty() && exists.empty(); }
+};
+
+// A paged query. Results are ordered by `sort_field` (then `_id` to break ties), in the
+// given direction. The cursor is opaque: pass a Page's next_cursor to continue; it is
+// only valid with the same filter and order.
+struct Query {
+  Filter filter;
+  std::string sort_field = "_id";  // a date, string, long or objectId field, or "_id"
+  bool descending = false;
+  size_t limit = kPageSizeDefault;  // 1..kPageSizeMax
+  std::string cursor;               // empty: the first page
+};
+
+struct Page {
+  std::vector<Document> items;
+  std::string next_cursor;  // empty when there are no more items
+};
+
+// The operations available inside one unit of work. Reads see the unit's own writes.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // Validates `doc` against the collection's schema and the unique indexes.
+  // InvalidArgument (with the failing path) or AlreadyExists (naming the index).
+  virtual Status Insert(Collection collection, DocumentView doc) = 0;
+
+  // NotFound when there is no document with that `_id`.
+  virtual Result<Document> Get(Collection collection, const ObjectId& id) = 0;
+
+  // The first document matching the filter in `_id` order, or nullopt.
+  virtual Result<std::optional<Document>> FindOne(Collection collection,
+                                                  const Filter& filter) = 0;
+
+  virtual Result<Page> Find(Collection collection, const Query& query) = 0;
+
+  virtual Result<int64_t> Count(Collection collection, const Filter& filter) = 0;
+
+  // Replaces the whole document with `_id` == id by `doc` (whose `_id` must be id), but
+  // only if the stored document matches `precondition` (empty: always). NotFound when
+  // no document has that id; FailedPrecondition when the precondition does not hold.
+  // The new document is validated like an insert.
+  virtual Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
+                         const Filter& precondition = {}) = 0;
+
+  // Deletes by `_id`. Refused with FailedPrecondition on the append-only collections
+  // (transactions, userEvents); NotFound when absent.
+  virtual Status Delete(Collection collection, const ObjectId& id) = 0;
+};
+
+struct TransactionOptions {
+  // Majority write concern on MongoDB; always durable on SQLite. Ledger units set this.
+  bool durable_majority = true;
+  // How many times a unit is re-run after a transient failure (busy database, MongoDB
+  // TransientTransactionError) before Unavailable is returned.
+  int retries_max = 10;
+};
+
+// The function a unit of work runs. It may be called more than once (after a transient
+// failure), so it must not have effects outside the Transaction other than on values
+// it resets at its start. Returning a non-OK Status rolls the unit back.
+using TransactionFn = std::function<Status(Transaction&)>;
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "mongodb".
+  virtual std::string_view kind() const = 0;
+
+  // Creates the collections and indexes if missing; safe to run again. Returns a
+  // human-readable line per action taken.
+  virtual Result<std::vector<std::string>> Init() = 0;
+
+  // Runs `fn` as one unit of work: all its writes commit together or none do.
+  virtual Status RunTransaction(const TransactionFn& fn,
+                                const TransactionOptions& options = {}) = 0;
+
+  // Runs `fn` on a consistent read-only snapshot. Writes inside it fail.
+  virtual Status RunReadOnly(const TransactionFn& fn) = 0;
+
+  // Inserts many documents into one collection in as few commits as possible. Each
+  // document succeeds or fails on its own; `results` gets one Status per document, in
+  // order. REQUIRES: docs.size() <= kInsertManyBatchMax.
+  virtual Status InsertMany(Collection collection, const std::vector<Document>& docs,
+                            std::vector<Status>* results) = 0;
+
+  // OK when the store answers.
+  virtual Status Ping() = 0;
+
+  // Flushes and releases resources; further calls fail. Called by the destructor.
+  virtual void Close() = 0;
+};
+
+struct StoreOptions {
+  // SQLite: milliseconds a connection waits on a lock before reporting busy.
+  int busy_timeout_ms = 5000;
+  // SQLite: reader connections kept open for RunReadOnly.
+  int read_connections = 4;
+};
+
+// Opens a store by URI: "sqlite:PATH" (the file and its directory are created), or
+// "mongodb://..." / "mongodb+srv://...". An empty URI means kDefaultStoreUri.
+inline constexpr std::string_view kDefaultStoreUri = "sqlite:./noema-data/noema.db";
+Result<std::unique_ptr<Store>> OpenStore(std::string_view uri, const StoreOptions& options = {});
+
+// Convenience: a single-operation unit of work.
+inline Status InsertOne(Store& store, Collection collection, DocumentView doc) {
+  return store.RunTransaction([&](Transaction& tx) { return tx.Insert(collection, doc); });
+}
+
+}  // namespace noema

@@ -1,0 +1,25 @@
+#include "noema/collections.h"
+
+namespace noema {
+
+std::string_view CollectionName(Collection collection) {
+  switch (collection) {
+    case Collection::kUserCore: return "userCore";
+    case Collection::kUserEconomy: return "userEconomy";
+    case Collection::kUserPreferences: return "userPreferences";
+    case Collection::kTransactions: return "transactions";
+    case Collection::kUserSessions: return "userSessions";
+    case Collection::kUserEvents: return "userEvents";
+    case Collection::kGenerationOutputs: return "generationOutputs";
+  }
+  return "unknown";
+}
+
+std::optional<Collection> CollectionFromName(std::string_view name) {
+  for (Collection c : kAllCollections) {
+    if (CollectionName(c) == name) return c;
+  }
+  return std::nullopt;
+}
+
+}  // namespace noema

@@ -1,1 +1,62 @@
-int main() { return 0; }
+// noema: one binary, one verb per operator task. See src/cli/command.h for exit codes.
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/command.h"
+
+namespace noema::cli {
+
+int ReportError(const Status& status) {
+  std::cerr << "noema: " << status.ToString() << "\n";
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+      return kExitUsage;
+    default:
+      return kExitProblem;
+  }
+}
+
+void AddStoreOption(CLI::App& app, std::string* store_uri) {
+  const char* env = std::getenv("NOEMA_STORE");
+  *store_uri = env != nullptr && *env != '\0' ? env : "sqlite:./noema-data/noema.db";
+  app.add_option("--store", *store_uri,
+                 "Store URI: sqlite:PATH or mongodb://... (env NOEMA_STORE)")
+      ->capture_default_str();
+}
+
+}  // namespace noema::cli
+
+int main(int argc, char** argv) {
+  using namespace noema::cli;
+  CLI::App app{"noema: the core data service (accounts, economy, sessions, events, generations)",
+               "noema"};
+  app.set_version_flag("--version", std::string("noema ") + NOEMA_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  std::vector<Command> commands = {
+      RegisterInit(app),
+      RegisterValidate(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string verb;
+    for (const auto* sub : app.get_subcommands()) verb = sub->get_name();
+    std::cerr << "noema: " << e.what() << " (run 'noema " << (verb.empty() ? "" : verb + " ")
+              << "--help')\n";
+    return kExitUsage;
+  }
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,40 @@
+// The shape of a `noema <verb>` command: each verb registers its flags on a CLI11
+// subcommand and returns an exit code when it runs.
+//
+// Exit codes, for every verb:
+//   0  success
+//   1  the operation ran and found a problem (invalid documents, a failed audit, ...)
+//   2  usage: a bad flag, an unreadable file, an unknown store URI
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "noema/status.h"
+
+namespace noema::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitProblem = 1;
+inline constexpr int kExitUsage = 2;
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Each verb's registration; see the verb's own file.
+Command RegisterInit(CLI::App& root);
+Command RegisterValidate(CLI::App& root);
+
+// Prints "noema: <message>" on stderr and returns the exit code for the status.
+int ReportError(const Status& status);
+
+// Adds the --store flag shared by verbs that open a store. Its default is the NOEMA_STORE
+// environment variable, else the embedded store in ./noema-data.
+void AddStoreOption(CLI::App& app, std::string* store_uri);
+
+}  // namespace noema::cli

@@ -1,0 +1,44 @@
+// The HTTP request and response as the API handler sees them: plain values, independent
+// of Beast, so that tests call the handler without sockets (Beast's "advanced server"
+// shape: listener → session → a pure handle_request).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace noema::server {
+
+enum class Method { kGet, kPost, kPut, kPatch, kDelete, kHead, kOptions, kOther };
+
+std::string_view MethodName(Method method);
+Method ParseMethod(std::string_view name);
+
+struct HttpRequest {
+  Method method = Method::kGet;
+  std::string path;                          // decoded path, without the query string
+  std::map<std::string, std::string> query;  // decoded query parameters
+  std::string authorization;                 // the Authorization header, verbatim
+  std::string idempotency_key;               // the Idempotency-Key header
+  std::string content_type;
+  std::string body;
+  std::string remote_address;
+
+  // Splits "path?query" and percent-decodes both. InvalidArgument-free: malformed
+  // escapes are kept literally.
+  static void ParseTarget(std::string_view target, HttpRequest* out);
+  std::optional<std::string> QueryParam(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Retry-After)
+};
+
+}  // namespace noema::server

@@ -1,0 +1,273 @@
+#include "server/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "server/errors.h"
+
+namespace noema::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+class Session;
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  RequestHandler handler;
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> connections{0};
+  std::mutex sessions_mutex;
+  std::set<std::shared_ptr<Session>> sessions;
+  std::mutex wait_mutex;
+  bool joined = false;
+
+  void Accept();
+  void Forget(const std::shared_ptr<Session>& session);
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  void Start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // Closes the connection if it is waiting for a request; one that is working on a
+  // request closes after replying (it sees `stopping`).
+  void CloseIfIdle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream_.close();
+      }
+    });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(server_->options.body_bytes_max);
+    parser_->header_limit(static_cast<uint32_t>(server_->options.header_bytes_max));
+    busy_ = false;
+    // The idle timeout covers waiting for the first byte; once a request starts we allow
+    // the read timeout for the whole of it.
+    stream_.expires_after(std::chrono::milliseconds(
+        first_request_ ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms));
+    first_request_ = false;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::bad_descriptor) {
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return WriteError(413, "payload_too_large",
+                        "request body exceeds " + std::to_string(server_->options.body_bytes_max) +
+                            " bytes",
+                        "body");
+    }
+    if (ec == http::error::header_limit) {
+      return WriteError(431, "headers_too_large", "request headers too large", "headers");
+    }
+    if (ec) return WriteError(400, "bad_request", "malformed HTTP request: " + ec.message(), "");
+    busy_ = true;
+    stream_.expires_never();
+    const auto& req = parser_->get();
+    HttpRequest request;
+    request.method = ParseMethod(std::string_view(req.method_string().data(),
+                                                  req.method_string().size()));
+    HttpRequest::ParseTarget(std::string_view(req.target().data(), req.target().size()), &request);
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      request.authorization = std::string(it->value());
+    }
+    if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+      request.idempotency_key = std::string(it->value());
+    }
+    if (auto it = req.find(http::field::content_type); it != req.end()) {
+      request.content_type = std::string(it->value());
+    }
+    request.body = req.body();
+    beast::error_code addr_ec;
+    auto endpoint = stream_.socket().remote_endpoint(addr_ec);
+    if (!addr_ec) request.remote_address = endpoint.address().to_string();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    bool head = request.method == Method::kHead;
+    HttpResponse response = server_->handler(request);
+    Write(std::move(response), head);
+  }
+
+  void WriteError(int status, const std::string& code, const std::string& message,
+                  const std::string& field) {
+    keep_alive_ = false;
+    version_ = 11;
+    Write(ErrorResponse(status, code, message, field), false);
+  }
+
+  void Write(HttpResponse response, bool head) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(response.status), version_);
+    res->set(http::field::server, "noema");
+    res->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res->set(name, value);
+    bool keep = keep_alive_ && !server_->stopping.load();
+    res->keep_alive(keep);
+    if (head) {
+      res->content_length(response.body.size());
+    } else {
+      res->body() = std::move(response.body);
+      res->prepare_payload();
+    }
+    stream_.expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+                        self->busy_ = false;
+                        if (ec || !keep) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+    server_->Forget(shared_from_this());
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool busy_ = false;
+  bool first_request_ = true;
+};
+
+}  // namespace
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (stopping.load() || ec == asio::error::operation_aborted) return;
+      return Accept();
+    }
+    if (connections.load() >= options.connections_max) {
+      // Refuse politely and keep accepting.
+      static const std::string kBusyBody =
+          "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\"}}";
+      static const std::string kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
+          std::to_string(kBusyBody.size()) + "\r\n\r\n" + kBusyBody;
+      beast::error_code write_ec;
+      asio::write(socket, asio::buffer(kBusy), write_ec);
+      socket.close(write_ec);
+      return Accept();
+    }
+    auto session = std::make_shared<Session>(std::move(socket), this);
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex);
+      sessions.insert(session);
+    }
+    connections.fetch_add(1);
+    session->Start();
+    if (!stopping.load()) Accept();
+  });
+}
+
+void HttpServer::Impl::Forget(const std::shared_ptr<Session>& session) {
+  std::lock_guard<std::mutex> lock(sessions_mutex);
+  if (sessions.erase(session) > 0) connections.fetch_sub(1);
+}
+
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() {
+  Stop();
+  Wait();
+}
+
+Status HttpServer::Start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    return Status::InvalidArgument("not an IP address: " + impl_->options.host, "listen");
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  impl_->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(endpoint, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
+                               std::to_string(impl_->options.port) + ": " + ec.message());
+  }
+  impl_->Accept();
+  int threads = impl_->options.threads < 1 ? 1 : impl_->options.threads;
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([this] { impl_->io.run(); });
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  auto endpoint = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+void HttpServer::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  asio::post(impl_->io, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+    std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
+    for (const auto& session : impl_->sessions) session->CloseIfIdle();
+  });
+}
+
+void HttpServer::Wait() {
+  std::lock_guard<std::mutex> lock(impl_->wait_mutex);
+  if (impl_->joined) return;
+  for (auto& thread : impl_->threads) {
+    if (thread.joinable()) thread.join();
+  }
+  impl_->joined = true;
+}
+
+size_t HttpServer::active_connections() const { return impl_->connections.load(); }
+
+}  // namespace noema::server

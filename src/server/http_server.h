@@ -1,0 +1,60 @@
+// The HTTP/1.1 server: Boost.Beast, asynchronous, keep-alive, with limits on body and
+// header size, read and idle time, and connections. Requests are handed to a pure
+// handler (HttpRequest → HttpResponse); this file knows nothing of routes or services.
+//
+// Shutdown (Stop): the acceptor closes, idle connections are closed, requests in flight
+// finish and get their reply, then the threads end.
+//
+// Thread-safety: Start/Stop/Wait are called from one controlling thread; the handler is
+// called from the server's threads concurrently.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "noema/status.h"
+#include "server/http.h"
+
+namespace noema::server {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;                      // 0 picks a free port (see port())
+  int threads = 4;                           // I/O + handler threads
+  size_t body_bytes_max = 1024 * 1024;       // larger bodies get 413
+  size_t header_bytes_max = 16 * 1024;       // larger header blocks get 431
+  int64_t read_timeout_ms = 30'000;          // to receive one whole request
+  int64_t idle_timeout_ms = 60'000;          // keep-alive connection with no request
+  size_t connections_max = 2048;             // further connections are refused (503)
+};
+
+using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, RequestHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the threads. Unavailable when the address is in use.
+  Status Start();
+  // The bound port (after Start).
+  uint16_t port() const;
+  // Stops accepting, lets in-flight requests finish, closes connections, joins threads.
+  void Stop();
+  // Blocks until the server has stopped.
+  void Wait();
+
+  size_t active_connections() const;
+
+  struct Impl;  // public so the connection class in the .cc can name it; defined there
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace noema::server

@@ -1,0 +1,87 @@
+// A small router: "METHOD /v1/users/{id}/wallets/{address}" patterns to handlers.
+//
+// Thread-safety: routes are added before serving starts; Match is then read-only and
+// safe from any thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/http.h"
+
+namespace noema::server {
+
+using PathParams = std::map<std::string, std::string>;
+
+template <typename Handler>
+class Router {
+ public:
+  struct Route {
+    Method method;
+    std::string pattern;                 // "/v1/users/{id}"; also the metrics label
+    std::vector<std::string> segments;   // split pattern
+    Handler handler;
+  };
+
+  struct Match {
+    const Route* route = nullptr;    // null: no route for the path (404) or method (405)
+    bool path_known = false;         // true when some route has this path (405)
+    PathParams params;
+  };
+
+  void Add(Method method, std::string pattern, Handler handler) {
+    routes_.push_back(Route{method, pattern, Split(pattern), std::move(handler)});
+  }
+
+  Match Find(Method method, std::string_view path) const {
+    Match out;
+    std::vector<std::string> parts = Split(path);
+    for (const Route& route : routes_) {
+      PathParams params;
+      if (!MatchSegments(route.segments, parts, &params)) continue;
+      out.path_known = true;
+      if (route.method == method || (method == Method::kHead && route.method == Method::kGet)) {
+        out.route = &route;
+        out.params = std::move(params);
+        return out;
+      }
+    }
+    return out;
+  }
+
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  static std::vector<std::string> Split(std::string_view path) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t slash = path.find('/', start);
+      if (slash == std::string_view::npos) slash = path.size();
+      if (slash > start) out.emplace_back(path.substr(start, slash - start));
+      start = slash + 1;
+    }
+    return out;
+  }
+
+  static bool MatchSegments(const std::vector<std::string>& pattern,
+                            const std::vector<std::string>& parts, PathParams* params) {
+    if (pattern.size() != parts.size()) return false;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      const std::string& seg = pattern[i];
+      if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
+        (*params)[seg.substr(1, seg.size() - 2)] = parts[i];
+      } else if (seg != parts[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::vector<Route> routes_;
+};
+
+}  // namespace noema::server

@@ -1,0 +1,125 @@
+// The HTTP server alone (no routes, no store): limits, keep-alive and graceful stop,
+// over loopback with a real client.
+#include "server/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "server/http_client.h"
+
+namespace noema::server {
+namespace {
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void StartServer(HttpServerOptions options, RequestHandler handler) {
+    options.port = 0;
+    server_ = std::make_unique<HttpServer>(options, std::move(handler));
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  std::unique_ptr<HttpServer> server_;
+};
+
+RequestHandler Echo() {
+  return [](HttpRequest& request) {
+    HttpResponse response;
+    response.status = 200;
+    response.body = std::string(MethodName(request.method)) + " " + request.path + " " +
+                    request.body + " auth=" + request.authorization +
+                    " idem=" + request.idempotency_key;
+    return response;
+  };
+}
+
+TEST_F(HttpServerTest, ServesRequestsOverKeepAlive) {
+  StartServer({}, Echo());
+  testing::HttpClient client(server_->port());
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.Send("POST", "/v1/x?y=1", "{}",
+                         {{"Authorization", "Bearer t"}, {"Idempotency-Key", "k1"}});
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "POST /v1/x {} auth=Bearer t idem=k1");
+  }
+  EXPECT_EQ(server_->active_connections(), 1u);
+}
+
+TEST_F(HttpServerTest, OversizedBodyGets413) {
+  HttpServerOptions options;
+  options.body_bytes_max = 1024;
+  StartServer(options, Echo());
+  testing::HttpClient client(server_->port());
+  auto r = client.Send("POST", "/v1/events", std::string(2048, 'x'));
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("\"field\":\"body\""), std::string::npos);
+  auto fine = client.Send("POST", "/v1/events", std::string(1024, 'x'));
+  ASSERT_TRUE(fine.ok);
+  EXPECT_EQ(fine.status, 200);
+}
+
+TEST_F(HttpServerTest, OversizedHeadersGet431) {
+  HttpServerOptions options;
+  options.header_bytes_max = 1024;
+  StartServer(options, Echo());
+  testing::HttpClient client(server_->port());
+  auto r = client.Send("GET", "/", "", {{"X-Big", std::string(4096, 'a')}});
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 431);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
+  HttpServerOptions options;
+  options.connections_max = 1;
+  StartServer(options, Echo());
+  testing::HttpClient first(server_->port());
+  ASSERT_EQ(first.Send("GET", "/").status, 200);
+  testing::HttpClient second(server_->port());
+  auto r = second.Send("GET", "/");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.headers["Retry-After"], "1");
+}
+
+TEST_F(HttpServerTest, StopLetsTheRequestInFlightFinish) {
+  std::atomic<bool> entered{false};
+  StartServer({}, [&](HttpRequest&) {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    HttpResponse response;
+    response.body = "done";
+    return response;
+  });
+  testing::ClientResponse slow;
+  std::thread client_thread([&] {
+    testing::HttpClient client(server_->port());
+    slow = client.Send("GET", "/slow");
+  });
+  while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server_->Stop();
+  server_->Wait();
+  client_thread.join();
+  ASSERT_TRUE(slow.ok);
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "done");
+  testing::HttpClient late(server_->port() == 0 ? 1 : server_->port());
+  EXPECT_FALSE(late.Send("GET", "/").ok) << "no new connections after Stop";
+}
+
+TEST_F(HttpServerTest, IdleConnectionsAreClosedByTheIdleTimeout) {
+  HttpServerOptions options;
+  options.idle_timeout_ms = 200;
+  StartServer(options, Echo());
+  testing::HttpClient client(server_->port());
+  ASSERT_EQ(client.Send("GET", "/").status, 200);
+  for (int i = 0; i < 100 && server_->active_connections() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(server_->active_connections(), 0u);
+}
+
+}  // namespace
+}  // namespace noema::server

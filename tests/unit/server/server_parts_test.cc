@@ -1,0 +1,193 @@
+// Unit tests of the server's building blocks that need no sockets and no store.
+#include <gtest/gtest.h>
+
+#include "server/auth.h"
+#include "server/errors.h"
+#include "server/http.h"
+#include "server/json_render.h"
+#include "server/metrics.h"
+#include "server/rate_limiter.h"
+#include "server/request_body.h"
+#include "server/router.h"
+
+namespace noema::server {
+namespace {
+
+TEST(HttpTest, ParsesTargetAndDecodesQuery) {
+  HttpRequest request;
+  HttpRequest::ParseTarget("/v1/users/by-identity/telegram/12%2034?limit=5&eventType=a+b&x", &request);
+  EXPECT_EQ(request.path, "/v1/users/by-identity/telegram/12 34");
+  EXPECT_EQ(request.QueryParam("limit"), "5");
+  EXPECT_EQ(request.QueryParam("eventType"), "a b");
+  EXPECT_EQ(request.QueryParam("x"), "");
+  EXPECT_FALSE(request.QueryParam("cursor").has_value());
+}
+
+TEST(RouterTest, MatchesPatternsAndReportsMethodMismatch) {
+  Router<int> router;
+  router.Add(Method::kGet, "/v1/users/{id}", 1);
+  router.Add(Method::kPatch, "/v1/users/{id}", 2);
+  router.Add(Method::kDelete, "/v1/users/{id}/wallets/{address}", 3);
+  auto m = router.Find(Method::kGet, "/v1/users/abc");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->handler, 1);
+  EXPECT_EQ(m.params["id"], "abc");
+  m = router.Find(Method::kDelete, "/v1/users/u/wallets/0xAB");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params["address"], "0xAB");
+  m = router.Find(Method::kPost, "/v1/users/abc");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.path_known);
+  m = router.Find(Method::kGet, "/v1/nothing");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_FALSE(m.path_known);
+  EXPECT_NE(router.Find(Method::kHead, "/v1/users/x").route, nullptr);
+}
+
+TEST(JsonRenderTest, RendersApiConventions) {
+  DocumentBuilder b;
+  b.Append("_id", *ObjectId::Parse("507f1f77bcf86cd799439011"))
+      .Append("when", Timestamp::FromMillis(1746619200123))
+      .Append("usd", *Money::Parse("12.5"))
+      .Append("exp", int64_t{42})
+      .Append("text", "a \"quoted\"\nline\x01")
+      .AppendNull("none");
+  b.StartArray("list").Append("0", true).Append("1", int32_t{7}).End();
+  Document doc = std::move(b).Build();
+  EXPECT_EQ(RenderJson(doc.view(), "masterAccountId"),
+            "{\"masterAccountId\":\"507f1f77bcf86cd799439011\",\"when\":\"2025-05-07T12:00:00.123Z\","
+            "\"usd\":\"12.50\",\"exp\":42,\"text\":\"a \\\"quoted\\\"\\nline\\u0001\",\"none\":null,"
+            "\"list\":[true,7]}");
+}
+
+TEST(JsonRenderTest, DropsIdWhenTheNamedFieldExists) {
+  auto id = ObjectId::Generate();
+  Document doc = std::move(DocumentBuilder().Append("_id", id).Append("sessionId", id)).Build();
+  EXPECT_EQ(RenderJson(doc.view(), "sessionId"), "{\"sessionId\":\"" + id.ToHex() + "\"}");
+}
+
+TEST(ErrorsTest, OneTableFromStatusToHttp) {
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kUnauthenticated), 401);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInsufficientFunds), 402);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kPermissionDenied), 403);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kConflict), 409);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kUnavailable), 503);
+  auto response = ErrorResponse(Status::InsufficientFunds("not enough", "amountUsd"));
+  EXPECT_EQ(response.status, 402);
+  EXPECT_EQ(response.body,
+            "{\"error\":{\"code\":\"insufficient_funds\",\"message\":\"not enough\","
+            "\"field\":\"amountUsd\"}}");
+  EXPECT_EQ(ErrorResponse(Status::Internal("sqlite said secret things")).body.find("secret"),
+            std::string::npos);
+}
+
+TEST(RequestBodyTest, ReadsTypedFieldsAndNamesBadOnes) {
+  HttpRequest request;
+  request.body =
+      R"({"id":"507f1f77bcf86cd799439011","amountUsd":"1.25","n":5,"when":"2025-05-07T12:00:00Z",)"
+      R"("tags":["a","b"],"meta":{"k":1}})";
+  auto doc = ParseJsonBody(request);
+  ASSERT_TRUE(doc.ok());
+  BodyReader reader(doc->view());
+  EXPECT_EQ(reader.Id("id")->ToHex(), "507f1f77bcf86cd799439011");
+  EXPECT_EQ(reader.MoneyAmount("amountUsd")->ToString(), "1.25");
+  EXPECT_EQ(*reader.Integer("n"), 5);
+  EXPECT_EQ((*reader.OptionalTime("when"))->millis(), 1746619200000);
+  EXPECT_EQ((*reader.OptionalStringList("tags"))->size(), 2u);
+  EXPECT_TRUE((*reader.OptionalObject("meta")).has_value());
+  EXPECT_TRUE(reader.Finish().ok());
+}
+
+TEST(RequestBodyTest, RefusesFloatsForMoneyUnknownFieldsAndBadJson) {
+  HttpRequest request;
+  request.body = R"({"amountUsd": 1.5, "typo": 1})";
+  auto doc = ParseJsonBody(request);
+  ASSERT_TRUE(doc.ok());
+  BodyReader reader(doc->view(), "events.2");
+  auto money = reader.MoneyAmount("amountUsd");
+  ASSERT_FALSE(money.ok());
+  EXPECT_EQ(money.status().field(), "events.2.amountUsd");
+  auto missing = reader.String("description");
+  EXPECT_EQ(missing.status().field(), "events.2.description");
+  Status finish = reader.Finish();
+  EXPECT_EQ(finish.field(), "events.2.typo");
+
+  request.body = "{\"a\": ";
+  EXPECT_EQ(ParseJsonBody(request).status().field(), "body");
+  request.body = "[1,2]";
+  EXPECT_FALSE(ParseJsonBody(request).ok());
+  request.body = "";
+  EXPECT_FALSE(ParseJsonBody(request).ok());
+  EXPECT_TRUE(ParseJsonBody(request, true).ok());
+}
+
+TEST(RateLimiterTest, TokenBucketRefillsAndSaysHowLongToWait) {
+  FakeClock clock(Timestamp::FromMillis(0));
+  RateLimiter limiter(RateLimitOptions{2.0, 3.0, 10}, &clock);
+  EXPECT_EQ(limiter.Acquire("a"), 0);
+  EXPECT_EQ(limiter.Acquire("a"), 0);
+  EXPECT_EQ(limiter.Acquire("a"), 0);
+  EXPECT_EQ(limiter.Acquire("a"), 1);
+  EXPECT_EQ(limiter.Acquire("b"), 0) << "buckets are per credential";
+  clock.Advance(500);
+  EXPECT_EQ(limiter.Acquire("a"), 0);
+  EXPECT_EQ(limiter.Acquire("a"), 1);
+}
+
+TEST(RateLimiterTest, BucketTableIsBounded) {
+  FakeClock clock(Timestamp::FromMillis(0));
+  RateLimiter limiter(RateLimitOptions{1.0, 1.0, 4}, &clock);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(limiter.Acquire("k" + std::to_string(i)), 0);
+}
+
+TEST(MetricsTest, RendersPrometheusText) {
+  Metrics metrics;
+  metrics.Describe("noema_http_requests_total", "counter", "HTTP requests");
+  metrics.Increment("noema_http_requests_total", "route=\"/v1/events\",status=\"201\"");
+  metrics.Increment("noema_http_requests_total", "route=\"/v1/events\",status=\"201\"");
+  metrics.Observe("noema_http_request_duration_seconds", "route=\"/v1/events\"", 0.003);
+  metrics.Set("noema_sessions_active", "", 7);
+  std::string text = metrics.RenderPrometheus();
+  EXPECT_NE(text.find("# TYPE noema_http_requests_total counter"), std::string::npos);
+  EXPECT_NE(text.find("noema_http_requests_total{route=\"/v1/events\",status=\"201\"} 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("noema_http_request_duration_seconds_bucket{route=\"/v1/events\",le=\"0.005\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("noema_http_request_duration_seconds_count{route=\"/v1/events\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("noema_sessions_active 7"), std::string::npos);
+}
+
+TEST(AuthTest, ServiceTokensAreParsedHashedAndMatched) {
+  auto table = TokenTable::ParseServiceTokens("telegram=0123456789abcdef0,web=fedcba9876543210f");
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  EXPECT_EQ(table->service_token_count(), 2u);
+  auto p = table->Match("fedcba9876543210f");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->name, "web");
+  EXPECT_FALSE(table->Match("nope-nope-nope-nope").has_value());
+  EXPECT_EQ(TokenTable::ParseServiceTokens("x=short").status().field(), "NOEMA_SERVICE_TOKENS[0]");
+  EXPECT_FALSE(TokenTable::ParseServiceTokens("a=0123456789abcdef0,novalue").ok());
+  EXPECT_FALSE(TokenTable::ParseServiceTokens("bad name=0123456789abcdef0").ok());
+}
+
+TEST(AuthTest, BearerTokenAndPrincipalRules) {
+  EXPECT_EQ(BearerToken("Bearer abc"), "abc");
+  EXPECT_EQ(BearerToken("bearer  abc "), "abc");
+  EXPECT_FALSE(BearerToken("Basic abc").has_value());
+  EXPECT_FALSE(BearerToken("Bearer ").has_value());
+  ObjectId me = ObjectId::Generate();
+  Principal key{PrincipalKind::kApiKey, "key:noema_x", me, {"economy:read"}};
+  EXPECT_TRUE(key.CanActFor(me).ok());
+  EXPECT_TRUE(key.CanActFor(ObjectId::Generate()).IsNotFound());
+  EXPECT_TRUE(key.RequireScope("economy:read").ok());
+  EXPECT_EQ(key.RequireScope("economy:write").code(), StatusCode::kPermissionDenied);
+  Principal service{PrincipalKind::kService, "telegram", std::nullopt, {}};
+  EXPECT_TRUE(service.CanActFor(me).ok());
+  EXPECT_TRUE(service.RequireScope("anything").ok());
+}
+
+}  // namespace
+}  // namespace noema::server

@@ -17,6 +17,11 @@ namespace noema::server {
 // field, `_id` is dropped instead.
 std::string RenderJson(DocumentView doc, std::string_view rename_id = {});
 
+// The same, for an owned document (a temporary lives until the end of the call).
+inline std::string RenderJson(const Document& doc, std::string_view rename_id = {}) {
+  return RenderJson(doc.view(), rename_id);
+}
+
 // Appends `text` as a JSON string literal (quotes included) to `out`.
 void AppendJsonString(std::string* out, std::string_view text);
 

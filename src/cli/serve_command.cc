@@ -1,0 +1,270 @@
+// `noema serve`: the HTTP/JSON API over a store, with background sweeps, until SIGTERM or
+// SIGINT. Every setting has a flag and an environment variable (flags win); docs/limits.md
+// lists them with their defaults.
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "cli/command.h"
+#include "noema/api_key_format.h"
+#include "noema/store.h"
+#include "server/api.h"
+#include "server/http_server.h"
+
+namespace noema::cli {
+namespace {
+
+struct ServeFlags {
+  std::string store_uri;
+  std::string listen = "127.0.0.1:8080";
+  int threads = 4;
+  std::string service_tokens;
+  std::string admin_token;
+  size_t body_bytes_max = 1024 * 1024;
+  size_t header_bytes_max = 16 * 1024;
+  int64_t read_timeout_ms = 30'000;
+  int64_t idle_timeout_ms = 60'000;
+  size_t connections_max = 2048;
+  double rate_limit_per_second = 200;
+  double rate_limit_burst = 400;
+  std::string unknown_events = "accept";
+  int64_t session_timeout_minutes = 30;
+  int64_t generation_deadline_minutes = 30;
+  int64_t sweep_interval_seconds = 60;
+  bool quiet = false;
+};
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= listen.size()) {
+    return Status::InvalidArgument("expected HOST:PORT, e.g. 127.0.0.1:8080", "listen");
+  }
+  std::string port_text = listen.substr(colon + 1);
+  if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("the port is 0-65535", "listen");
+  }
+  int port = std::stoi(port_text);
+  if (port > 65535) return Status::InvalidArgument("the port is 0-65535", "listen");
+  return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
+}
+
+// The directory that keeps the admin token's hash: next to the SQLite file, or
+// ./noema-data for other stores.
+std::filesystem::path DataDirectory(const std::string& store_uri) {
+  if (store_uri.starts_with("sqlite:")) {
+    std::filesystem::path file(store_uri.substr(7));
+    return file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  }
+  return "noema-data";
+}
+
+// The admin token's hash: NOEMA_ADMIN_TOKEN / --admin-token when given; else the hash
+// kept in the data directory; else a new token, printed once, whose hash is kept.
+Result<std::string> AdminTokenHash(const ServeFlags& flags) {
+  if (!flags.admin_token.empty()) {
+    if (flags.admin_token.size() < 16) {
+      return Status::InvalidArgument("the admin token must be at least 16 characters",
+                                     "admin-token");
+    }
+    return apikey::Sha256Hex(flags.admin_token);
+  }
+  std::filesystem::path dir = DataDirectory(flags.store_uri);
+  std::filesystem::path file = dir / "admin_token.sha256";
+  std::ifstream in(file);
+  std::string hash;
+  if (in >> hash && hash.size() == 64) return hash;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  unsigned char random[32];
+  randombytes_buf(random, sizeof random);
+  std::string token = "noema_admin_";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : random) {
+    token.push_back(kHex[c >> 4]);
+    token.push_back(kHex[c & 0xF]);
+  }
+  hash = apikey::Sha256Hex(token);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    return Status::Unavailable("cannot write " + file.string() + ": " + std::strerror(errno));
+  }
+  std::string line = hash + "\n";
+  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::fsync(fd);
+  ::close(fd);
+  if (!written) return Status::Unavailable("cannot write " + file.string());
+  std::cerr << "noema: generated an admin token (shown once; only its hash is kept in "
+            << file.string() << "):\n  " << token << "\n";
+  return hash;
+}
+
+int RunServe(ServeFlags flags) {
+  if (sodium_init() < 0) return ReportError(Status::Internal("libsodium failed to start"));
+  auto listen = ParseListen(flags.listen);
+  if (!listen.ok()) return ReportError(listen.status());
+  if (flags.threads < 1 || flags.threads > 256) {
+    return ReportError(Status::InvalidArgument("threads is 1..256", "threads"));
+  }
+  if (flags.unknown_events != "accept" && flags.unknown_events != "reject") {
+    return ReportError(Status::InvalidArgument("accept or reject", "unknown-events"));
+  }
+  auto tokens = server::TokenTable::ParseServiceTokens(flags.service_tokens);
+  if (!tokens.ok()) return ReportError(tokens.status());
+  auto admin_hash = AdminTokenHash(flags);
+  if (!admin_hash.ok()) return ReportError(admin_hash.status());
+  tokens->SetAdminTokenHash(*admin_hash);
+
+  auto store = OpenStore(flags.store_uri);
+  if (!store.ok()) return ReportError(store.status());
+  auto init = (*store)->Init();
+  if (!init.ok()) return ReportError(init.status());
+
+  ServiceContext ctx;
+  ctx.store = store->get();
+  ctx.config.unknown_event_policy = flags.unknown_events == "reject"
+                                        ? UnknownEventPolicy::kReject
+                                        : UnknownEventPolicy::kAccept;
+  ctx.config.session_inactivity_timeout_ms = flags.session_timeout_minutes * kMillisPerMinute;
+  ctx.config.generation_deadline_ms = flags.generation_deadline_minutes * kMillisPerMinute;
+
+  server::Metrics metrics;
+  server::AccessLog access_log(flags.quiet ? nullptr : stdout);
+  server::ApiOptions api_options;
+  api_options.rate_limit.rate_per_second = flags.rate_limit_per_second;
+  api_options.rate_limit.burst = flags.rate_limit_burst;
+  server::Api api(ctx, std::move(*tokens), api_options, &metrics, &access_log);
+  server::AddAllRoutes(api);
+
+  server::HttpServerOptions http_options;
+  http_options.host = listen->first;
+  http_options.port = listen->second;
+  http_options.threads = flags.threads;
+  http_options.body_bytes_max = flags.body_bytes_max;
+  http_options.header_bytes_max = flags.header_bytes_max;
+  http_options.read_timeout_ms = flags.read_timeout_ms;
+  http_options.idle_timeout_ms = flags.idle_timeout_ms;
+  http_options.connections_max = flags.connections_max;
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  server::HttpServer http(http_options,
+                          [&api](server::HttpRequest& request) { return api.Handle(request); });
+  Status started = http.Start();
+  if (!started.ok()) return ReportError(started);
+  std::cerr << "noema: serving on http://" << listen->first << ":" << http.port() << " (store "
+            << flags.store_uri << ")\n";
+
+  // Background sweeps of inactive sessions and stuck generations.
+  std::mutex sweep_mutex;
+  std::condition_variable sweep_wake;
+  bool stopping = false;
+  std::thread sweeper([&] {
+    std::unique_lock<std::mutex> lock(sweep_mutex);
+    while (!sweep_wake.wait_for(lock, std::chrono::seconds(flags.sweep_interval_seconds),
+                                [&] { return stopping; })) {
+      lock.unlock();
+      auto sessions = api.services().sessions.SweepInactive();
+      auto generations = api.services().generations.SweepStuck();
+      if (sessions.ok() && generations.ok()) {
+        metrics.Increment("noema_sweep_sessions_ended_total", "", static_cast<double>(*sessions));
+        metrics.Increment("noema_sweep_generations_timed_out_total", "",
+                          static_cast<double>(*generations));
+      } else {
+        std::cerr << "noema: sweep failed: "
+                  << (sessions.ok() ? generations.status() : sessions.status()).ToString() << "\n";
+      }
+      lock.lock();
+    }
+  });
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::cerr << "noema: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": finishing requests in flight\n";
+  http.Stop();
+  http.Wait();
+  {
+    std::lock_guard<std::mutex> lock(sweep_mutex);
+    stopping = true;
+  }
+  sweep_wake.notify_all();
+  sweeper.join();
+  (*store)->Close();
+  std::cerr << "noema: stopped\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+Command RegisterServe(CLI::App& root) {
+  auto* app = root.add_subcommand("serve", "Serve the HTTP/JSON API (until SIGTERM or SIGINT)");
+  auto flags = std::make_shared<ServeFlags>();
+  AddStoreOption(*app, &flags->store_uri);
+  flags->listen = EnvOr("NOEMA_LISTEN", flags->listen);
+  flags->service_tokens = EnvOr("NOEMA_SERVICE_TOKENS", "");
+  flags->admin_token = EnvOr("NOEMA_ADMIN_TOKEN", "");
+  app->add_option("--listen", flags->listen, "HOST:PORT to listen on (env NOEMA_LISTEN)")
+      ->capture_default_str();
+  app->add_option("--threads", flags->threads, "Server threads")->capture_default_str();
+  app->add_option("--service-tokens", flags->service_tokens,
+                  "name=token,... for the platforms (env NOEMA_SERVICE_TOKENS)");
+  app->add_option("--admin-token", flags->admin_token,
+                  "The operators' token (env NOEMA_ADMIN_TOKEN); generated when absent");
+  app->add_option("--body-bytes-max", flags->body_bytes_max, "Largest request body")
+      ->capture_default_str();
+  app->add_option("--header-bytes-max", flags->header_bytes_max, "Largest request header block")
+      ->capture_default_str();
+  app->add_option("--read-timeout-ms", flags->read_timeout_ms, "Time to receive one request")
+      ->capture_default_str();
+  app->add_option("--idle-timeout-ms", flags->idle_timeout_ms, "Keep-alive idle time")
+      ->capture_default_str();
+  app->add_option("--connections-max", flags->connections_max, "Open connections at once")
+      ->capture_default_str();
+  app->add_option("--rate-limit-per-second", flags->rate_limit_per_second,
+                  "Sustained requests per second per credential")
+      ->capture_default_str();
+  app->add_option("--rate-limit-burst", flags->rate_limit_burst, "Burst per credential")
+      ->capture_default_str();
+  app->add_option("--unknown-events", flags->unknown_events,
+                  "accept or reject events whose type is not in the catalog")
+      ->capture_default_str();
+  app->add_option("--session-timeout-minutes", flags->session_timeout_minutes,
+                  "Inactivity after which a session ends")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 24 * 60));
+  app->add_option("--generation-deadline-minutes", flags->generation_deadline_minutes,
+                  "Age after which a pending generation times out")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 7 * 24 * 60));
+  app->add_option("--sweep-interval-seconds", flags->sweep_interval_seconds,
+                  "How often the sweeps run")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  app->add_flag("--quiet", flags->quiet, "No access log");
+  return {app, [flags]() { return RunServe(*flags); }};
+}
+
+}  // namespace noema::cli

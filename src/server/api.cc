@@ -1,0 +1,193 @@
+#include "server/api.h"
+
+#include <chrono>
+
+#include "server/errors.h"
+#include "server/json_render.h"
+
+namespace noema::server {
+
+HttpResponse JsonReply(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse PageReply(const std::vector<std::string>& rendered_items,
+                       const std::string& next_cursor) {
+  std::string body = "{\"items\":[";
+  for (size_t i = 0; i < rendered_items.size(); ++i) {
+    if (i > 0) body += ',';
+    body += rendered_items[i];
+  }
+  body += "],\"nextCursor\":";
+  if (next_cursor.empty()) {
+    body += "null";
+  } else {
+    AppendJsonString(&body, next_cursor);
+  }
+  body += '}';
+  return JsonReply(200, std::move(body));
+}
+
+Result<ObjectId> Call::IdParam(const std::string& param) const {
+  auto it = params.find(param);
+  if (it == params.end()) return Status::NotFound("missing path parameter " + param);
+  auto id = ObjectId::Parse(it->second, param);
+  if (!id.ok()) return Status::NotFound("no such " + param + " '" + it->second + "'");
+  return id;
+}
+
+Result<ObjectId> Call::User(const std::string& param) const {
+  NOEMA_ASSIGN_OR_RETURN(ObjectId id, IdParam(param));
+  NOEMA_RETURN_IF_ERROR(principal.CanActFor(id));
+  return id;
+}
+
+Origin Call::MakeOrigin(std::optional<std::string> platform) const {
+  Origin origin;
+  if (platform) {
+    origin.platform = *platform;
+  } else if (auto p = request.QueryParam("platform")) {
+    origin.platform = *p;
+  } else {
+    origin.platform = "api";
+  }
+  return origin;
+}
+
+Result<size_t> Call::Limit() const {
+  auto text = request.QueryParam("limit");
+  if (!text) return kPageSizeDefault;
+  size_t value = 0;
+  if (text->empty() || text->size() > 4) {
+    return Status::InvalidArgument("limit is 1.." + std::to_string(kPageSizeMax), "limit");
+  }
+  for (char c : *text) {
+    if (c < '0' || c > '9') {
+      return Status::InvalidArgument("limit is 1.." + std::to_string(kPageSizeMax), "limit");
+    }
+    value = value * 10 + static_cast<size_t>(c - '0');
+  }
+  if (value < 1 || value > kPageSizeMax) {
+    return Status::InvalidArgument("limit is 1.." + std::to_string(kPageSizeMax), "limit");
+  }
+  return value;
+}
+
+std::string Call::Cursor() const { return request.QueryParam("cursor").value_or(""); }
+
+Api::Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metrics* metrics,
+         AccessLog* log)
+    : ctx_(ctx),
+      services_(ctx),
+      tokens_(std::move(tokens)),
+      options_(options),
+      limiter_(options.rate_limit, ctx.clock),
+      metrics_(metrics),
+      log_(log) {
+  metrics_->Describe("noema_http_requests_total", "counter", "HTTP requests by route and status");
+  metrics_->Describe("noema_http_request_duration_seconds", "histogram",
+                     "HTTP request latency by route");
+}
+
+void Api::Add(Method method, const std::string& pattern, Access access, std::string scope,
+              RouteFn fn) {
+  router_.Add(method, pattern, RouteSpec{access, std::move(scope), std::move(fn)});
+}
+
+Result<Principal> Api::Authenticate(const HttpRequest& request) {
+  if (request.authorization.empty()) {
+    return Status::Unauthenticated("missing Authorization: Bearer <token>");
+  }
+  auto token = BearerToken(request.authorization);
+  if (!token) return Status::Unauthenticated("expected Authorization: Bearer <token>");
+  if (auto principal = tokens_.Match(*token)) return *principal;
+  auto key = services_.api_keys.Authenticate(*token);
+  if (!key.ok()) {
+    if (key.status().code() == StatusCode::kUnavailable) return key.status();
+    if (key.status().code() == StatusCode::kPermissionDenied) return key.status();
+    return Status::Unauthenticated("unknown or inactive credential");
+  }
+  Principal principal;
+  principal.kind = PrincipalKind::kApiKey;
+  principal.name = "key:" + key->key_prefix;
+  principal.user = key->master_account_id;
+  principal.scopes = key->scopes;
+  return principal;
+}
+
+HttpResponse Api::Handle(HttpRequest& request) {
+  const auto started = std::chrono::steady_clock::now();
+  std::string route_label = "unmatched";
+  std::string credential = "-";
+  HttpResponse response = [&]() -> HttpResponse {
+    auto match = router_.Find(request.method, request.path);
+    if (match.route == nullptr) {
+      if (match.path_known) {
+        return ErrorResponse(405, "method_not_allowed",
+                             std::string(MethodName(request.method)) + " is not allowed here");
+      }
+      return ErrorResponse(404, "not_found", "no such route");
+    }
+    route_label = match.route->pattern;
+    const RouteSpec& spec = match.route->handler;
+    Principal principal;
+    if (spec.access != Access::kPublic) {
+      auto authenticated = Authenticate(request);
+      if (!authenticated.ok()) return ErrorResponse(authenticated.status());
+      principal = std::move(authenticated).value();
+      credential = principal.name;
+      if (options_.rate_limit_enabled) {
+        if (int64_t wait_s = limiter_.Acquire(principal.name); wait_s > 0) {
+          HttpResponse limited = ErrorResponse(429, "rate_limited", "too many requests");
+          limited.headers.emplace_back("Retry-After", std::to_string(wait_s));
+          return limited;
+        }
+      }
+      if (spec.access == Access::kAdmin && !principal.IsAdmin()) {
+        return ErrorResponse(Status::PermissionDenied("this route needs the admin token"));
+      }
+      if (spec.access == Access::kTrusted && principal.kind == PrincipalKind::kApiKey) {
+        return ErrorResponse(
+            Status::PermissionDenied("this route needs a service or admin token"));
+      }
+      if (!spec.scope.empty()) {
+        Status scope = principal.RequireScope(spec.scope);
+        if (!scope.ok()) return ErrorResponse(scope);
+      }
+    }
+    Call call{request, match.params, principal, services_, ctx_};
+    auto result = spec.fn(call);
+    if (!result.ok()) return ErrorResponse(result.status());
+    return std::move(result).value();
+  }();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::string route_labels = "route=" + LabelValue(route_label);
+  metrics_->Increment("noema_http_requests_total",
+                      route_labels + ",method=" + LabelValue(std::string(MethodName(request.method))) +
+                          ",status=\"" + std::to_string(response.status) + "\"");
+  metrics_->Observe("noema_http_request_duration_seconds", route_labels, seconds);
+  if (log_ != nullptr) {
+    log_->Write(AccessRecord{MethodName(request.method), route_label, response.status,
+                             seconds * 1000.0, credential, request.remote_address});
+  }
+  return response;
+}
+
+void AddAllRoutes(Api& api) {
+  AddHealthRoutes(api);
+  AddUserRoutes(api);
+  AddWalletRoutes(api);
+  AddApiKeyRoutes(api);
+  AddEconomyRoutes(api);
+  AddPreferenceRoutes(api);
+  AddSessionRoutes(api);
+  AddEventRoutes(api);
+  AddGenerationRoutes(api);
+  AddAwardRoutes(api);
+}
+
+}  // namespace noema::server

@@ -1,0 +1,153 @@
+// The HTTP/JSON API: a pure request → response function over the services.
+//
+// Api::Handle does, for every request, in this order: route lookup (404/405), the
+// credential (service token, admin token or API key; 401), the rate limit per credential
+// (429 + Retry-After), the route's access rule (admin-only → 403; API-key scope → 403),
+// the handler, the error table (server/errors.h), metrics and the access log. Route
+// handlers live in routes_*.cc, one file per resource, and only translate between HTTP
+// and the services: no business rule is decided here.
+//
+// Thread-safety: Handle is safe from many threads once every route has been added.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "noema/service/accounts.h"
+#include "noema/service/api_keys.h"
+#include "noema/service/awards.h"
+#include "noema/service/context.h"
+#include "noema/service/economy.h"
+#include "noema/service/events.h"
+#include "noema/service/generations.h"
+#include "noema/service/preferences.h"
+#include "noema/service/sessions.h"
+#include "noema/service/wallets.h"
+#include "server/access_log.h"
+#include "server/auth.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/rate_limiter.h"
+#include "server/router.h"
+
+namespace noema::server {
+
+// Every service, over one shared context.
+struct ServiceSet {
+  explicit ServiceSet(const ServiceContext& ctx)
+      : accounts(ctx),
+        wallets(ctx),
+        api_keys(ctx),
+        economy(ctx),
+        preferences(ctx),
+        sessions(ctx),
+        events(ctx),
+        generations(ctx),
+        awards(ctx) {}
+  AccountService accounts;
+  WalletService wallets;
+  ApiKeyService api_keys;
+  EconomyService economy;
+  PreferencesService preferences;
+  SessionService sessions;
+  EventService events;
+  GenerationService generations;
+  AwardService awards;
+};
+
+// Who may call a route.
+enum class Access {
+  kPublic,         // no credential (health, metrics, the OpenAPI document)
+  kAuthenticated,  // a service token, the admin token, or an API key with `scope`
+  kAdmin,          // the admin token only
+  kTrusted,        // a service token or the admin token; never an API key
+};
+
+// One request being handled, as a route handler sees it.
+struct Call {
+  HttpRequest& request;
+  const PathParams& params;
+  const Principal& principal;
+  ServiceSet& services;
+  const ServiceContext& ctx;
+
+  // The {id} path parameter as a user the caller may act for (NotFound otherwise).
+  Result<ObjectId> User(const std::string& param = "id") const;
+  // A path parameter as an ObjectId (NotFound when it is not one: an id that cannot
+  // exist is simply not found).
+  Result<ObjectId> IdParam(const std::string& param) const;
+  // The origin recorded on events the call causes: the `platform` query parameter, or
+  // "api" for API keys and the credential's name's platform otherwise.
+  Origin MakeOrigin(std::optional<std::string> platform = std::nullopt) const;
+  // ?limit= (default kPageSizeDefault, 1..kPageSizeMax) and ?cursor=.
+  Result<size_t> Limit() const;
+  std::string Cursor() const;
+};
+
+using RouteFn = std::function<Result<HttpResponse>(Call&)>;
+
+struct RouteSpec {
+  Access access = Access::kAuthenticated;
+  std::string scope;  // required of API keys; empty: any key of the user
+  RouteFn fn;
+};
+
+struct ApiOptions {
+  RateLimitOptions rate_limit;
+  bool rate_limit_enabled = true;
+};
+
+class Api {
+ public:
+  // REQUIRES: ctx, metrics and log outlive the Api.
+  Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metrics* metrics,
+      AccessLog* log);
+
+  HttpResponse Handle(HttpRequest& request);
+
+  void Add(Method method, const std::string& pattern, Access access, std::string scope,
+           RouteFn fn);
+
+  const Router<RouteSpec>& router() const { return router_; }
+  ServiceSet& services() { return services_; }
+  Metrics& metrics() { return *metrics_; }
+
+ private:
+  Result<Principal> Authenticate(const HttpRequest& request);
+
+  const ServiceContext& ctx_;
+  ServiceSet services_;
+  TokenTable tokens_;
+  ApiOptions options_;
+  RateLimiter limiter_;
+  Metrics* metrics_;
+  AccessLog* log_;
+  Router<RouteSpec> router_;
+};
+
+// A JSON reply.
+HttpResponse JsonReply(int status, std::string body);
+
+// A page of a list (API.md "Lists"): {"items":[...],"nextCursor":"..."|null}, from the
+// items already rendered as JSON.
+HttpResponse PageReply(const std::vector<std::string>& rendered_items,
+                       const std::string& next_cursor);
+
+// Route registration, one function per resource (routes_<resource>.cc).
+void AddHealthRoutes(Api& api);
+void AddUserRoutes(Api& api);
+void AddWalletRoutes(Api& api);
+void AddApiKeyRoutes(Api& api);
+void AddEconomyRoutes(Api& api);
+void AddPreferenceRoutes(Api& api);
+void AddSessionRoutes(Api& api);
+void AddEventRoutes(Api& api);
+void AddGenerationRoutes(Api& api);
+void AddAwardRoutes(Api& api);
+
+// Every route of API.md.
+void AddAllRoutes(Api& api);
+
+}  // namespace noema::server

@@ -1,0 +1,269 @@
+// Routes of sessions, events and preferences (API.md "Resources").
+#include "server/api.h"
+#include "server/errors.h"
+#include "server/json_render.h"
+#include "server/request_body.h"
+
+namespace noema::server {
+namespace {
+
+Document SessionDocument(const Session& s) {
+  DocumentBuilder b;
+  b.Append("sessionId", s.session_id)
+      .Append("masterAccountId", s.master_account_id)
+      .Append("platform", s.platform)
+      .Append("startTime", s.start_time)
+      .Append("isActive", s.is_active)
+      .Append("lastUserActivityTimestamp", s.last_user_activity)
+      .Append("errorCount", s.error_count);
+  if (s.end_time) {
+    b.Append("endTime", *s.end_time);
+  } else {
+    b.AppendNull("endTime");
+  }
+  if (s.end_reason) {
+    b.Append("endReason", *s.end_reason);
+  } else {
+    b.AppendNull("endReason");
+  }
+  if (s.user_agent) b.Append("userAgent", *s.user_agent);
+  if (s.metadata) b.AppendDocument("metadata", s.metadata->view());
+  return std::move(b).Build();
+}
+
+HttpResponse SessionReply(int status, const Session& s) {
+  return JsonReply(status, RenderJson(SessionDocument(s)));
+}
+
+// A session the caller may act for (an API key only for its own user's sessions).
+Result<Session> OwnedSession(Call& call) {
+  NOEMA_ASSIGN_OR_RETURN(ObjectId id, call.IdParam("id"));
+  NOEMA_ASSIGN_OR_RETURN(Session session, call.services.sessions.Get(id));
+  NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(session.master_account_id));
+  return session;
+}
+
+std::string ItemResultJson(const EventItemResult& item, size_t index) {
+  std::string out = "{\"index\":" + std::to_string(index);
+  if (item.status.ok()) {
+    out += ",\"status\":201,\"eventId\":";
+    AppendJsonString(&out, item.event_id->ToHex());
+  } else {
+    HttpResponse error = ErrorResponse(item.status);
+    out += ",\"status\":" + std::to_string(error.status) + ",";
+    // Splice the error object ({"error":{...}}) without its outer braces.
+    out += error.body.substr(1, error.body.size() - 2);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+void AddSessionRoutes(Api& api) {
+  api.Add(Method::kPost, "/v1/sessions", Access::kAuthenticated, "sessions:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            BodyReader reader(body.view());
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, reader.Id("masterAccountId"));
+            NOEMA_ASSIGN_OR_RETURN(std::string platform, reader.String("platform", 32));
+            NOEMA_ASSIGN_OR_RETURN(auto user_agent, reader.OptionalString("userAgent", 1024));
+            NOEMA_ASSIGN_OR_RETURN(auto metadata, reader.OptionalObject("metadata"));
+            NOEMA_RETURN_IF_ERROR(reader.Finish());
+            NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(user).WithFieldPrefix("masterAccountId"));
+            std::optional<std::string_view> agent;
+            if (user_agent) agent = *user_agent;
+            std::optional<DocumentView> meta;
+            if (metadata) meta = metadata->view();
+            NOEMA_ASSIGN_OR_RETURN(auto started,
+                                   call.services.sessions.Start(user, platform, agent, meta));
+            return SessionReply(started.is_new ? 201 : 200, started.session);
+          });
+
+  api.Add(Method::kGet, "/v1/sessions/{id}", Access::kAuthenticated, "account:read",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Session session, OwnedSession(call));
+            return SessionReply(200, session);
+          });
+
+  api.Add(Method::kPost, "/v1/sessions/{id}/activity", Access::kAuthenticated, "sessions:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Session session, OwnedSession(call));
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request, true));
+            BodyReader reader(body.view());
+            NOEMA_ASSIGN_OR_RETURN(auto at, reader.OptionalTime("timestamp"));
+            NOEMA_RETURN_IF_ERROR(reader.Finish());
+            NOEMA_ASSIGN_OR_RETURN(Session updated,
+                                   call.services.sessions.RecordActivity(session.session_id, at));
+            return SessionReply(200, updated);
+          });
+
+  api.Add(Method::kPost, "/v1/sessions/{id}/errors", Access::kAuthenticated, "sessions:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Session session, OwnedSession(call));
+            NOEMA_ASSIGN_OR_RETURN(Session updated,
+                                   call.services.sessions.RecordError(session.session_id));
+            return SessionReply(200, updated);
+          });
+
+  api.Add(Method::kPost, "/v1/sessions/{id}/end", Access::kAuthenticated, "sessions:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Session session, OwnedSession(call));
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            BodyReader reader(body.view());
+            NOEMA_ASSIGN_OR_RETURN(std::string reason, reader.String("reason", 64));
+            NOEMA_RETURN_IF_ERROR(reader.Finish());
+            NOEMA_ASSIGN_OR_RETURN(Session ended,
+                                   call.services.sessions.End(session.session_id, reason));
+            return SessionReply(200, ended);
+          });
+
+  api.Add(Method::kGet, "/v1/users/{id}/sessions", Access::kAuthenticated, "account:read",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            SessionListOptions options;
+            options.platform = call.request.QueryParam("platform");
+            if (auto active = call.request.QueryParam("isActive")) {
+              if (*active != "true" && *active != "false") {
+                return Status::InvalidArgument("expected true or false", "isActive");
+              }
+              options.active = *active == "true";
+            }
+            NOEMA_ASSIGN_OR_RETURN(options.limit, call.Limit());
+            options.cursor = call.Cursor();
+            NOEMA_ASSIGN_OR_RETURN(auto page, call.services.sessions.ListForUser(user, options));
+            std::vector<std::string> items;
+            for (const Session& s : page.items) items.push_back(RenderJson(SessionDocument(s)));
+            return PageReply(items, page.next_cursor);
+          });
+}
+
+void AddEventRoutes(Api& api) {
+  api.Add(Method::kPost, "/v1/events", Access::kAuthenticated, "events:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            if (body.view().Has("events")) {
+              if (body.view().CountKeys() != 1) {
+                return Status::InvalidArgument("a batch body has only the field events", "body");
+              }
+              NOEMA_ASSIGN_OR_RETURN(DocumentView events, body.view().GetArray("events"));
+              // An API key may only write its own user's events: check every item first.
+              if (call.principal.user) {
+                bson_iter_t iter;
+                bson_iter_init(&iter, events.get());
+                while (bson_iter_next(&iter)) {
+                  std::string field = std::string("events.") + bson_iter_key(&iter);
+                  if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) continue;  // reported per item
+                  uint32_t len = 0;
+                  const uint8_t* data = nullptr;
+                  bson_iter_document(&iter, &len, &data);
+                  BodyReader item(DocumentView(data, len), field);
+                  auto user = item.OptionalId("masterAccountId");
+                  if (user.ok() && *user) {
+                    NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(**user).WithFieldPrefix(
+                        field + ".masterAccountId"));
+                  }
+                }
+              }
+              NOEMA_ASSIGN_OR_RETURN(auto results,
+                                     call.services.events.LogBatchDocuments(events));
+              std::string out = "{\"items\":[";
+              size_t accepted = 0;
+              for (size_t i = 0; i < results.size(); ++i) {
+                if (i > 0) out += ',';
+                out += ItemResultJson(results[i], i);
+                if (results[i].status.ok()) ++accepted;
+              }
+              out += "],\"accepted\":" + std::to_string(accepted) +
+                     ",\"rejected\":" + std::to_string(results.size() - accepted) + "}";
+              return JsonReply(accepted == results.size() ? 201 : 200, std::move(out));
+            }
+            NOEMA_ASSIGN_OR_RETURN(EventInput input, EventInput::FromDocument(body.view()));
+            NOEMA_RETURN_IF_ERROR(
+                call.principal.CanActFor(input.master_account_id).WithFieldPrefix("masterAccountId"));
+            NOEMA_ASSIGN_OR_RETURN(ObjectId id, call.services.events.Log(std::move(input)));
+            std::string out = "{\"eventId\":";
+            AppendJsonString(&out, id.ToHex());
+            out += '}';
+            return JsonReply(201, std::move(out));
+          });
+
+  api.Add(Method::kGet, "/v1/events", Access::kAuthenticated, "events:read",
+          [](Call& call) -> Result<HttpResponse> {
+            EventQuery query;
+            auto id_param = [&](const char* name) -> Result<std::optional<ObjectId>> {
+              auto text = call.request.QueryParam(name);
+              if (!text) return std::optional<ObjectId>();
+              NOEMA_ASSIGN_OR_RETURN(ObjectId id, ObjectId::Parse(*text, name));
+              return std::optional<ObjectId>(id);
+            };
+            NOEMA_ASSIGN_OR_RETURN(query.master_account_id, id_param("masterAccountId"));
+            NOEMA_ASSIGN_OR_RETURN(query.session_id, id_param("sessionId"));
+            query.event_type = call.request.QueryParam("eventType");
+            if (auto from = call.request.QueryParam("from")) {
+              NOEMA_ASSIGN_OR_RETURN(query.from, Timestamp::ParseIso8601(*from, "from"));
+            }
+            if (auto to = call.request.QueryParam("to")) {
+              NOEMA_ASSIGN_OR_RETURN(query.to, Timestamp::ParseIso8601(*to, "to"));
+            }
+            if (auto order = call.request.QueryParam("order")) {
+              if (*order != "asc" && *order != "desc") {
+                return Status::InvalidArgument("expected asc or desc", "order");
+              }
+              query.newest_first = *order == "desc";
+            }
+            if (call.principal.user) {
+              // An API key reads only its own user's events.
+              if (!query.master_account_id) query.master_account_id = call.principal.user;
+              NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(*query.master_account_id));
+            }
+            NOEMA_ASSIGN_OR_RETURN(query.limit, call.Limit());
+            query.cursor = call.Cursor();
+            NOEMA_ASSIGN_OR_RETURN(auto page, call.services.events.Query(query));
+            std::vector<std::string> items;
+            for (const Document& doc : page.items) items.push_back(RenderJson(doc.view(), "eventId"));
+            return PageReply(items, page.next_cursor);
+          });
+}
+
+void AddPreferenceRoutes(Api& api) {
+  api.Add(Method::kGet, "/v1/users/{id}/preferences", Access::kAuthenticated, "account:read",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document all, call.services.preferences.GetAll(user));
+            return JsonReply(200, RenderJson(all.view()));
+          });
+  api.Add(Method::kGet, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
+          "account:read", [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document scope, call.services.preferences.GetScope(
+                                                       user, call.params.at("scope")));
+            return JsonReply(200, RenderJson(scope.view()));
+          });
+  api.Add(Method::kPut, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
+          "preferences:write", [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            NOEMA_ASSIGN_OR_RETURN(Document stored, call.services.preferences.PutScope(
+                                                        user, call.params.at("scope"), body.view()));
+            return JsonReply(200, RenderJson(stored.view()));
+          });
+  api.Add(Method::kPatch, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
+          "preferences:write", [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            NOEMA_ASSIGN_OR_RETURN(Document stored,
+                                   call.services.preferences.PatchScope(
+                                       user, call.params.at("scope"), body.view()));
+            return JsonReply(200, RenderJson(stored.view()));
+          });
+  api.Add(Method::kDelete, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
+          "preferences:write", [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_RETURN_IF_ERROR(
+                call.services.preferences.DeleteScope(user, call.params.at("scope")));
+            return JsonReply(200, "{\"deleted\":true}");
+          });
+}
+
+}  // namespace noema::server

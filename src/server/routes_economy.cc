@@ -1,0 +1,123 @@
+// Routes of the economy: balance, credits, debits, exp and the ledger (API.md).
+// Money moves only through EconomyService; Idempotency-Key is passed to it, so a retry
+// returns the first reply and moves nothing, and the same key with another body is 409.
+#include "server/api.h"
+#include "server/json_render.h"
+#include "server/request_body.h"
+
+namespace noema::server {
+namespace {
+
+Document BalanceDocument(const Balance& balance) {
+  return std::move(DocumentBuilder()
+                       .Append("masterAccountId", balance.master_account_id)
+                       .Append("usdCredit", balance.usd_credit)
+                       .Append("usdHeld", balance.usd_held)
+                       .Append("availableUsd", balance.available)
+                       .Append("exp", balance.exp)
+                       .Append("updatedAt", balance.updated_at))
+      .Build();
+}
+
+Result<MoneyMovement> ReadMovement(Call& call) {
+  NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+  BodyReader reader(body.view());
+  MoneyMovement movement;
+  NOEMA_ASSIGN_OR_RETURN(movement.amount_usd, reader.MoneyAmount("amountUsd"));
+  NOEMA_ASSIGN_OR_RETURN(movement.type, reader.String("type", 64));
+  NOEMA_ASSIGN_OR_RETURN(movement.description,
+                         reader.String("description", kTransactionDescriptionCharsMax));
+  NOEMA_ASSIGN_OR_RETURN(auto related, reader.OptionalObject("relatedItems"));
+  if (related) {
+    BodyReader items(related->view(), "relatedItems");
+    NOEMA_ASSIGN_OR_RETURN(movement.related_items.event_id, items.OptionalId("eventId"));
+    NOEMA_ASSIGN_OR_RETURN(movement.related_items.generation_id, items.OptionalId("generationId"));
+    NOEMA_ASSIGN_OR_RETURN(movement.related_items.command_name,
+                           items.OptionalString("commandName", kCommandNameCharsMax));
+    NOEMA_ASSIGN_OR_RETURN(movement.related_items.subscription_id,
+                           items.OptionalString("subscriptionId", kSubscriptionIdCharsMax));
+    NOEMA_RETURN_IF_ERROR(items.Finish());
+  }
+  NOEMA_ASSIGN_OR_RETURN(movement.external_transaction_id,
+                         reader.OptionalString("externalTransactionId",
+                                               kExternalTransactionIdCharsMax));
+  NOEMA_ASSIGN_OR_RETURN(movement.metadata, reader.OptionalObject("metadata"));
+  NOEMA_RETURN_IF_ERROR(reader.Finish());
+  if (!call.request.idempotency_key.empty()) {
+    movement.idempotency_key = call.request.idempotency_key;
+  }
+  return movement;
+}
+
+HttpResponse MovementReply(const MovementResult& result) {
+  // The ledger record as stored, its _id shown as transactionId; a replay is the same
+  // reply as the first time.
+  return JsonReply(201, RenderJson(result.transaction.document.view(), "transactionId"));
+}
+
+}  // namespace
+
+void AddEconomyRoutes(Api& api) {
+  api.Add(Method::kGet, "/v1/users/{id}/economy", Access::kAuthenticated, "economy:read",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Balance balance, call.services.economy.Get(user));
+            return JsonReply(200, RenderJson(BalanceDocument(balance)));
+          });
+
+  // Credits add money: only trusted callers (the platforms' payment handling, admins).
+  api.Add(Method::kPost, "/v1/users/{id}/credits", Access::kTrusted, "",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(MoneyMovement movement, ReadMovement(call));
+            NOEMA_ASSIGN_OR_RETURN(auto result,
+                                   call.services.economy.Credit(user, movement, call.MakeOrigin()));
+            return MovementReply(result);
+          });
+
+  api.Add(Method::kPost, "/v1/users/{id}/debits", Access::kAuthenticated, "economy:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(MoneyMovement movement, ReadMovement(call));
+            NOEMA_ASSIGN_OR_RETURN(auto result,
+                                   call.services.economy.Debit(user, movement, call.MakeOrigin()));
+            return MovementReply(result);
+          });
+
+  api.Add(Method::kPost, "/v1/users/{id}/exp", Access::kTrusted, "",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            BodyReader reader(body.view());
+            NOEMA_ASSIGN_OR_RETURN(int64_t amount, reader.Integer("amount"));
+            NOEMA_ASSIGN_OR_RETURN(auto reason, reader.OptionalString("reason", kExpReasonCharsMax));
+            NOEMA_RETURN_IF_ERROR(reader.Finish());
+            NOEMA_ASSIGN_OR_RETURN(Balance balance, call.services.economy.AddExp(
+                                                        user, amount, reason, call.MakeOrigin()));
+            return JsonReply(200, RenderJson(BalanceDocument(balance)));
+          });
+
+  api.Add(Method::kGet, "/v1/users/{id}/transactions", Access::kAuthenticated, "economy:read",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            TransactionQuery query;
+            query.type = call.request.QueryParam("type");
+            if (auto from = call.request.QueryParam("from")) {
+              NOEMA_ASSIGN_OR_RETURN(query.from, Timestamp::ParseIso8601(*from, "from"));
+            }
+            if (auto to = call.request.QueryParam("to")) {
+              NOEMA_ASSIGN_OR_RETURN(query.to, Timestamp::ParseIso8601(*to, "to"));
+            }
+            NOEMA_ASSIGN_OR_RETURN(query.limit, call.Limit());
+            query.cursor = call.Cursor();
+            NOEMA_ASSIGN_OR_RETURN(auto page,
+                                   call.services.economy.ListTransactions(user, query));
+            std::vector<std::string> items;
+            for (const LedgerEntry& entry : page.items) {
+              items.push_back(RenderJson(entry.document.view(), "transactionId"));
+            }
+            return PageReply(items, page.next_cursor);
+          });
+}
+
+}  // namespace noema::server

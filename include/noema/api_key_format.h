@@ -19,6 +19,8 @@
 // Thread-safety: every function is thread-safe.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -39,8 +41,12 @@ struct GeneratedKey {
   std::string sha256_hex;  // Sha256Hex(plaintext): the stored `keyHash`
 };
 
-// Generates a new key from 32 random bytes.
+// Generates a new key from 32 bytes of libsodium's CSPRNG (randombytes_buf).
 GeneratedKey Generate();
+
+// The key whose body encodes `random` (deterministic; Generate uses it). Exposed so the
+// encoding can be pinned by test vectors.
+std::string KeyFromRandomBytes(const std::array<uint8_t, 32>& random);
 
 // Checks the prefix, length, character set and checksum of a presented key.
 // InvalidArgument (field "apiKey") if any of them is wrong.

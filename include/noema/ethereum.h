@@ -51,7 +51,7 @@ struct SiweRequest {
   Timestamp issued_at;
   std::optional<Timestamp> expiration_time;
   std::optional<Timestamp> not_before;
-  std::string request_id;               // optional; empty = omitted
+  std::string request_id;              // optional; empty = omitted
   std::vector<std::string> resources;  // optional URIs
 };
 

@@ -52,25 +52,29 @@ std::string ChecksumOf(std::string_view body) {
   std::array<uint8_t, crypto_hash_sha256_BYTES> digest;
   crypto_hash_sha256(digest.data(), reinterpret_cast<const unsigned char*>(body.data()),
                      body.size());
-  return EncodeBase62Fixed(std::span<const uint8_t>(digest).first(kChecksumBytes),
-                           kChecksumLength);
+  return EncodeBase62Fixed(std::span<const uint8_t>(digest).first(kChecksumBytes), kChecksumLength);
 }
 
 }  // namespace
+
+std::string KeyFromRandomBytes(const std::array<uint8_t, 32>& random) {
+  const std::string body = EncodeBase62Fixed(random, kBodyLength);
+  std::string key;
+  key.reserve(kKeyLength);
+  key.append(kKeyPrefix);
+  key.append(body);
+  key.push_back(kSeparator);
+  key.append(ChecksumOf(body));
+  return key;
+}
 
 GeneratedKey Generate() {
   EnsureSodiumInitialized();
   std::array<uint8_t, kRandomBytes> random;
   randombytes_buf(random.data(), random.size());
-  const std::string body = EncodeBase62Fixed(random, kBodyLength);
-  sodium_memzero(random.data(), random.size());
-
   GeneratedKey key;
-  key.plaintext.reserve(kKeyLength);
-  key.plaintext.append(kKeyPrefix);
-  key.plaintext.append(body);
-  key.plaintext.push_back(kSeparator);
-  key.plaintext.append(ChecksumOf(body));
+  key.plaintext = KeyFromRandomBytes(random);
+  sodium_memzero(random.data(), random.size());
   key.prefix = key.plaintext.substr(0, kPublicPrefixLength);
   key.sha256_hex = Sha256Hex(key.plaintext);
   return key;

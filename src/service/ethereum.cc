@@ -31,8 +31,7 @@ void EnsureSodiumInitialized() {
 // A verification-only context, created once and kept for the life of the process (a
 // static destructor could race with threads still verifying during shutdown).
 const secp256k1_context* VerifyContext() {
-  static const secp256k1_context* const context =
-      secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+  static const secp256k1_context* const context = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
   return context;
 }
 
@@ -84,8 +83,8 @@ Hash256 Keccak256(std::span<const uint8_t> data) {
 }
 
 Hash256 Keccak256(std::string_view data) {
-  return Keccak256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()),
-                                            data.size()));
+  return Keccak256(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
 }
 
 std::string HexEncode(std::span<const uint8_t> data) {
@@ -204,7 +203,10 @@ std::string BuildSiweMessage(const SiweRequest& request) {
 }
 
 Hash256 PersonalSignHash(std::string_view message) {
-  std::string prefixed = "\x19" "Ethereum Signed Message:\n";
+  // Two literals: "\x19E..." would read as one hex escape.
+  std::string prefixed =
+      "\x19"
+      "Ethereum Signed Message:\n";
   prefixed += std::to_string(message.size());
   prefixed.append(message);
   return Keccak256(prefixed);
@@ -241,8 +243,7 @@ Result<std::string> RecoverPersonalSignAddress(std::string_view message,
   const Hash256 hash = PersonalSignHash(message);
   secp256k1_pubkey public_key;
   if (!secp256k1_ecdsa_recover(context, &public_key, &parsed, hash.data())) {
-    return Status::InvalidArgument("the signature does not recover to a public key",
-                                   "signature");
+    return Status::InvalidArgument("the signature does not recover to a public key", "signature");
   }
   std::array<uint8_t, 65> serialized;
   size_t serialized_size = serialized.size();

@@ -76,8 +76,8 @@ inline std::string SignPersonalForTest(const KeyPair& key, std::string_view mess
   const secp256k1_context* context = SigningContextForTest();
   const Hash256 hash = PersonalSignHash(message);
   secp256k1_ecdsa_recoverable_signature signature;
-  if (!secp256k1_ecdsa_sign_recoverable(context, &signature, hash.data(),
-                                        key.private_key.data(), nullptr, nullptr)) {
+  if (!secp256k1_ecdsa_sign_recoverable(context, &signature, hash.data(), key.private_key.data(),
+                                        nullptr, nullptr)) {
     throw std::invalid_argument("secp256k1_ecdsa_sign_recoverable failed");
   }
   std::array<uint8_t, 65> compact;

@@ -22,7 +22,7 @@ build-asan: setup
 
 # Set up, build, and run noema on the embedded store (no configuration needed).
 run: build
-	@$(BUILD_DIR)/noema run --store $(STORE)
+	@$(BUILD_DIR)/noema serve --store $(STORE)
 
 # Set up, build, and run every test: the release build's whole suite, then the unit,
 # conformance and service suites again under AddressSanitizer + UBSan, then the format check.
@@ -33,7 +33,7 @@ test-release: build
 
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS) -L 'unit|conformance|service' --timeout 900
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS) -L 'unit|conformance|service|mongo' --timeout 900
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -115,6 +115,10 @@ class Transaction {
 };
 
 struct TransactionOptions {
+  // A unit that moves money (a balance and its ledger record). On a MongoDB server
+  // without transactions (a standalone) such units are refused with an error that names
+  // the fix; other units run there without multi-document atomicity.
+  bool ledger = false;
   // Majority write concern on MongoDB; always durable on SQLite. Ledger units set this.
   bool durable_majority = true;
   // How many times a unit is re-run after a transient failure (busy database, MongoDB

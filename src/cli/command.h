@@ -29,6 +29,11 @@ struct Command {
 // Each verb's registration; see the verb's own file.
 Command RegisterInit(CLI::App& root);
 Command RegisterValidate(CLI::App& root);
+Command RegisterSessions(CLI::App& root);
+Command RegisterUsers(CLI::App& root);
+Command RegisterLedger(CLI::App& root);
+Command RegisterGenerations(CLI::App& root);
+Command RegisterServe(CLI::App& root);
 
 // Prints "noema: <message>" on stderr and returns the exit code for the status.
 int ReportError(const Status& status);

@@ -38,6 +38,11 @@ int main(int argc, char** argv) {
   std::vector<Command> commands = {
       RegisterInit(app),
       RegisterValidate(app),
+      RegisterSessions(app),
+      RegisterUsers(app),
+      RegisterLedger(app),
+      RegisterGenerations(app),
+      RegisterServe(app),
   };
 
   try {

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "noema/bson.h"
 #include "noema/object_id.h"
@@ -54,12 +56,20 @@ namespace noema::service_internal {
 Status ValidatePlatformName(std::string_view platform, std::string_view field);
 
 // The checks of WriteEvent that need no store: eventType name, eventData size and catalog
-// validation (normalising `*event_data`), platform name, and the timestamp rule
+// validation (normalising `*event_data`; no key of eventData may start with `$`, nesting at
+// most 32 levels), platform name, and the timestamp rule
 // (DECISIONS.md 16: at most config.event_future_skew_ms in the future; absent means now).
 // Field paths: "eventType", "eventData.<path>", "sourcePlatform", "timestamp".
 Status PrepareEvent(const ServiceContext& ctx, std::string_view event_type,
                     std::string_view platform, std::optional<Timestamp> timestamp,
                     Document* event_data, Timestamp* resolved_timestamp);
+
+// Sessions already resolved in one unit of work, so that a batch looks each one up once.
+// Valid only inside the unit of work (and the run of it) that filled it.
+struct SessionCache {
+  std::map<std::pair<ObjectId, std::string>, ObjectId> active;  // (user, platform) → session
+  std::map<ObjectId, ObjectId> owners;                          // session → its user
+};
 
 struct WrittenEvent {
   ObjectId event_id;
@@ -70,13 +80,12 @@ struct WrittenEvent {
 // (the given one must exist and belong to the user: NotFound on "sessionId"; otherwise
 // ActiveSessionFor) and inserts the event with `_id` == eventId. `*wrote` tells whether
 // anything was written in `tx` before an error (a session started or ended); when it is
-// false after an error, `tx` holds nothing of this call.
-Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& ctx,
-                                         const ObjectId& master_account_id,
-                                         std::string_view platform,
-                                         std::optional<ObjectId> session_id,
-                                         std::string_view event_type, DocumentView event_data,
-                                         Timestamp timestamp, bool* wrote);
+// false after an error, `tx` holds nothing of this call. `cache`, when given, remembers
+// the sessions resolved.
+Result<WrittenEvent> InsertPreparedEvent(
+    Transaction& tx, const ServiceContext& ctx, const ObjectId& master_account_id,
+    std::string_view platform, std::optional<ObjectId> session_id, std::string_view event_type,
+    DocumentView event_data, Timestamp timestamp, bool* wrote, SessionCache* cache = nullptr);
 
 // The userCore document of an active user (status absent or "active"). NotFound on
 // "masterAccountId" when there is no such user, FailedPrecondition when not active.

@@ -1,5 +1,6 @@
 // OpenStore: picks the Store implementation from the URI scheme.
 #include "noema/store.h"
+#include "store/mongo/mongo_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace noema {
@@ -15,8 +16,7 @@ Result<std::unique_ptr<Store>> OpenStore(std::string_view uri, const StoreOption
     return SqliteStore::Open(std::string(path), options);
   }
   if (uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
-    return Status::FailedPrecondition(
-        "the MongoDB store is not built yet; use sqlite:PATH", "store");
+    return MongoStore::Open(uri, options);
   }
   return Status::InvalidArgument(
       "unknown store URI '" + std::string(uri) + "': expected sqlite:PATH or mongodb://...",

@@ -1,0 +1,283 @@
+#include "noema/service/preferences.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "service/event_writer.h"
+
+namespace noema {
+namespace {
+
+using service_internal::CopyFieldsExcept;
+
+constexpr std::string_view kPreferencesField = "preferences";
+// A lazily created document can race with another first write; the loser retries once.
+constexpr int kCreateAttemptsMax = 2;
+
+Status UserNotFound() { return {StatusCode::kNotFound, "no such user", "masterAccountId"}; }
+Status ScopeNotFound() { return {StatusCode::kNotFound, "no such preference scope", "scope"}; }
+
+Status ValidateScopeName(std::string_view scope) {
+  bool ok = !scope.empty() && scope.size() <= kPreferenceScopeCharsMax;
+  for (char c : scope) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == ':' || c == '-');
+  }
+  if (!ok) {
+    return Status::InvalidArgument(
+        "scope must be globalSettings or 1-128 characters of [A-Za-z0-9_:-]", "scope");
+  }
+  return Status::Ok();
+}
+
+std::string JoinPath(std::string_view prefix, std::string_view key) {
+  if (prefix.empty()) return std::string(key);
+  std::string out(prefix);
+  out += '.';
+  out += key;
+  return out;
+}
+
+DocumentView ChildView(const bson_iter_t& iter) {
+  uint32_t length = 0;
+  const uint8_t* data = nullptr;
+  if (BSON_ITER_HOLDS_ARRAY(&iter)) {
+    bson_iter_array(&iter, &length, &data);
+  } else {
+    bson_iter_document(&iter, &length, &data);
+  }
+  return DocumentView(data, length);
+}
+
+// Keys are non-empty, do not start with `$` and hold no `.`; nesting is bounded.
+Status ValidateValue(DocumentView value, bool is_array, const std::string& path, int depth) {
+  if (depth > kPreferencesDepthMax) {
+    return Status::InvalidArgument(
+        "nested deeper than " + std::to_string(kPreferencesDepthMax) + " levels", path);
+  }
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, value.get())) return Status::InvalidArgument("malformed", path);
+  while (bson_iter_next(&iter)) {
+    std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    std::string child_path = JoinPath(path, key);
+    if (!is_array && (key.empty() || key.front() == '$' || key.find('.') != key.npos)) {
+      return Status::InvalidArgument("a key is non-empty, without a leading $ and without .",
+                                     child_path);
+    }
+    if (BSON_ITER_HOLDS_DOCUMENT(&iter) || BSON_ITER_HOLDS_ARRAY(&iter)) {
+      NOEMA_RETURN_IF_ERROR(
+          ValidateValue(ChildView(iter), BSON_ITER_HOLDS_ARRAY(&iter), child_path, depth + 1));
+    }
+  }
+  return Status::Ok();
+}
+
+void MergeObjects(DocumentView target, DocumentView patch, DocumentBuilder* out);
+
+// RFC 7396 MergePatch(target, patch) appended under `key`; `target` may be absent.
+// REQUIRES: patch is not null (the caller deletes for null).
+void MergeValue(const bson_iter_t* target, const bson_iter_t& patch, std::string_view key,
+                DocumentBuilder* out) {
+  if (!BSON_ITER_HOLDS_DOCUMENT(&patch)) {
+    out->AppendIter(key, patch);
+    return;
+  }
+  Document empty;
+  DocumentView target_object =
+      target != nullptr && BSON_ITER_HOLDS_DOCUMENT(target) ? ChildView(*target) : empty.view();
+  out->StartDocument(key);
+  MergeObjects(target_object, ChildView(patch), out);
+  out->End();
+}
+
+void MergeObjects(DocumentView target, DocumentView patch, DocumentBuilder* out) {
+  std::unordered_map<std::string_view, bson_iter_t> patch_fields;
+  bson_iter_t iter;
+  if (bson_iter_init(&iter, patch.get())) {
+    while (bson_iter_next(&iter)) {
+      patch_fields.emplace(std::string_view(bson_iter_key(&iter), bson_iter_key_len(&iter)), iter);
+    }
+  }
+  std::unordered_map<std::string_view, bool> in_target;
+  if (bson_iter_init(&iter, target.get())) {
+    while (bson_iter_next(&iter)) {
+      std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+      in_target[key] = true;
+      auto found = patch_fields.find(key);
+      if (found == patch_fields.end()) {
+        out->AppendIter(key, iter);
+      } else if (!BSON_ITER_HOLDS_NULL(&found->second)) {
+        MergeValue(&iter, found->second, key, out);
+      }
+    }
+  }
+  if (bson_iter_init(&iter, patch.get())) {
+    while (bson_iter_next(&iter)) {
+      std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+      if (in_target.count(key) != 0 || BSON_ITER_HOLDS_NULL(&iter)) continue;
+      in_target[key] = true;  // a repeated patch key applies once
+      MergeValue(nullptr, iter, key, out);
+    }
+  }
+}
+
+// The new value of a scope from its current one (absent when unset); nullopt deletes it.
+using ScopeChange =
+    std::function<Result<std::optional<Document>>(std::optional<DocumentView> current)>;
+
+// Finds a scope in a `preferences` object.
+std::optional<DocumentView> FindScope(DocumentView preferences, std::string_view scope) {
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, preferences.get())) return std::nullopt;
+  while (bson_iter_next(&iter)) {
+    if (std::string_view(bson_iter_key(&iter), bson_iter_key_len(&iter)) == scope &&
+        BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+      return ChildView(iter);
+    }
+  }
+  return std::nullopt;
+}
+
+// Reads the user's preferences object inside `tx`; nullopt when the user has no document.
+Result<std::optional<Document>> LoadPreferencesDocument(Transaction& tx, const ObjectId& user) {
+  Result<Document> doc = tx.Get(Collection::kUserPreferences, user);
+  if (doc.ok()) return std::optional<Document>(std::move(doc).value());
+  if (!doc.status().IsNotFound()) return doc.status();
+  Result<Document> core = tx.Get(Collection::kUserCore, user);
+  if (!core.ok()) return core.status().IsNotFound() ? UserNotFound() : core.status();
+  return std::optional<Document>();
+}
+
+}  // namespace
+
+namespace {
+
+// Applies `change` to one scope in one unit of work; returns the scope's new value (empty
+// when deleted).
+Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
+                             std::string_view scope, const ScopeChange& change) {
+  NOEMA_RETURN_IF_ERROR(ValidateScopeName(scope));
+  Document result;
+  Status status;
+  for (int attempt = 0; attempt < kCreateAttemptsMax; ++attempt) {
+    bool inserted = false;
+    status = ctx.store->RunTransaction([&](Transaction& tx) -> Status {
+      result = Document();
+      inserted = false;
+      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored, LoadPreferencesDocument(tx, user));
+      Timestamp now = ctx.Now();
+      Document empty;
+      DocumentView preferences = empty.view();
+      if (stored.has_value()) {
+        NOEMA_ASSIGN_OR_RETURN(preferences, stored->view().GetDocument(kPreferencesField));
+      }
+      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> value, change(FindScope(preferences, scope)));
+      if (value.has_value()) {
+        NOEMA_RETURN_IF_ERROR(ValidateValue(value->view(), false, "", 1));
+      }
+
+      DocumentBuilder doc;
+      if (stored.has_value()) {
+        CopyFieldsExcept(stored->view(), {kPreferencesField, "updatedAt"}, &doc);
+      } else {
+        doc.Append("_id", user).Append("masterAccountId", user).Append("createdAt", now);
+      }
+      doc.StartDocument(kPreferencesField);
+      bool placed = false;
+      bson_iter_t iter;
+      if (bson_iter_init(&iter, preferences.get())) {
+        while (bson_iter_next(&iter)) {
+          std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+          if (key != scope) {
+            doc.AppendIter(key, iter);
+          } else if (value.has_value() && !placed) {
+            doc.AppendDocument(key, value->view());
+            placed = true;
+          }
+        }
+      }
+      if (value.has_value() && !placed) doc.AppendDocument(scope, value->view());
+      doc.End();
+      doc.Append("updatedAt", now);
+      Document updated = std::move(doc).Build();
+      if (updated.size_bytes() > ctx.config.preferences_bytes_max) {
+        return Status::ResourceExhausted("preferences would be larger than " +
+                                             std::to_string(ctx.config.preferences_bytes_max) +
+                                             " bytes",
+                                         std::string(kPreferencesField));
+      }
+      if (stored.has_value()) {
+        NOEMA_RETURN_IF_ERROR(tx.Replace(Collection::kUserPreferences, user, updated));
+      } else {
+        inserted = true;
+        NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kUserPreferences, updated));
+      }
+      if (value.has_value()) result = std::move(value).value();
+      return Status::Ok();
+    });
+    if (!(inserted && status.IsAlreadyExists())) break;
+  }
+  if (!status.ok()) return status;
+  return result;
+}
+
+}  // namespace
+
+Result<Document> PreferencesService::GetAll(const ObjectId& master_account_id) const {
+  Document result;
+  Status status = ctx_->store->RunReadOnly([&](Transaction& tx) -> Status {
+    NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored,
+                           LoadPreferencesDocument(tx, master_account_id));
+    result = Document();
+    if (stored.has_value()) {
+      NOEMA_ASSIGN_OR_RETURN(DocumentView preferences,
+                             stored->view().GetDocument(kPreferencesField));
+      result = preferences.Copy();
+    }
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+Result<Document> PreferencesService::GetScope(const ObjectId& master_account_id,
+                                              std::string_view scope) const {
+  NOEMA_RETURN_IF_ERROR(ValidateScopeName(scope));
+  NOEMA_ASSIGN_OR_RETURN(Document all, GetAll(master_account_id));
+  std::optional<DocumentView> found = FindScope(all.view(), scope);
+  if (!found.has_value()) return ScopeNotFound();
+  return found->Copy();
+}
+
+Result<Document> PreferencesService::PutScope(const ObjectId& master_account_id,
+                                              std::string_view scope, DocumentView value) {
+  return ModifyScope(*ctx_, master_account_id, scope,
+                     [&](std::optional<DocumentView>) -> Result<std::optional<Document>> {
+                       return std::optional<Document>(value.Copy());
+                     });
+}
+
+Result<Document> PreferencesService::PatchScope(const ObjectId& master_account_id,
+                                                std::string_view scope, DocumentView patch) {
+  return ModifyScope(*ctx_, master_account_id, scope,
+                     [&](std::optional<DocumentView> current) -> Result<std::optional<Document>> {
+                       Document empty;
+                       DocumentBuilder merged;
+                       MergeObjects(current.has_value() ? *current : empty.view(), patch, &merged);
+                       return std::optional<Document>(std::move(merged).Build());
+                     });
+}
+
+Status PreferencesService::DeleteScope(const ObjectId& master_account_id, std::string_view scope) {
+  return ModifyScope(*ctx_, master_account_id, scope,
+                     [](std::optional<DocumentView> current) -> Result<std::optional<Document>> {
+                       if (!current.has_value()) return ScopeNotFound();
+                       return std::optional<Document>();
+                     })
+      .status();
+}
+
+}  // namespace noema

@@ -1,0 +1,84 @@
+// SqliteStore: the Store in one SQLite file (WAL mode), the embedded default.
+//
+// Tables: one per collection, holding `_id` (12-byte BLOB primary key, WITHOUT ROWID),
+// the BSON document, and one extracted column per indexed field; multikey indexes are
+// side tables (key, _id). See sqlite_layout.h for the layout and docs/storage.md for the
+// durability settings (synchronous=FULL: every commit fsyncs the WAL).
+//
+// Writes: one writer connection behind a mutex; a unit of work is BEGIN IMMEDIATE ..
+// COMMIT, rolled back when its function returns an error, and re-run (up to
+// TransactionOptions::retries_max times) when the file is locked by another process for
+// longer than StoreOptions::busy_timeout_ms; then Unavailable. Reads: a pool of
+// StoreOptions::read_connections connections, each unit a BEGIN DEFERRED snapshot.
+//
+// Every written document passes ValidatorFor(collection) first; an error keeps the
+// failing field's path. Unique violations are AlreadyExists naming the index and field.
+//
+// Thread-safety: safe for concurrent use (see store.h). RunTransaction must not be called
+// from inside a unit of work of the same store on the same thread (FailedPrecondition).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "noema/store.h"
+#include "store/sqlite/sqlite_layout.h"
+
+namespace noema {
+
+namespace sqlite {
+class Connection;
+}  // namespace sqlite
+
+class SqliteStore final : public Store {
+ public:
+  static constexpr int kReadConnectionsMax = 64;
+
+  // Opens (creating the file and its directory if needed) the database at `path`. The
+  // tables are created by Init(); until then operations fail with FailedPrecondition.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, const StoreOptions& options);
+
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  std::string_view kind() const override { return "sqlite"; }
+  Result<std::vector<std::string>> Init() override;
+  Status RunTransaction(const TransactionFn& fn, const TransactionOptions& options = {}) override;
+  Status RunReadOnly(const TransactionFn& fn) override;
+  Status InsertMany(Collection collection, const std::vector<Document>& docs,
+                    std::vector<Status>* results) override;
+  Status Ping() override;
+  void Close() override;
+
+ private:
+  SqliteStore(std::string path, const StoreOptions& options,
+              std::vector<sqlite::CollectionLayout> layouts);
+
+  // One attempt of a unit of work on the writer connection. Sets *retry when the attempt
+  // failed in a way that a re-run may fix (the database was busy).
+  Status AttemptWrite(const TransactionFn& fn, bool* retry);
+
+  // A reader connection, waiting up to busy_timeout_ms for one to be free.
+  Result<sqlite::Connection*> AcquireReader();
+  void ReleaseReader(sqlite::Connection* reader);
+
+  const std::string path_;
+  const StoreOptions options_;
+  const std::vector<sqlite::CollectionLayout> layouts_;  // indexed by Collection
+  std::atomic<bool> closed_{false};
+
+  std::mutex writer_mutex_;
+  std::unique_ptr<sqlite::Connection> writer_;  // guarded by writer_mutex_
+
+  std::mutex readers_mutex_;
+  std::condition_variable reader_released_;
+  std::vector<std::unique_ptr<sqlite::Connection>> readers_;  // guarded by readers_mutex_
+  std::vector<sqlite::Connection*> idle_readers_;             // guarded by readers_mutex_
+};
+
+}  // namespace noema

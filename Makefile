@@ -4,6 +4,8 @@ BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 CMAKE_FLAGS ?=
 STORE ?= sqlite:./noema-data/noema.db
+# The suites the sanitizer build runs (ctest labels unit, conformance, service, mongo).
+ASAN_TARGETS ?= noema_unit_tests noema_conformance_tests noema_service_tests noema_mongo_wire_tests
 
 .PHONY: all setup build build-asan run test test-release test-asan format format-check bench clean
 
@@ -18,7 +20,7 @@ build: setup
 
 build-asan: setup
 	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNOEMA_SANITIZE=ON -DNOEMA_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(ASAN_DIR) -j $(JOBS)
+	@cmake --build $(ASAN_DIR) -j $(JOBS) --target $(ASAN_TARGETS)
 
 # Set up, build, and run noema on the embedded store (no configuration needed).
 run: build

@@ -135,16 +135,16 @@ class Value {
  public:
   Value() { value_.value_type = BSON_TYPE_NULL; }
   static Value Null() { return Value(); }
-  Value(bool v);              // NOLINT(google-explicit-constructor)
-  Value(int32_t v);           // NOLINT
-  Value(int64_t v);           // NOLINT
-  Value(double v);            // NOLINT
-  Value(std::string_view v);  // NOLINT
+  Value(bool v);                                        // NOLINT(google-explicit-constructor)
+  Value(int32_t v);                                     // NOLINT
+  Value(int64_t v);                                     // NOLINT
+  Value(double v);                                      // NOLINT
+  Value(std::string_view v);                            // NOLINT
   Value(const char* v) : Value(std::string_view(v)) {}  // NOLINT
   Value(const std::string& v) : Value(std::string_view(v)) {}  // NOLINT
-  Value(const ObjectId& v);   // NOLINT
-  Value(Timestamp v);         // NOLINT
-  Value(Money v);             // NOLINT
+  Value(const ObjectId& v);                                    // NOLINT
+  Value(Timestamp v);                                          // NOLINT
+  Value(Money v);                                              // NOLINT
   // Copies the value an iterator points at.
   static Value FromIter(const bson_iter_t& iter);
 

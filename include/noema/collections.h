@@ -21,8 +21,8 @@ enum class Collection : uint8_t {
 inline constexpr size_t kCollectionCount = 7;
 
 inline constexpr std::array<Collection, kCollectionCount> kAllCollections = {
-    Collection::kUserCore,     Collection::kUserEconomy, Collection::kUserPreferences,
-    Collection::kTransactions, Collection::kUserSessions, Collection::kUserEvents,
+    Collection::kUserCore,          Collection::kUserEconomy,  Collection::kUserPreferences,
+    Collection::kTransactions,      Collection::kUserSessions, Collection::kUserEvents,
     Collection::kGenerationOutputs,
 };
 

@@ -26,9 +26,9 @@ namespace noema {
 inline constexpr size_t kJsonDocumentBytesMax = 48 * 1024 * 1024;
 
 struct ReadItem {
-  size_t line = 0;               // where the item starts (1-based)
-  std::optional<Document> doc;   // set when the item parsed
-  Status error;                  // set when it did not
+  size_t line = 0;              // where the item starts (1-based)
+  std::optional<Document> doc;  // set when the item parsed
+  Status error;                 // set when it did not
 };
 
 class ExtendedJsonReader {

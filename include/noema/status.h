@@ -20,18 +20,18 @@ namespace noema {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the input is malformed or breaks a rule (HTTP 400)
-  kNotFound,           // no such record, or not visible to the caller (HTTP 404)
-  kAlreadyExists,      // a unique index or key would be violated (HTTP 409)
-  kConflict,           // the state forbids it: idempotency key reuse, final states (409)
-  kFailedPrecondition, // the record is in the wrong state for this (HTTP 409/422)
-  kInsufficientFunds,  // available credit does not cover the amount (HTTP 402)
-  kPermissionDenied,   // authenticated, but not allowed (HTTP 403)
-  kUnauthenticated,    // no or bad credential (HTTP 401)
-  kResourceExhausted,  // a limit was hit: size, rate, batch (HTTP 413/429)
-  kUnavailable,        // the store cannot be reached or is busy; retry later (HTTP 503)
-  kDataLoss,           // stored data is corrupt or inconsistent (HTTP 500)
-  kInternal,           // a bug or an unexpected library error (HTTP 500)
+  kInvalidArgument,     // the input is malformed or breaks a rule (HTTP 400)
+  kNotFound,            // no such record, or not visible to the caller (HTTP 404)
+  kAlreadyExists,       // a unique index or key would be violated (HTTP 409)
+  kConflict,            // the state forbids it: idempotency key reuse, final states (409)
+  kFailedPrecondition,  // the record is in the wrong state for this (HTTP 409/422)
+  kInsufficientFunds,   // available credit does not cover the amount (HTTP 402)
+  kPermissionDenied,    // authenticated, but not allowed (HTTP 403)
+  kUnauthenticated,     // no or bad credential (HTTP 401)
+  kResourceExhausted,   // a limit was hit: size, rate, batch (HTTP 413/429)
+  kUnavailable,         // the store cannot be reached or is busy; retry later (HTTP 503)
+  kDataLoss,            // stored data is corrupt or inconsistent (HTTP 500)
+  kInternal,            // a bug or an unexpected library error (HTTP 500)
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -100,7 +100,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "a Result built from a Status must carry an error");
   }
@@ -134,9 +134,9 @@ class [[nodiscard]] Result {
 }  // namespace noema
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define NOEMA_RETURN_IF_ERROR(expr)             \
-  do {                                          \
-    ::noema::Status noema_status_ = (expr);     \
+#define NOEMA_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::noema::Status noema_status_ = (expr);        \
     if (!noema_status_.ok()) return noema_status_; \
   } while (0)
 

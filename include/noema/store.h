@@ -33,10 +33,10 @@ namespace noema {
 
 // Limits that every store applies; each is checked at the edge and documented in
 // docs/limits.md.
-inline constexpr size_t kPageSizeMax = 500;         // documents per Find page
+inline constexpr size_t kPageSizeMax = 500;  // documents per Find page
 inline constexpr size_t kPageSizeDefault = 50;
 inline constexpr size_t kDocumentBytesMax = 16 * 1024 * 1024;  // MongoDB's BSON limit
-inline constexpr size_t kInsertManyBatchMax = 1000;  // documents per InsertMany call
+inline constexpr size_t kInsertManyBatchMax = 1000;            // documents per InsertMany call
 
 // A conjunction of predicates on dotted field paths.
 //   equals: field == value. On an array field (multikey), any element equal matches.
@@ -95,8 +95,7 @@ class Transaction {
   virtual Result<Document> Get(Collection collection, const ObjectId& id) = 0;
 
   // The first document matching the filter in `_id` order, or nullopt.
-  virtual Result<std::optional<Document>> FindOne(Collection collection,
-                                                  const Filter& filter) = 0;
+  virtual Result<std::optional<Document>> FindOne(Collection collection, const Filter& filter) = 0;
 
   virtual Result<Page> Find(Collection collection, const Query& query) = 0;
 

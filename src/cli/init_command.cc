@@ -9,7 +9,8 @@
 namespace noema::cli {
 
 Command RegisterInit(CLI::App& root) {
-  auto* app = root.add_subcommand("init", "Create the store's collections and indexes (idempotent)");
+  auto* app =
+      root.add_subcommand("init", "Create the store's collections and indexes (idempotent)");
   auto store_uri = std::make_shared<std::string>();
   AddStoreOption(*app, store_uri.get());
   return {app, [store_uri]() {

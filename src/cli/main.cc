@@ -10,18 +10,15 @@ int ReportError(const Status& status) {
   std::cerr << "noema: " << status.ToString() << "\n";
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-      return kExitUsage;
-    default:
-      return kExitProblem;
+    case StatusCode::kNotFound: return kExitUsage;
+    default: return kExitProblem;
   }
 }
 
 void AddStoreOption(CLI::App& app, std::string* store_uri) {
   const char* env = std::getenv("NOEMA_STORE");
   *store_uri = env != nullptr && *env != '\0' ? env : "sqlite:./noema-data/noema.db";
-  app.add_option("--store", *store_uri,
-                 "Store URI: sqlite:PATH or mongodb://... (env NOEMA_STORE)")
+  app.add_option("--store", *store_uri, "Store URI: sqlite:PATH or mongodb://... (env NOEMA_STORE)")
       ->capture_default_str();
 }
 
@@ -36,13 +33,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::vector<Command> commands = {
-      RegisterInit(app),
-      RegisterValidate(app),
-      RegisterSessions(app),
-      RegisterUsers(app),
-      RegisterLedger(app),
-      RegisterGenerations(app),
-      RegisterServe(app),
+      RegisterInit(app),   RegisterValidate(app),    RegisterSessions(app), RegisterUsers(app),
+      RegisterLedger(app), RegisterGenerations(app), RegisterServe(app),
   };
 
   try {

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -139,9 +139,8 @@ int RunServe(ServeFlags flags) {
 
   ServiceContext ctx;
   ctx.store = store->get();
-  ctx.config.unknown_event_policy = flags.unknown_events == "reject"
-                                        ? UnknownEventPolicy::kReject
-                                        : UnknownEventPolicy::kAccept;
+  ctx.config.unknown_event_policy =
+      flags.unknown_events == "reject" ? UnknownEventPolicy::kReject : UnknownEventPolicy::kAccept;
   ctx.config.session_inactivity_timeout_ms = flags.session_timeout_minutes * kMillisPerMinute;
   ctx.config.generation_deadline_ms = flags.generation_deadline_minutes * kMillisPerMinute;
 

@@ -141,8 +141,7 @@ Result<Money> DocumentView::GetMoney(std::string_view path) const {
 }
 
 namespace {
-Result<DocumentView> SubDocument(std::string_view path, bool array,
-                                 std::optional<bson_iter_t> it) {
+Result<DocumentView> SubDocument(std::string_view path, bool array, std::optional<bson_iter_t> it) {
   if (!it) return Missing(path);
   bool holds = array ? BSON_ITER_HOLDS_ARRAY(&*it) : BSON_ITER_HOLDS_DOCUMENT(&*it);
   if (!holds) return WrongType(path, array ? "array" : "object", bson_iter_type(&*it));
@@ -443,8 +442,8 @@ Document MakeStringArray(const std::vector<std::string>& values) {
   Document out;
   for (size_t i = 0; i < values.size(); ++i) {
     std::string key = std::to_string(i);
-    bson_append_utf8(out.mutable_get(), key.c_str(), static_cast<int>(key.size()),
-                     values[i].data(), static_cast<int>(values[i].size()));
+    bson_append_utf8(out.mutable_get(), key.c_str(), static_cast<int>(key.size()), values[i].data(),
+                     static_cast<int>(values[i].size()));
   }
   return out;
 }

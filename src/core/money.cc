@@ -98,8 +98,8 @@ Result<Money> Money::Parse(std::string_view text, std::string_view field) {
   }
   int64_t signed_units;
   if (negative) {
-    signed_units = units == limit ? std::numeric_limits<int64_t>::min()
-                                  : -static_cast<int64_t>(units);
+    signed_units =
+        units == limit ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(units);
   } else {
     signed_units = static_cast<int64_t>(units);
   }
@@ -126,8 +126,8 @@ bson_decimal128_t Money::ToDecimal128() const {
 }
 
 std::string Money::ToString() const {
-  uint64_t magnitude = units_ < 0 ? static_cast<uint64_t>(-(units_ + 1)) + 1
-                                  : static_cast<uint64_t>(units_);
+  uint64_t magnitude =
+      units_ < 0 ? static_cast<uint64_t>(-(units_ + 1)) + 1 : static_cast<uint64_t>(units_);
   uint64_t whole = magnitude / kUnitsPerDollar;
   uint64_t frac = magnitude % kUnitsPerDollar;
   std::string frac_text = std::to_string(frac);

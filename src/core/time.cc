@@ -46,8 +46,7 @@ std::string Timestamp::ToIso8601() const {
   gmtime_r(&t, &tm);
   char buf[96];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(rem));
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
   return buf;
 }
 
@@ -60,9 +59,9 @@ Result<Timestamp> Timestamp::ParseIso8601(std::string_view text, std::string_vie
   int year, month, day, hour, minute, second;
   if (!ReadDigits(text, 0, 4, &year) || text.size() < 19 || text[4] != '-' ||
       !ReadDigits(text, 5, 2, &month) || text[7] != '-' || !ReadDigits(text, 8, 2, &day) ||
-      (text[10] != 'T' && text[10] != 't' && text[10] != ' ') ||
-      !ReadDigits(text, 11, 2, &hour) || text[13] != ':' || !ReadDigits(text, 14, 2, &minute) ||
-      text[16] != ':' || !ReadDigits(text, 17, 2, &second)) {
+      (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !ReadDigits(text, 11, 2, &hour) ||
+      text[13] != ':' || !ReadDigits(text, 14, 2, &minute) || text[16] != ':' ||
+      !ReadDigits(text, 17, 2, &second)) {
     return fail("malformed date or time");
   }
   static constexpr int kDaysInMonth[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -105,8 +104,7 @@ Result<Timestamp> Timestamp::ParseIso8601(std::string_view text, std::string_vie
 
 Timestamp SystemClock::Now() const {
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  return Timestamp::FromMillis(
-      std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+  return Timestamp::FromMillis(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
 }
 
 const SystemClock& SystemClock::Instance() {

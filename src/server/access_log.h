@@ -13,7 +13,7 @@ namespace noema::server {
 
 struct AccessRecord {
   std::string_view method;
-  std::string_view route;       // the route pattern, not the raw path (no ids in logs)
+  std::string_view route;  // the route pattern, not the raw path (no ids in logs)
   int status = 0;
   double duration_ms = 0;
   std::string_view credential;  // Principal::name, or "-" when unauthenticated

@@ -38,11 +38,10 @@ Result<TokenTable> TokenTable::ParseServiceTokens(std::string_view spec) {
     }
     std::string_view name = entry.substr(0, eq);
     std::string_view token = entry.substr(eq + 1);
-    bool name_ok = !name.empty() && name.size() <= 64 &&
-                   std::all_of(name.begin(), name.end(), [](char c) {
-                     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-                            c == '.';
-                   });
+    bool name_ok =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+        });
     if (!name_ok) {
       return Status::InvalidArgument("a token name is 1-64 characters of [A-Za-z0-9_.-]", field);
     }

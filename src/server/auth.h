@@ -23,10 +23,10 @@ enum class PrincipalKind { kService, kAdmin, kApiKey };
 
 struct Principal {
   PrincipalKind kind = PrincipalKind::kService;
-  std::string name;  // the credential's name for logs and metrics: "telegram-bot",
-                     // "admin", or "key:<keyPrefix>"; never a secret
-  std::optional<ObjectId> user;      // API keys: the key's user
-  std::vector<std::string> scopes;   // API keys: the key's scopes
+  std::string name;                 // the credential's name for logs and metrics: "telegram-bot",
+                                    // "admin", or "key:<keyPrefix>"; never a secret
+  std::optional<ObjectId> user;     // API keys: the key's user
+  std::vector<std::string> scopes;  // API keys: the key's scopes
 
   bool IsAdmin() const { return kind == PrincipalKind::kAdmin; }
   bool HasScope(std::string_view scope) const;

@@ -35,6 +35,7 @@ struct HttpServer::Impl {
   std::atomic<size_t> connections{0};
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<Session>> sessions;
+  std::unique_ptr<asio::thread_pool> workers;  // null when options.worker_threads == 0
   std::mutex wait_mutex;
   bool joined = false;
 
@@ -76,10 +77,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::milliseconds(
         first_request_ ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms));
     first_request_ = false;
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -89,10 +89,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == http::error::body_limit) {
-      return WriteError(413, "payload_too_large",
-                        "request body exceeds " + std::to_string(server_->options.body_bytes_max) +
-                            " bytes",
-                        "body");
+      return WriteError(
+          413, "payload_too_large",
+          "request body exceeds " + std::to_string(server_->options.body_bytes_max) + " bytes",
+          "body");
     }
     if (ec == http::error::header_limit) {
       return WriteError(431, "headers_too_large", "request headers too large", "headers");
@@ -102,8 +102,8 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     const auto& req = parser_->get();
     HttpRequest request;
-    request.method = ParseMethod(std::string_view(req.method_string().data(),
-                                                  req.method_string().size()));
+    request.method =
+        ParseMethod(std::string_view(req.method_string().data(), req.method_string().size()));
     HttpRequest::ParseTarget(std::string_view(req.target().data(), req.target().size()), &request);
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       request.authorization = std::string(it->value());
@@ -121,6 +121,20 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     bool head = request.method == Method::kHead;
+    if (server_->workers && request.method != Method::kGet && !head) {
+      // A write: run it on a worker and come back to this connection's strand to reply.
+      // The guard keeps the I/O threads running until the reply is written, also while
+      // stopping.
+      asio::post(*server_->workers, [self = shared_from_this(), request = std::move(request),
+                                     guard = asio::make_work_guard(server_->io)]() mutable {
+        HttpResponse response = self->server_->handler(request);
+        asio::post(self->stream_.get_executor(),
+                   [self, response = std::move(response), guard = std::move(guard)]() mutable {
+                     self->Write(std::move(response), false);
+                   });
+      });
+      return;
+    }
     HttpResponse response = server_->handler(request);
     Write(std::move(response), head);
   }
@@ -235,6 +249,10 @@ Status HttpServer::Start() {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
                                std::to_string(impl_->options.port) + ": " + ec.message());
   }
+  if (impl_->options.worker_threads > 0) {
+    impl_->workers =
+        std::make_unique<asio::thread_pool>(static_cast<size_t>(impl_->options.worker_threads));
+  }
   impl_->Accept();
   int threads = impl_->options.threads < 1 ? 1 : impl_->options.threads;
   for (int i = 0; i < threads; ++i) {
@@ -265,6 +283,8 @@ void HttpServer::Wait() {
   for (auto& thread : impl_->threads) {
     if (thread.joinable()) thread.join();
   }
+  // The I/O threads ended, so no request is on a worker any more (each holds a work guard).
+  if (impl_->workers) impl_->workers->join();
   impl_->joined = true;
 }
 

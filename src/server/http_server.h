@@ -5,6 +5,9 @@
 // Shutdown (Stop): the acceptor closes, idle connections are closed, requests in flight
 // finish and get their reply, then the threads end.
 //
+// Threads: `threads` I/O threads read and write connections and run GET/HEAD handlers;
+// other methods' handlers run on `worker_threads` worker threads (see the option).
+//
 // Thread-safety: Start/Stop/Wait are called from one controlling thread; the handler is
 // called from the server's threads concurrently.
 #pragma once
@@ -22,13 +25,18 @@ namespace noema::server {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 8080;                      // 0 picks a free port (see port())
-  int threads = 4;                           // I/O + handler threads
-  size_t body_bytes_max = 1024 * 1024;       // larger bodies get 413
-  size_t header_bytes_max = 16 * 1024;       // larger header blocks get 431
-  int64_t read_timeout_ms = 30'000;          // to receive one whole request
-  int64_t idle_timeout_ms = 60'000;          // keep-alive connection with no request
-  size_t connections_max = 2048;             // further connections are refused (503)
+  uint16_t port = 8080;                 // 0 picks a free port (see port())
+  int threads = 4;                      // I/O + handler threads
+  size_t body_bytes_max = 1024 * 1024;  // larger bodies get 413
+  size_t header_bytes_max = 16 * 1024;  // larger header blocks get 431
+  int64_t read_timeout_ms = 30'000;     // to receive one whole request
+  int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
+  size_t connections_max = 2048;        // further connections are refused (503)
+  // Requests other than GET and HEAD (writes, which wait for a commit) run on a pool of
+  // this many threads instead of the I/O threads, so that slow writes never hold up
+  // reads and concurrent writes can share a commit (group commit). 0: every request runs
+  // on the I/O threads.
+  int worker_threads = 64;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;

@@ -40,12 +40,8 @@ void RenderValue(std::string* out, const bson_iter_t* iter) {
       AppendJsonString(out, std::string_view(s, len));
       return;
     }
-    case BSON_TYPE_INT32:
-      *out += std::to_string(bson_iter_int32(iter));
-      return;
-    case BSON_TYPE_INT64:
-      *out += std::to_string(bson_iter_int64(iter));
-      return;
+    case BSON_TYPE_INT32: *out += std::to_string(bson_iter_int32(iter)); return;
+    case BSON_TYPE_INT64: *out += std::to_string(bson_iter_int64(iter)); return;
     case BSON_TYPE_DOUBLE: {
       double d = bson_iter_double(iter);
       if (!std::isfinite(d)) {
@@ -56,16 +52,10 @@ void RenderValue(std::string* out, const bson_iter_t* iter) {
       out->append(buf, result.ptr);
       return;
     }
-    case BSON_TYPE_BOOL:
-      *out += bson_iter_bool(iter) ? "true" : "false";
-      return;
+    case BSON_TYPE_BOOL: *out += bson_iter_bool(iter) ? "true" : "false"; return;
     case BSON_TYPE_NULL:
-    case BSON_TYPE_UNDEFINED:
-      *out += "null";
-      return;
-    case BSON_TYPE_OID:
-      AppendJsonString(out, ObjectId(*bson_iter_oid(iter)).ToHex());
-      return;
+    case BSON_TYPE_UNDEFINED: *out += "null"; return;
+    case BSON_TYPE_OID: AppendJsonString(out, ObjectId(*bson_iter_oid(iter)).ToHex()); return;
     case BSON_TYPE_DATE_TIME:
       AppendJsonString(out, Timestamp::FromMillis(bson_iter_date_time(iter)).ToIso8601());
       return;
@@ -82,12 +72,8 @@ void RenderValue(std::string* out, const bson_iter_t* iter) {
       }
       return;
     }
-    case BSON_TYPE_DOCUMENT:
-      RenderContainer(out, iter, false, {}, false);
-      return;
-    case BSON_TYPE_ARRAY:
-      RenderContainer(out, iter, true, {}, false);
-      return;
+    case BSON_TYPE_DOCUMENT: RenderContainer(out, iter, false, {}, false); return;
+    case BSON_TYPE_ARRAY: RenderContainer(out, iter, true, {}, false); return;
     default: {
       // Rare types (binary, regex, timestamp...) keep their Extended JSON form.
       bson_t wrapper = BSON_INITIALIZER;

@@ -30,8 +30,7 @@ class BodyReader {
   explicit BodyReader(DocumentView body, std::string prefix = {});
 
   Result<std::string> String(std::string_view name, size_t chars_max = 1024);
-  Result<std::optional<std::string>> OptionalString(std::string_view name,
-                                                    size_t chars_max = 1024);
+  Result<std::optional<std::string>> OptionalString(std::string_view name, size_t chars_max = 1024);
   Result<ObjectId> Id(std::string_view name);
   Result<std::optional<ObjectId>> OptionalId(std::string_view name);
   Result<Money> MoneyAmount(std::string_view name);

@@ -21,14 +21,14 @@ class Router {
  public:
   struct Route {
     Method method;
-    std::string pattern;                 // "/v1/users/{id}"; also the metrics label
-    std::vector<std::string> segments;   // split pattern
+    std::string pattern;                // "/v1/users/{id}"; also the metrics label
+    std::vector<std::string> segments;  // split pattern
     Handler handler;
   };
 
   struct Match {
-    const Route* route = nullptr;    // null: no route for the path (404) or method (405)
-    bool path_known = false;         // true when some route has this path (405)
+    const Route* route = nullptr;  // null: no route for the path (404) or method (405)
+    bool path_known = false;       // true when some route has this path (405)
     PathParams params;
   };
 

@@ -38,9 +38,9 @@ Result<MoneyMovement> ReadMovement(Call& call) {
                            items.OptionalString("subscriptionId", kSubscriptionIdCharsMax));
     NOEMA_RETURN_IF_ERROR(items.Finish());
   }
-  NOEMA_ASSIGN_OR_RETURN(movement.external_transaction_id,
-                         reader.OptionalString("externalTransactionId",
-                                               kExternalTransactionIdCharsMax));
+  NOEMA_ASSIGN_OR_RETURN(
+      movement.external_transaction_id,
+      reader.OptionalString("externalTransactionId", kExternalTransactionIdCharsMax));
   NOEMA_ASSIGN_OR_RETURN(movement.metadata, reader.OptionalObject("metadata"));
   NOEMA_RETURN_IF_ERROR(reader.Finish());
   if (!call.request.idempotency_key.empty()) {
@@ -84,18 +84,19 @@ void AddEconomyRoutes(Api& api) {
             return MovementReply(result);
           });
 
-  api.Add(Method::kPost, "/v1/users/{id}/exp", Access::kTrusted, "",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            BodyReader reader(body.view());
-            NOEMA_ASSIGN_OR_RETURN(int64_t amount, reader.Integer("amount"));
-            NOEMA_ASSIGN_OR_RETURN(auto reason, reader.OptionalString("reason", kExpReasonCharsMax));
-            NOEMA_RETURN_IF_ERROR(reader.Finish());
-            NOEMA_ASSIGN_OR_RETURN(Balance balance, call.services.economy.AddExp(
-                                                        user, amount, reason, call.MakeOrigin()));
-            return JsonReply(200, RenderJson(BalanceDocument(balance)));
-          });
+  api.Add(
+      Method::kPost, "/v1/users/{id}/exp", Access::kTrusted, "",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        BodyReader reader(body.view());
+        NOEMA_ASSIGN_OR_RETURN(int64_t amount, reader.Integer("amount"));
+        NOEMA_ASSIGN_OR_RETURN(auto reason, reader.OptionalString("reason", kExpReasonCharsMax));
+        NOEMA_RETURN_IF_ERROR(reader.Finish());
+        NOEMA_ASSIGN_OR_RETURN(
+            Balance balance, call.services.economy.AddExp(user, amount, reason, call.MakeOrigin()));
+        return JsonReply(200, RenderJson(BalanceDocument(balance)));
+      });
 
   api.Add(Method::kGet, "/v1/users/{id}/transactions", Access::kAuthenticated, "economy:read",
           [](Call& call) -> Result<HttpResponse> {
@@ -110,8 +111,7 @@ void AddEconomyRoutes(Api& api) {
             }
             NOEMA_ASSIGN_OR_RETURN(query.limit, call.Limit());
             query.cursor = call.Cursor();
-            NOEMA_ASSIGN_OR_RETURN(auto page,
-                                   call.services.economy.ListTransactions(user, query));
+            NOEMA_ASSIGN_OR_RETURN(auto page, call.services.economy.ListTransactions(user, query));
             std::vector<std::string> items;
             for (const LedgerEntry& entry : page.items) {
               items.push_back(RenderJson(entry.document.view(), "transactionId"));

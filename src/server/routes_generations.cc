@@ -22,64 +22,66 @@ Result<Generation> OwnedGeneration(Call& call) {
 }  // namespace
 
 void AddGenerationRoutes(Api& api) {
-  api.Add(Method::kPost, "/v1/generations", Access::kAuthenticated, "generations:write",
+  api.Add(
+      Method::kPost, "/v1/generations", Access::kAuthenticated, "generations:write",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        BodyReader reader(body.view());
+        CreateGenerationRequest request;
+        NOEMA_ASSIGN_OR_RETURN(request.master_account_id, reader.Id("masterAccountId"));
+        NOEMA_ASSIGN_OR_RETURN(request.session_id, reader.Id("sessionId"));
+        NOEMA_ASSIGN_OR_RETURN(request.initiating_event_id, reader.Id("initiatingEventId"));
+        NOEMA_ASSIGN_OR_RETURN(request.service_name,
+                               reader.String("serviceName", kServiceNameCharsMax));
+        NOEMA_ASSIGN_OR_RETURN(auto payload, reader.OptionalObject("requestPayload"));
+        if (!payload) {
+          return Status::InvalidArgument("required field is missing", "requestPayload");
+        }
+        request.request_payload = std::move(*payload);
+        NOEMA_ASSIGN_OR_RETURN(request.estimated_cost_usd,
+                               reader.OptionalMoney("estimatedCostUsd"));
+        NOEMA_ASSIGN_OR_RETURN(request.metadata, reader.OptionalObject("metadata"));
+        NOEMA_ASSIGN_OR_RETURN(request.platform_specific_run_id,
+                               reader.OptionalString("platformSpecificRunId", 256));
+        NOEMA_RETURN_IF_ERROR(reader.Finish());
+        NOEMA_RETURN_IF_ERROR(
+            call.principal.CanActFor(request.master_account_id).WithFieldPrefix("masterAccountId"));
+        NOEMA_ASSIGN_OR_RETURN(Generation generation,
+                               call.services.generations.Create(request, call.MakeOrigin()));
+        return GenerationReply(201, generation);
+      });
+
+  api.Add(
+      Method::kPost, "/v1/generations/{id}/status", Access::kAuthenticated, "generations:write",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(Generation current, OwnedGeneration(call));
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        BodyReader reader(body.view());
+        NOEMA_ASSIGN_OR_RETURN(std::string status_text, reader.String("status", 32));
+        NOEMA_ASSIGN_OR_RETURN(auto run_id, reader.OptionalString("platformSpecificRunId", 256));
+        NOEMA_ASSIGN_OR_RETURN(GenerationStatus status, ParseGenerationStatus(status_text));
+        if (status == GenerationStatus::kProcessing) {
+          NOEMA_RETURN_IF_ERROR(reader.Finish());
+          NOEMA_ASSIGN_OR_RETURN(Generation g, call.services.generations.MarkProcessing(
+                                                   current.generation_id, run_id));
+          return GenerationReply(200, g);
+        }
+        FinishGenerationRequest request;
+        request.status = status;
+        request.platform_specific_run_id = run_id;
+        NOEMA_ASSIGN_OR_RETURN(request.response_payload, reader.OptionalObject("responsePayload"));
+        NOEMA_ASSIGN_OR_RETURN(request.artifact_urls, reader.OptionalArray("artifactUrls"));
+        NOEMA_ASSIGN_OR_RETURN(request.cost_usd, reader.OptionalMoney("costUsd"));
+        NOEMA_ASSIGN_OR_RETURN(request.error_details, reader.OptionalObject("errorDetails"));
+        NOEMA_RETURN_IF_ERROR(reader.Finish());
+        NOEMA_ASSIGN_OR_RETURN(
+            Generation g,
+            call.services.generations.Finish(current.generation_id, request, call.MakeOrigin()));
+        return GenerationReply(200, g);
+      });
+
+  api.Add(Method::kPost, "/v1/generations/{id}/cancel", Access::kAuthenticated, "generations:write",
           [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            BodyReader reader(body.view());
-            CreateGenerationRequest request;
-            NOEMA_ASSIGN_OR_RETURN(request.master_account_id, reader.Id("masterAccountId"));
-            NOEMA_ASSIGN_OR_RETURN(request.session_id, reader.Id("sessionId"));
-            NOEMA_ASSIGN_OR_RETURN(request.initiating_event_id, reader.Id("initiatingEventId"));
-            NOEMA_ASSIGN_OR_RETURN(request.service_name,
-                                   reader.String("serviceName", kServiceNameCharsMax));
-            NOEMA_ASSIGN_OR_RETURN(auto payload, reader.OptionalObject("requestPayload"));
-            if (!payload) {
-              return Status::InvalidArgument("required field is missing", "requestPayload");
-            }
-            request.request_payload = std::move(*payload);
-            NOEMA_ASSIGN_OR_RETURN(request.estimated_cost_usd,
-                                   reader.OptionalMoney("estimatedCostUsd"));
-            NOEMA_ASSIGN_OR_RETURN(request.metadata, reader.OptionalObject("metadata"));
-            NOEMA_ASSIGN_OR_RETURN(request.platform_specific_run_id,
-                                   reader.OptionalString("platformSpecificRunId", 256));
-            NOEMA_RETURN_IF_ERROR(reader.Finish());
-            NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(request.master_account_id)
-                                      .WithFieldPrefix("masterAccountId"));
-            NOEMA_ASSIGN_OR_RETURN(Generation generation,
-                                   call.services.generations.Create(request, call.MakeOrigin()));
-            return GenerationReply(201, generation);
-          });
-
-  api.Add(Method::kPost, "/v1/generations/{id}/status", Access::kAuthenticated,
-          "generations:write", [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(Generation current, OwnedGeneration(call));
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            BodyReader reader(body.view());
-            NOEMA_ASSIGN_OR_RETURN(std::string status_text, reader.String("status", 32));
-            NOEMA_ASSIGN_OR_RETURN(auto run_id, reader.OptionalString("platformSpecificRunId", 256));
-            NOEMA_ASSIGN_OR_RETURN(GenerationStatus status, ParseGenerationStatus(status_text));
-            if (status == GenerationStatus::kProcessing) {
-              NOEMA_RETURN_IF_ERROR(reader.Finish());
-              NOEMA_ASSIGN_OR_RETURN(Generation g, call.services.generations.MarkProcessing(
-                                                       current.generation_id, run_id));
-              return GenerationReply(200, g);
-            }
-            FinishGenerationRequest request;
-            request.status = status;
-            request.platform_specific_run_id = run_id;
-            NOEMA_ASSIGN_OR_RETURN(request.response_payload, reader.OptionalObject("responsePayload"));
-            NOEMA_ASSIGN_OR_RETURN(request.artifact_urls, reader.OptionalArray("artifactUrls"));
-            NOEMA_ASSIGN_OR_RETURN(request.cost_usd, reader.OptionalMoney("costUsd"));
-            NOEMA_ASSIGN_OR_RETURN(request.error_details, reader.OptionalObject("errorDetails"));
-            NOEMA_RETURN_IF_ERROR(reader.Finish());
-            NOEMA_ASSIGN_OR_RETURN(Generation g, call.services.generations.Finish(
-                                                     current.generation_id, request,
-                                                     call.MakeOrigin()));
-            return GenerationReply(200, g);
-          });
-
-  api.Add(Method::kPost, "/v1/generations/{id}/cancel", Access::kAuthenticated,
-          "generations:write", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(Generation current, OwnedGeneration(call));
             NOEMA_ASSIGN_OR_RETURN(Generation g, call.services.generations.Cancel(
                                                      current.generation_id, call.MakeOrigin()));
@@ -92,8 +94,8 @@ void AddGenerationRoutes(Api& api) {
             return GenerationReply(200, generation);
           });
 
-  api.Add(Method::kGet, "/v1/users/{id}/generations", Access::kAuthenticated,
-          "generations:read", [](Call& call) -> Result<HttpResponse> {
+  api.Add(Method::kGet, "/v1/users/{id}/generations", Access::kAuthenticated, "generations:read",
+          [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             GenerationQuery query;
             if (auto status = call.request.QueryParam("status")) {

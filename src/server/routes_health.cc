@@ -20,33 +20,34 @@ void AddHealthRoutes(Api& api) {
   api.Add(Method::kGet, "/readyz", Access::kPublic, "", [](Call& call) -> Result<HttpResponse> {
     Status ping = call.ctx.store->Ping();
     if (!ping.ok()) return Status::Unavailable("the store does not answer: " + ping.message());
-    return JsonReply(200, "{\"status\":\"ready\",\"store\":\"" +
-                              std::string(call.ctx.store->kind()) + "\"}");
+    return JsonReply(
+        200, "{\"status\":\"ready\",\"store\":\"" + std::string(call.ctx.store->kind()) + "\"}");
   });
 
-  api.Add(Method::kGet, "/metrics", Access::kPublic, "", [&api](Call& call) -> Result<HttpResponse> {
-    Metrics& metrics = api.metrics();
-    EventCounters events = call.services.events.counters();
-    metrics.Set("noema_events_ingested", "", static_cast<double>(events.stored));
-    metrics.Set("noema_events_refused", "", static_cast<double>(events.refused));
-    metrics.Set("noema_events_unknown_type_accepted", "",
-                static_cast<double>(events.unknown_type_accepted));
-    metrics.Set("noema_events_unknown_type_rejected", "",
-                static_cast<double>(events.unknown_type_rejected));
-    // Active sessions are counted at scrape time, through the indexed isActive field.
-    int64_t active = 0;
-    Status counted = call.ctx.store->RunReadOnly([&](Transaction& tx) {
-      auto n = tx.Count(Collection::kUserSessions, Filter().Eq("isActive", true));
-      if (!n.ok()) return n.status();
-      active = *n;
-      return Status::Ok();
-    });
-    if (counted.ok()) metrics.Set("noema_sessions_active", "", static_cast<double>(active));
-    HttpResponse response;
-    response.content_type = "text/plain; version=0.0.4";
-    response.body = metrics.RenderPrometheus();
-    return response;
-  });
+  api.Add(Method::kGet, "/metrics", Access::kPublic, "",
+          [&api](Call& call) -> Result<HttpResponse> {
+            Metrics& metrics = api.metrics();
+            EventCounters events = call.services.events.counters();
+            metrics.Set("noema_events_ingested", "", static_cast<double>(events.stored));
+            metrics.Set("noema_events_refused", "", static_cast<double>(events.refused));
+            metrics.Set("noema_events_unknown_type_accepted", "",
+                        static_cast<double>(events.unknown_type_accepted));
+            metrics.Set("noema_events_unknown_type_rejected", "",
+                        static_cast<double>(events.unknown_type_rejected));
+            // Active sessions are counted at scrape time, through the indexed isActive field.
+            int64_t active = 0;
+            Status counted = call.ctx.store->RunReadOnly([&](Transaction& tx) {
+              auto n = tx.Count(Collection::kUserSessions, Filter().Eq("isActive", true));
+              if (!n.ok()) return n.status();
+              active = *n;
+              return Status::Ok();
+            });
+            if (counted.ok()) metrics.Set("noema_sessions_active", "", static_cast<double>(active));
+            HttpResponse response;
+            response.content_type = "text/plain; version=0.0.4";
+            response.body = metrics.RenderPrometheus();
+            return response;
+          });
 
   api.Add(Method::kGet, "/v1/openapi.yaml", Access::kPublic, "", [](Call&) -> Result<HttpResponse> {
     for (const auto& [name, text] : EmbeddedApiDocs()) {

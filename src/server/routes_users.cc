@@ -86,9 +86,9 @@ void AddUserRoutes(Api& api) {
 
   api.Add(Method::kGet, "/v1/users/by-identity/{platform}/{platformUserId}", Access::kTrusted, "",
           [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(Document user, call.services.accounts.GetByIdentity(
-                                                      call.params.at("platform"),
-                                                      call.params.at("platformUserId")));
+            NOEMA_ASSIGN_OR_RETURN(
+                Document user, call.services.accounts.GetByIdentity(
+                                   call.params.at("platform"), call.params.at("platformUserId")));
             return UserReply(200, user.view());
           });
 
@@ -181,9 +181,9 @@ void AddWalletRoutes(Api& api) {
             }
             std::optional<Wallet> wallet;
             if (message) {
-              NOEMA_ASSIGN_OR_RETURN(wallet, call.services.wallets.Verify(user, address, *message,
-                                                                          *signature,
-                                                                          call.MakeOrigin()));
+              NOEMA_ASSIGN_OR_RETURN(
+                  wallet, call.services.wallets.Verify(user, address, *message, *signature,
+                                                       call.MakeOrigin()));
             } else {
               NOEMA_ASSIGN_OR_RETURN(
                   wallet, call.services.wallets.AddUnverified(user, address, call.MakeOrigin()));
@@ -213,8 +213,8 @@ void AddWalletRoutes(Api& api) {
                   "only {\"isPrimary\": true} is supported: make another wallet primary instead",
                   "isPrimary");
             }
-            NOEMA_ASSIGN_OR_RETURN(Wallet wallet, call.services.wallets.SetPrimary(
-                                                      user, call.params.at("address")));
+            NOEMA_ASSIGN_OR_RETURN(
+                Wallet wallet, call.services.wallets.SetPrimary(user, call.params.at("address")));
             return JsonReply(200, RenderJson(WalletDocument(wallet)));
           });
 
@@ -237,8 +237,8 @@ void AddApiKeyRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(auto scopes, reader.OptionalStringList("scopes", 32));
             NOEMA_RETURN_IF_ERROR(reader.Finish());
             if (!scopes) return Status::InvalidArgument("required field is missing", "scopes");
-            NOEMA_ASSIGN_OR_RETURN(auto issued, call.services.api_keys.Issue(user, label, *scopes,
-                                                                             call.MakeOrigin()));
+            NOEMA_ASSIGN_OR_RETURN(
+                auto issued, call.services.api_keys.Issue(user, label, *scopes, call.MakeOrigin()));
             DocumentBuilder b;
             b.Append("apiKey", issued.plaintext);
             AppendKey(b, issued.key);
@@ -255,8 +255,8 @@ void AddApiKeyRoutes(Api& api) {
   api.Add(Method::kDelete, "/v1/users/{id}/api-keys/{keyPrefix}", Access::kAuthenticated,
           "account:write", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_RETURN_IF_ERROR(call.services.api_keys.Revoke(
-                user, call.params.at("keyPrefix"), call.MakeOrigin()));
+            NOEMA_RETURN_IF_ERROR(call.services.api_keys.Revoke(user, call.params.at("keyPrefix"),
+                                                                call.MakeOrigin()));
             return JsonReply(200, "{\"revoked\":true}");
           });
 }
@@ -271,14 +271,13 @@ void AddAwardRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(auto display_name, reader.OptionalString("displayName", 128));
             NOEMA_ASSIGN_OR_RETURN(auto description, reader.OptionalString("description", 1000));
             NOEMA_RETURN_IF_ERROR(reader.Finish());
-            NOEMA_ASSIGN_OR_RETURN(auto granted,
-                                   call.services.awards.Grant(user, award_id, display_name,
-                                                              description, call.MakeOrigin()));
+            NOEMA_ASSIGN_OR_RETURN(
+                auto granted, call.services.awards.Grant(user, award_id, display_name, description,
+                                                         call.MakeOrigin()));
             DocumentBuilder b;
             AppendAward(b, granted.award);
             b.Append("newlyGranted", granted.newly_granted);
-            return JsonReply(granted.newly_granted ? 201 : 200,
-                             RenderJson(std::move(b).Build()));
+            return JsonReply(granted.newly_granted ? 201 : 200, RenderJson(std::move(b).Build()));
           });
 
   api.Add(Method::kGet, "/v1/users/{id}/awards", Access::kAuthenticated, "account:read",

@@ -30,7 +30,7 @@ Result<bool> GrantAwardInTx(Transaction& tx, const ServiceContext& ctx,
 // Grants first_generation when `successful_generations` (including the one being
 // recorded) is >= 1 and century_creator when it is >= 100, each only once.
 Status ApplyGenerationAwardRules(Transaction& tx, const ServiceContext& ctx,
-                                 const ObjectId& master_account_id,
-                                 int64_t successful_generations, const Origin& origin);
+                                 const ObjectId& master_account_id, int64_t successful_generations,
+                                 const Origin& origin);
 
 }  // namespace noema::service_internal

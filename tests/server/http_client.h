@@ -31,9 +31,8 @@ class HttpClient {
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (!connected_) {
         stream_ = std::make_unique<boost::beast::tcp_stream>(io_);
-        stream_->connect(boost::asio::ip::tcp::endpoint(
-                             boost::asio::ip::make_address("127.0.0.1"), port_),
-                         ec);
+        stream_->connect(
+            boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_), ec);
         if (ec) return out;
         connected_ = true;
       }

@@ -73,7 +73,9 @@ TEST(BsonTest, SubDocumentViewsStayValidAlongsideEachOther) {
 }
 
 template <typename T>
-concept CanViewRvalue = requires(T&& doc) { std::move(doc).view(); };
+concept CanViewRvalue = requires(T&& doc) {
+  std::move(doc).view();
+};
 
 TEST(BsonTest, ViewsOfTemporariesDoNotCompile) {
   static_assert(!CanViewRvalue<Document>);

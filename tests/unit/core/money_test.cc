@@ -55,8 +55,8 @@ TEST(MoneyTest, RefusesMoreFractionDigitsThanSupported) {
 }
 
 TEST(MoneyTest, RefusesJunk) {
-  for (const char* bad : {"", "-", "+", ".", "abc", "1.2.3", "1,5", " 1", "1 ", "0x10", "1e",
-                          "1e+", "NaN", "Infinity", "--1", "1e99999"}) {
+  for (const char* bad : {"", "-", "+", ".", "abc", "1.2.3", "1,5", " 1", "1 ", "0x10", "1e", "1e+",
+                          "NaN", "Infinity", "--1", "1e99999"}) {
     EXPECT_FALSE(Money::Parse(bad).ok()) << bad;
   }
 }

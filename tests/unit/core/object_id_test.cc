@@ -21,8 +21,8 @@ TEST(ObjectIdTest, ParsesAndPrintsHex) {
 }
 
 TEST(ObjectIdTest, RefusesBadHexNamingTheField) {
-  for (const char* bad : {"", "507f1f77bcf86cd79943901", "507f1f77bcf86cd7994390111",
-                          "507f1f77bcf86cd79943901g"}) {
+  for (const char* bad :
+       {"", "507f1f77bcf86cd79943901", "507f1f77bcf86cd7994390111", "507f1f77bcf86cd79943901g"}) {
     auto id = ObjectId::Parse(bad, "masterAccountId");
     ASSERT_FALSE(id.ok()) << bad;
     EXPECT_EQ(id.status().field(), "masterAccountId");

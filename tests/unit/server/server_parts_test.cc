@@ -15,7 +15,8 @@ namespace {
 
 TEST(HttpTest, ParsesTargetAndDecodesQuery) {
   HttpRequest request;
-  HttpRequest::ParseTarget("/v1/users/by-identity/telegram/12%2034?limit=5&eventType=a+b&x", &request);
+  HttpRequest::ParseTarget("/v1/users/by-identity/telegram/12%2034?limit=5&eventType=a+b&x",
+                           &request);
   EXPECT_EQ(request.path, "/v1/users/by-identity/telegram/12 34");
   EXPECT_EQ(request.QueryParam("limit"), "5");
   EXPECT_EQ(request.QueryParam("eventType"), "a b");
@@ -54,10 +55,11 @@ TEST(JsonRenderTest, RendersApiConventions) {
       .AppendNull("none");
   b.StartArray("list").Append("0", true).Append("1", int32_t{7}).End();
   Document doc = std::move(b).Build();
-  EXPECT_EQ(RenderJson(doc.view(), "masterAccountId"),
-            "{\"masterAccountId\":\"507f1f77bcf86cd799439011\",\"when\":\"2025-05-07T12:00:00.123Z\","
-            "\"usd\":\"12.50\",\"exp\":42,\"text\":\"a \\\"quoted\\\"\\nline\\u0001\",\"none\":null,"
-            "\"list\":[true,7]}");
+  EXPECT_EQ(
+      RenderJson(doc.view(), "masterAccountId"),
+      "{\"masterAccountId\":\"507f1f77bcf86cd799439011\",\"when\":\"2025-05-07T12:00:00.123Z\","
+      "\"usd\":\"12.50\",\"exp\":42,\"text\":\"a \\\"quoted\\\"\\nline\\u0001\",\"none\":null,"
+      "\"list\":[true,7]}");
 }
 
 TEST(JsonRenderTest, DropsIdWhenTheNamedFieldExists) {
@@ -153,8 +155,9 @@ TEST(MetricsTest, RendersPrometheusText) {
   EXPECT_NE(text.find("# TYPE noema_http_requests_total counter"), std::string::npos);
   EXPECT_NE(text.find("noema_http_requests_total{route=\"/v1/events\",status=\"201\"} 2"),
             std::string::npos);
-  EXPECT_NE(text.find("noema_http_request_duration_seconds_bucket{route=\"/v1/events\",le=\"0.005\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find("noema_http_request_duration_seconds_bucket{route=\"/v1/events\",le=\"0.005\"} 1"),
+      std::string::npos);
   EXPECT_NE(text.find("noema_http_request_duration_seconds_count{route=\"/v1/events\"} 1"),
             std::string::npos);
   EXPECT_NE(text.find("noema_sessions_active 7"), std::string::npos);

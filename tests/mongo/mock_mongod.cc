@@ -142,7 +142,7 @@ Result<std::unique_ptr<MockMongod>> MockMongod::Start(const MockScenario& scenar
 MockMongod::~MockMongod() { Stop(); }
 
 std::string MockMongod::Uri(std::string_view database) const {
-  return "mongodb://localhost:" + std::to_string(port_) + "/" + std::string(database) +
+  return "mongodb://127.0.0.1:" + std::to_string(port_) + "/" + std::string(database) +
          "?serverSelectionTimeoutMS=3000&connectTimeoutMS=2000&socketTimeoutMS=5000"
          "&heartbeatFrequencyMS=500";
 }

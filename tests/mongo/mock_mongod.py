@@ -65,7 +65,7 @@ class Script:
         self.record.flush()
 
     def hello(self):
-        address = "localhost:%d" % self.port
+        address = "127.0.0.1:%d" % self.port
         self.connection_ids += 1
         reply = {"ismaster": True, "isWritablePrimary": True, "helloOk": True,
                  "maxWireVersion": 13, "minWireVersion": 0,
@@ -127,6 +127,9 @@ def main():
         scenario = json_util.loads(f.read())
     script = Script(scenario, args.record)
     server = MockupDB(port=None, request_timeout=args.timeout)
+    # MockupDB binds "localhost", which a minimal system (a fresh chroot, a container)
+    # may not resolve; bind the loopback address itself.
+    server._address = ("127.0.0.1", 0)
     server.autoresponds(script.handle)
     script.port = server.run()
     print("PORT %d" % script.port, flush=True)

@@ -900,14 +900,14 @@ TEST_F(MongoWireTest, UnitsBeforeInitAreRefusedNamingInit) {
 }
 
 TEST(MongoStoreOpen, DatabaseComesFromTheUriPathAndBadUrisAreInvalidArguments) {
-  auto named = OpenStore("mongodb://localhost:1/analytics?serverSelectionTimeoutMS=100");
+  auto named = OpenStore("mongodb://127.0.0.1:1/analytics?serverSelectionTimeoutMS=100");
   ASSERT_TRUE(named.ok()) << named.status().ToString();
   EXPECT_EQ(static_cast<MongoStore*>(named->get())->database(), "analytics");
   EXPECT_EQ((*named)->kind(), "mongodb");
-  auto plain = OpenStore("mongodb://localhost:1/?serverSelectionTimeoutMS=100");
+  auto plain = OpenStore("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100");
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(static_cast<MongoStore*>(plain->get())->database(), "noema");
-  auto bad = OpenStore("mongodb://localhost:1/?serverSelectionTimeoutMS=oops");
+  auto bad = OpenStore("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=oops");
   EXPECT_TRUE(bad.status().IsInvalidArgument()) << bad.status().ToString();
   EXPECT_EQ(bad.status().field(), "store");
 }

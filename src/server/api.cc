@@ -1,5 +1,8 @@
 #include "server/api.h"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <chrono>
 
 #include "server/errors.h"
@@ -87,14 +90,24 @@ Api::Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metri
       limiter_(options.rate_limit, ctx.clock),
       metrics_(metrics),
       log_(log) {
+  if (options_.worker_threads > 0) workers_ = std::make_unique<Workers>(options_.worker_threads);
   metrics_->Describe("noema_http_requests_total", "counter", "HTTP requests by route and status");
   metrics_->Describe("noema_http_request_duration_seconds", "histogram",
-                     "HTTP request latency by route");
+                     "HTTP request latency by route and status");
 }
 
+struct Api::Workers {
+  explicit Workers(int threads) : pool(static_cast<size_t>(threads)) {}
+  boost::asio::thread_pool pool;
+};
+
+Api::~Api() = default;
+
 void Api::Add(Method method, const std::string& pattern, Access access, std::string scope,
-              RouteFn fn) {
-  router_.Add(method, pattern, RouteSpec{access, std::move(scope), std::move(fn)});
+              RouteFn fn, Execution execution) {
+  const bool on_io_thread =
+      execution == Execution::kIoThread || method == Method::kGet || method == Method::kHead;
+  router_.Add(method, pattern, RouteSpec{access, std::move(scope), std::move(fn), on_io_thread});
 }
 
 Result<Principal> Api::Authenticate(const HttpRequest& request) {
@@ -120,10 +133,26 @@ Result<Principal> Api::Authenticate(const HttpRequest& request) {
 
 HttpResponse Api::Handle(HttpRequest& request) {
   const auto started = std::chrono::steady_clock::now();
+  auto match = router_.Find(request.method, request.path);
+  if (match.route != nullptr && !match.route->handler.on_io_thread && request.respond_later &&
+      workers_) {
+    // A blocking route: run it on a worker, answer through respond_later.
+    auto respond = std::move(request.respond_later);
+    request.respond_later = nullptr;
+    boost::asio::post(workers_->pool, [this, request = std::move(request), match = std::move(match),
+                                       respond = std::move(respond), started]() mutable {
+      respond(Serve(request, match, started));
+    });
+    return HttpResponse::Deferred();
+  }
+  return Serve(request, match, started);
+}
+
+HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& match,
+                        std::chrono::steady_clock::time_point started) {
   std::string route_label = "unmatched";
   std::string credential = "-";
   HttpResponse response = [&]() -> HttpResponse {
-    auto match = router_.Find(request.method, request.path);
     if (match.route == nullptr) {
       if (match.path_known) {
         return ErrorResponse(405, "method_not_allowed",
@@ -150,31 +179,49 @@ HttpResponse Api::Handle(HttpRequest& request) {
         return ErrorResponse(Status::PermissionDenied("this route needs the admin token"));
       }
       if (spec.access == Access::kTrusted && principal.kind == PrincipalKind::kApiKey) {
-        return ErrorResponse(
-            Status::PermissionDenied("this route needs a service or admin token"));
+        return ErrorResponse(Status::PermissionDenied("this route needs a service or admin token"));
       }
       if (!spec.scope.empty()) {
         Status scope = principal.RequireScope(spec.scope);
         if (!scope.ok()) return ErrorResponse(scope);
       }
     }
+    if (request.respond_later) {
+      // The handler may answer later (HttpResponse::Deferred()): record it when it does.
+      request.respond_later = [this, respond = std::move(request.respond_later),
+                               method = request.method, route = route_label,
+                               credential = credential, remote = request.remote_address,
+                               started](HttpResponse later) {
+        Record(method, route, later.status, credential, remote, started);
+        respond(std::move(later));
+      };
+    }
     Call call{request, match.params, principal, services_, ctx_};
     auto result = spec.fn(call);
     if (!result.ok()) return ErrorResponse(result.status());
     return std::move(result).value();
   }();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const std::string route_labels = "route=" + LabelValue(route_label);
-  metrics_->Increment("noema_http_requests_total",
-                      route_labels + ",method=" + LabelValue(std::string(MethodName(request.method))) +
-                          ",status=\"" + std::to_string(response.status) + "\"");
-  metrics_->Observe("noema_http_request_duration_seconds", route_labels, seconds);
-  if (log_ != nullptr) {
-    log_->Write(AccessRecord{MethodName(request.method), route_label, response.status,
-                             seconds * 1000.0, credential, request.remote_address});
+  if (!response.deferred()) {
+    Record(request.method, route_label, response.status, credential, request.remote_address,
+           started);
   }
   return response;
+}
+
+void Api::Record(Method method, const std::string& route, int status, const std::string& credential,
+                 const std::string& remote, std::chrono::steady_clock::time_point started) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::string status_label = ",status=\"" + std::to_string(status) + "\"";
+  const std::string route_labels = "route=" + LabelValue(route);
+  metrics_->Increment(
+      "noema_http_requests_total",
+      route_labels + ",method=" + LabelValue(std::string(MethodName(method))) + status_label);
+  metrics_->Observe("noema_http_request_duration_seconds", route_labels + status_label, seconds);
+  if (log_ != nullptr) {
+    log_->Write(
+        AccessRecord{MethodName(method), route, status, seconds * 1000.0, credential, remote});
+  }
 }
 
 void AddAllRoutes(Api& api) {

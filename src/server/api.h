@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@
 #include "noema/service/wallets.h"
 #include "server/access_log.h"
 #include "server/auth.h"
+#include "server/event_batcher.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
@@ -45,7 +47,8 @@ struct ServiceSet {
         sessions(ctx),
         events(ctx),
         generations(ctx),
-        awards(ctx) {}
+        awards(ctx),
+        event_batcher(&events, ctx.config.event_batch_max) {}
   AccountService accounts;
   WalletService wallets;
   ApiKeyService api_keys;
@@ -55,6 +58,8 @@ struct ServiceSet {
   EventService events;
   GenerationService generations;
   AwardService awards;
+  // Single-event POSTs go through the group commit (server/event_batcher.h).
+  EventBatcher event_batcher;
 };
 
 // Who may call a route.
@@ -88,15 +93,26 @@ struct Call {
 
 using RouteFn = std::function<Result<HttpResponse>(Call&)>;
 
+// Where a route's handler runs when served by the HTTP server (with respond_later).
+enum class Execution {
+  kAuto,      // GET/HEAD on the I/O thread; other methods (writes, which wait for their
+              // commit) on the Api's worker threads, so that they never hold up reads
+  kIoThread,  // always on the I/O thread: the handler never blocks (it answers deferred)
+};
+
 struct RouteSpec {
   Access access = Access::kAuthenticated;
   std::string scope;  // required of API keys; empty: any key of the user
   RouteFn fn;
+  bool on_io_thread = true;  // see Execution
 };
 
 struct ApiOptions {
   RateLimitOptions rate_limit;
   bool rate_limit_enabled = true;
+  // Threads that run blocking routes (see Execution) for the HTTP server; 0 runs them on
+  // the I/O threads.
+  int worker_threads = 64;
 };
 
 class Api {
@@ -105,17 +121,29 @@ class Api {
   Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metrics* metrics,
       AccessLog* log);
 
+  ~Api();
+
+  // Handles one request. With request.respond_later set (the HTTP server), a blocking
+  // route runs on a worker thread and the reply is HttpResponse::Deferred(); without it
+  // (tests calling the handler directly) every reply is immediate.
   HttpResponse Handle(HttpRequest& request);
 
-  void Add(Method method, const std::string& pattern, Access access, std::string scope,
-           RouteFn fn);
+  void Add(Method method, const std::string& pattern, Access access, std::string scope, RouteFn fn,
+           Execution execution = Execution::kAuto);
 
   const Router<RouteSpec>& router() const { return router_; }
   ServiceSet& services() { return services_; }
   Metrics& metrics() { return *metrics_; }
 
  private:
+  struct Workers;
+
   Result<Principal> Authenticate(const HttpRequest& request);
+  // Authentication, rate limit, access rule, the handler, metrics and the access log.
+  HttpResponse Serve(HttpRequest& request, const Router<RouteSpec>::Match& match,
+                     std::chrono::steady_clock::time_point started);
+  void Record(Method method, const std::string& route, int status, const std::string& credential,
+              const std::string& remote, std::chrono::steady_clock::time_point started);
 
   const ServiceContext& ctx_;
   ServiceSet services_;
@@ -125,6 +153,7 @@ class Api {
   Metrics* metrics_;
   AccessLog* log_;
   Router<RouteSpec> router_;
+  std::unique_ptr<Workers> workers_;  // last: joined before anything else goes
 };
 
 // A JSON reply.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@ enum class Method { kGet, kPost, kPut, kPatch, kDelete, kHead, kOptions, kOther 
 std::string_view MethodName(Method method);
 Method ParseMethod(std::string_view name);
 
+struct HttpResponse;
+
 struct HttpRequest {
   Method method = Method::kGet;
   std::string path;                          // decoded path, without the query string
@@ -27,6 +30,10 @@ struct HttpRequest {
   std::string content_type;
   std::string body;
   std::string remote_address;
+  // Set by the HTTP server: sends the reply of a handler that returned
+  // HttpResponse::Deferred(), later and from any thread, exactly once. Empty when the
+  // handler is called directly (tests), which then must answer at once.
+  std::function<void(HttpResponse)> respond_later;
 
   // Splits "path?query" and percent-decodes both. InvalidArgument-free: malformed
   // escapes are kept literally.
@@ -39,6 +46,14 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Retry-After)
+
+  // "The reply will come through HttpRequest::respond_later."
+  static HttpResponse Deferred() {
+    HttpResponse response;
+    response.status = 0;
+    return response;
+  }
+  bool deferred() const { return status == 0; }
 };
 
 }  // namespace noema::server

@@ -5,7 +5,9 @@
 #include <boost/beast/http.hpp>
 
 #include <chrono>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -28,14 +30,17 @@ class Session;
 struct HttpServer::Impl {
   HttpServerOptions options;
   RequestHandler handler;
-  asio::io_context io;
-  tcp::acceptor acceptor{io};
+  // One io_context per I/O thread: a connection lives on one of them for its whole life,
+  // so its handlers never run concurrently (no strand) and never change threads.
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> running;
+  size_t next_io = 0;
+  std::optional<tcp::acceptor> acceptor;  // on ios[0]
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> connections{0};
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<Session>> sessions;
-  std::unique_ptr<asio::thread_pool> workers;  // null when options.worker_threads == 0
   std::mutex wait_mutex;
   bool joined = false;
 
@@ -47,8 +52,8 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket socket, asio::io_context* io, HttpServer::Impl* server)
+      : stream_(std::move(socket)), io_(io), server_(server) {}
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -121,21 +126,17 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     bool head = request.method == Method::kHead;
-    if (server_->workers && request.method != Method::kGet && !head) {
-      // A write: run it on a worker and come back to this connection's strand to reply.
-      // The guard keeps the I/O threads running until the reply is written, also while
-      // stopping.
-      asio::post(*server_->workers, [self = shared_from_this(), request = std::move(request),
-                                     guard = asio::make_work_guard(server_->io)]() mutable {
-        HttpResponse response = self->server_->handler(request);
-        asio::post(self->stream_.get_executor(),
-                   [self, response = std::move(response), guard = std::move(guard)]() mutable {
-                     self->Write(std::move(response), false);
-                   });
-      });
-      return;
-    }
+    // A deferred reply comes back to this connection's strand. The work guard keeps the
+    // I/O threads running until it is written, also while stopping.
+    request.respond_later = [self = shared_from_this(), guard = asio::make_work_guard(*io_),
+                             head](HttpResponse response) {
+      asio::post(self->stream_.get_executor(),
+                 [self, response = std::move(response), head]() mutable {
+                   self->Write(std::move(response), head);
+                 });
+    };
     HttpResponse response = server_->handler(request);
+    if (response.deferred()) return;  // respond_later writes it
     Write(std::move(response), head);
   }
 
@@ -177,6 +178,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  asio::io_context* io_;  // the connection's I/O thread
   HttpServer::Impl* server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -189,7 +191,8 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+  asio::io_context* peer = ios[next_io++ % ios.size()].get();
+  acceptor->async_accept(*peer, [this, peer](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (stopping.load() || ec == asio::error::operation_aborted) return;
       return Accept();
@@ -207,7 +210,7 @@ void HttpServer::Impl::Accept() {
       socket.close(write_ec);
       return Accept();
     }
-    auto session = std::make_shared<Session>(std::move(socket), this);
+    auto session = std::make_shared<Session>(std::move(socket), peer, this);
     {
       std::lock_guard<std::mutex> lock(sessions_mutex);
       sessions.insert(session);
@@ -227,6 +230,11 @@ HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
+  const int threads = impl_->options.threads < 1 ? 1 : impl_->options.threads;
+  for (int i = 0; i < threads; ++i) {
+    impl_->ios.push_back(std::make_unique<asio::io_context>(1));
+  }
+  impl_->acceptor.emplace(*impl_->ios[0]);
 }
 
 HttpServer::~HttpServer() {
@@ -241,39 +249,37 @@ Status HttpServer::Start() {
     return Status::InvalidArgument("not an IP address: " + impl_->options.host, "listen");
   }
   tcp::endpoint endpoint(address, impl_->options.port);
-  impl_->acceptor.open(endpoint.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor.bind(endpoint, ec);
-  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  impl_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor->bind(endpoint, ec);
+  if (!ec) impl_->acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
                                std::to_string(impl_->options.port) + ": " + ec.message());
   }
-  if (impl_->options.worker_threads > 0) {
-    impl_->workers =
-        std::make_unique<asio::thread_pool>(static_cast<size_t>(impl_->options.worker_threads));
-  }
   impl_->Accept();
-  int threads = impl_->options.threads < 1 ? 1 : impl_->options.threads;
-  for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+  for (auto& io : impl_->ios) {
+    impl_->running.push_back(asio::make_work_guard(*io));
+    impl_->threads.emplace_back([context = io.get()] { context->run(); });
   }
   return Status::Ok();
 }
 
 uint16_t HttpServer::port() const {
   beast::error_code ec;
-  auto endpoint = impl_->acceptor.local_endpoint(ec);
+  auto endpoint = impl_->acceptor->local_endpoint(ec);
   return ec ? 0 : endpoint.port();
 }
 
 void HttpServer::Stop() {
   if (impl_->stopping.exchange(true)) return;
-  asio::post(impl_->io, [this] {
+  asio::post(*impl_->ios[0], [this] {
     beast::error_code ec;
-    impl_->acceptor.close(ec);
+    impl_->acceptor->close(ec);
     std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
     for (const auto& session : impl_->sessions) session->CloseIfIdle();
+    // The I/O threads end once the connections still working have replied and closed.
+    for (auto& guard : impl_->running) guard.reset();
   });
 }
 
@@ -283,8 +289,6 @@ void HttpServer::Wait() {
   for (auto& thread : impl_->threads) {
     if (thread.joinable()) thread.join();
   }
-  // The I/O threads ended, so no request is on a worker any more (each holds a work guard).
-  if (impl_->workers) impl_->workers->join();
   impl_->joined = true;
 }
 

@@ -5,8 +5,10 @@
 // Shutdown (Stop): the acceptor closes, idle connections are closed, requests in flight
 // finish and get their reply, then the threads end.
 //
-// Threads: `threads` I/O threads read and write connections and run GET/HEAD handlers;
-// other methods' handlers run on `worker_threads` worker threads (see the option).
+// The handler runs on an I/O thread. A handler that would block (a write waiting for its
+// commit) returns HttpResponse::Deferred() and answers later through
+// HttpRequest::respond_later, from any thread; the connection waits for that reply, and
+// Stop waits for it too.
 //
 // Thread-safety: Start/Stop/Wait are called from one controlling thread; the handler is
 // called from the server's threads concurrently.
@@ -32,11 +34,6 @@ struct HttpServerOptions {
   int64_t read_timeout_ms = 30'000;     // to receive one whole request
   int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
   size_t connections_max = 2048;        // further connections are refused (503)
-  // Requests other than GET and HEAD (writes, which wait for a commit) run on a pool of
-  // this many threads instead of the I/O threads, so that slow writes never hold up
-  // reads and concurrent writes can share a commit (group commit). 0: every request runs
-  // on the I/O threads.
-  int worker_threads = 64;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;

@@ -11,6 +11,19 @@ size_t CountCodePoints(std::string_view text) {
   return count;
 }
 
+// Parses JSON with libbson directly rather than with Document::FromJson: libbson 1.23's
+// bson_init_from_json destroys the document itself when parsing fails, and FromJson's
+// Document then destroys it a second time — a double free (a crash of the server) for any
+// malformed body larger than bson_t's inline buffer (about 120 bytes).
+Result<Document> ParseJson(std::string_view text) {
+  bson_t parsed;
+  bson_error_t error;
+  if (!bson_init_from_json(&parsed, text.data(), static_cast<ssize_t>(text.size()), &error)) {
+    return Status::InvalidArgument(std::string("malformed JSON: ") + error.message, "body");
+  }
+  return Document::Steal(&parsed);
+}
+
 }  // namespace
 
 Result<Document> ParseJsonBody(const HttpRequest& request, bool empty_ok) {
@@ -21,9 +34,7 @@ Result<Document> ParseJsonBody(const HttpRequest& request, bool empty_ok) {
     return Status::InvalidArgument("expected a JSON object", "body");
   }
   if (body[first] != '{') return Status::InvalidArgument("expected a JSON object", "body");
-  auto doc = Document::FromJson(body);
-  if (!doc.ok()) return Status::InvalidArgument(doc.status().message(), "body");
-  return doc;
+  return ParseJson(body);
 }
 
 BodyReader::BodyReader(DocumentView body, std::string prefix)

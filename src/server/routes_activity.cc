@@ -1,4 +1,6 @@
 // Routes of sessions, events and preferences (API.md "Resources").
+#include <memory>
+
 #include "server/api.h"
 #include "server/errors.h"
 #include "server/json_render.h"
@@ -58,27 +60,49 @@ std::string ItemResultJson(const EventItemResult& item, size_t index) {
   return out;
 }
 
+HttpResponse EventIdReply(const ObjectId& id) {
+  std::string out = "{\"eventId\":";
+  AppendJsonString(&out, id.ToHex());
+  out += '}';
+  return JsonReply(201, std::move(out));
+}
+
+// The per-item outcomes of a batch: 201 when every item was stored, else 200.
+HttpResponse BatchReply(const std::vector<EventItemResult>& results) {
+  std::string out = "{\"items\":[";
+  size_t accepted = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i > 0) out += ',';
+    out += ItemResultJson(results[i], i);
+    if (results[i].status.ok()) ++accepted;
+  }
+  out += "],\"accepted\":" + std::to_string(accepted) +
+         ",\"rejected\":" + std::to_string(results.size() - accepted) + "}";
+  return JsonReply(accepted == results.size() ? 201 : 200, std::move(out));
+}
+
 }  // namespace
 
 void AddSessionRoutes(Api& api) {
-  api.Add(Method::kPost, "/v1/sessions", Access::kAuthenticated, "sessions:write",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            BodyReader reader(body.view());
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, reader.Id("masterAccountId"));
-            NOEMA_ASSIGN_OR_RETURN(std::string platform, reader.String("platform", 32));
-            NOEMA_ASSIGN_OR_RETURN(auto user_agent, reader.OptionalString("userAgent", 1024));
-            NOEMA_ASSIGN_OR_RETURN(auto metadata, reader.OptionalObject("metadata"));
-            NOEMA_RETURN_IF_ERROR(reader.Finish());
-            NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(user).WithFieldPrefix("masterAccountId"));
-            std::optional<std::string_view> agent;
-            if (user_agent) agent = *user_agent;
-            std::optional<DocumentView> meta;
-            if (metadata) meta = metadata->view();
-            NOEMA_ASSIGN_OR_RETURN(auto started,
-                                   call.services.sessions.Start(user, platform, agent, meta));
-            return SessionReply(started.is_new ? 201 : 200, started.session);
-          });
+  api.Add(
+      Method::kPost, "/v1/sessions", Access::kAuthenticated, "sessions:write",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        BodyReader reader(body.view());
+        NOEMA_ASSIGN_OR_RETURN(ObjectId user, reader.Id("masterAccountId"));
+        NOEMA_ASSIGN_OR_RETURN(std::string platform, reader.String("platform", 32));
+        NOEMA_ASSIGN_OR_RETURN(auto user_agent, reader.OptionalString("userAgent", 1024));
+        NOEMA_ASSIGN_OR_RETURN(auto metadata, reader.OptionalObject("metadata"));
+        NOEMA_RETURN_IF_ERROR(reader.Finish());
+        NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(user).WithFieldPrefix("masterAccountId"));
+        std::optional<std::string_view> agent;
+        if (user_agent) agent = *user_agent;
+        std::optional<DocumentView> meta;
+        if (metadata) meta = metadata->view();
+        NOEMA_ASSIGN_OR_RETURN(auto started,
+                               call.services.sessions.Start(user, platform, agent, meta));
+        return SessionReply(started.is_new ? 201 : 200, started.session);
+      });
 
   api.Add(Method::kGet, "/v1/sessions/{id}", Access::kAuthenticated, "account:read",
           [](Call& call) -> Result<HttpResponse> {
@@ -139,54 +163,98 @@ void AddSessionRoutes(Api& api) {
 }
 
 void AddEventRoutes(Api& api) {
-  api.Add(Method::kPost, "/v1/events", Access::kAuthenticated, "events:write",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            if (body.view().Has("events")) {
-              if (body.view().CountKeys() != 1) {
-                return Status::InvalidArgument("a batch body has only the field events", "body");
-              }
-              NOEMA_ASSIGN_OR_RETURN(DocumentView events, body.view().GetArray("events"));
-              // An API key may only write its own user's events: check every item first.
-              if (call.principal.user) {
-                bson_iter_t iter;
-                bson_iter_init(&iter, events.get());
-                while (bson_iter_next(&iter)) {
-                  std::string field = std::string("events.") + bson_iter_key(&iter);
-                  if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) continue;  // reported per item
-                  uint32_t len = 0;
-                  const uint8_t* data = nullptr;
-                  bson_iter_document(&iter, &len, &data);
-                  BodyReader item(DocumentView(data, len), field);
-                  auto user = item.OptionalId("masterAccountId");
-                  if (user.ok() && *user) {
-                    NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(**user).WithFieldPrefix(
-                        field + ".masterAccountId"));
-                  }
-                }
-              }
-              NOEMA_ASSIGN_OR_RETURN(auto results,
-                                     call.services.events.LogBatchDocuments(events));
-              std::string out = "{\"items\":[";
-              size_t accepted = 0;
-              for (size_t i = 0; i < results.size(); ++i) {
-                if (i > 0) out += ',';
-                out += ItemResultJson(results[i], i);
-                if (results[i].status.ok()) ++accepted;
-              }
-              out += "],\"accepted\":" + std::to_string(accepted) +
-                     ",\"rejected\":" + std::to_string(results.size() - accepted) + "}";
-              return JsonReply(accepted == results.size() ? 201 : 200, std::move(out));
-            }
-            NOEMA_ASSIGN_OR_RETURN(EventInput input, EventInput::FromDocument(body.view()));
-            NOEMA_RETURN_IF_ERROR(
-                call.principal.CanActFor(input.master_account_id).WithFieldPrefix("masterAccountId"));
-            NOEMA_ASSIGN_OR_RETURN(ObjectId id, call.services.events.Log(std::move(input)));
-            std::string out = "{\"eventId\":";
-            AppendJsonString(&out, id.ToHex());
-            out += '}';
-            return JsonReply(201, std::move(out));
+  // Runs on the I/O thread and never blocks there: the events are queued on the event
+  // committer (server/event_batcher.h), which writes those of concurrent requests in one
+  // unit of work (group commit), and the reply is sent once they are committed.
+  api.Add(
+      Method::kPost, "/v1/events", Access::kAuthenticated, "events:write",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        EventBatcher& batcher = call.services.event_batcher;
+        if (!body.view().Has("events")) {
+          NOEMA_ASSIGN_OR_RETURN(EventInput input, EventInput::FromDocument(body.view()));
+          NOEMA_RETURN_IF_ERROR(
+              call.principal.CanActFor(input.master_account_id).WithFieldPrefix("masterAccountId"));
+          std::vector<EventInput> one;
+          one.push_back(std::move(input));
+          auto reply = [](EventBatcher::Outcomes outcome) -> HttpResponse {
+            if (!outcome.ok()) return ErrorResponse(outcome.status());
+            Result<ObjectId>& id = (*outcome)[0];
+            return id.ok() ? EventIdReply(*id) : ErrorResponse(id.status());
+          };
+          if (!call.request.respond_later) return reply(batcher.Write(std::move(one)));
+          batcher.Submit(std::move(one), [reply, respond = call.request.respond_later](
+                                             EventBatcher::Outcomes outcome) {
+            respond(reply(std::move(outcome)));
           });
+          return HttpResponse::Deferred();
+        }
+        if (body.view().CountKeys() != 1) {
+          return Status::InvalidArgument("a batch body has only the field events", "body");
+        }
+        NOEMA_ASSIGN_OR_RETURN(DocumentView events, body.view().GetArray("events"));
+        const size_t count = events.CountKeys();
+        if (count > call.ctx.config.event_batch_max) {
+          return Status::ResourceExhausted("a batch holds at most " +
+                                               std::to_string(call.ctx.config.event_batch_max) +
+                                               " events",
+                                           "events");
+        }
+        // Read every item; an item that cannot be read is refused on its own. An API key
+        // may only write its own user's events: any other user refuses the whole batch.
+        auto results = std::make_shared<std::vector<EventItemResult>>(count);
+        std::vector<EventInput> inputs;
+        auto indexes = std::make_shared<std::vector<size_t>>();
+        bson_iter_t iter;
+        bson_iter_init(&iter, events.get());
+        for (size_t index = 0; bson_iter_next(&iter); ++index) {
+          const std::string field = "events." + std::to_string(index);
+          if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+            (*results)[index].status =
+                Status::InvalidArgument("an event is an object").WithFieldPrefix(field);
+            continue;
+          }
+          uint32_t len = 0;
+          const uint8_t* data = nullptr;
+          bson_iter_document(&iter, &len, &data);
+          DocumentView item(data, len);
+          if (call.principal.user) {
+            BodyReader reader(item, field);
+            auto user = reader.OptionalId("masterAccountId");
+            if (user.ok() && *user) {
+              NOEMA_RETURN_IF_ERROR(
+                  call.principal.CanActFor(**user).WithFieldPrefix(field + ".masterAccountId"));
+            }
+          }
+          Result<EventInput> input = EventInput::FromDocument(item);
+          if (!input.ok()) {
+            (*results)[index].status = input.status().WithFieldPrefix(field);
+            continue;
+          }
+          inputs.push_back(std::move(input).value());
+          indexes->push_back(index);
+        }
+        auto reply = [results, indexes](EventBatcher::Outcomes outcome) -> HttpResponse {
+          if (!outcome.ok()) return ErrorResponse(outcome.status());
+          for (size_t k = 0; k < indexes->size(); ++k) {
+            const size_t index = (*indexes)[k];
+            Result<ObjectId>& id = (*outcome)[k];
+            if (id.ok()) {
+              (*results)[index].event_id = *id;
+            } else {
+              (*results)[index].status =
+                  id.status().WithFieldPrefix("events." + std::to_string(index));
+            }
+          }
+          return BatchReply(*results);
+        };
+        if (!call.request.respond_later) return reply(batcher.Write(std::move(inputs)));
+        batcher.Submit(std::move(inputs),
+                       [reply, respond = call.request.respond_later](
+                           EventBatcher::Outcomes outcome) { respond(reply(std::move(outcome))); });
+        return HttpResponse::Deferred();
+      },
+      Execution::kIoThread);
 
   api.Add(Method::kGet, "/v1/events", Access::kAuthenticated, "events:read",
           [](Call& call) -> Result<HttpResponse> {
@@ -221,49 +289,51 @@ void AddEventRoutes(Api& api) {
             query.cursor = call.Cursor();
             NOEMA_ASSIGN_OR_RETURN(auto page, call.services.events.Query(query));
             std::vector<std::string> items;
-            for (const Document& doc : page.items) items.push_back(RenderJson(doc.view(), "eventId"));
+            for (const Document& doc : page.items)
+              items.push_back(RenderJson(doc.view(), "eventId"));
             return PageReply(items, page.next_cursor);
           });
 }
 
 void AddPreferenceRoutes(Api& api) {
-  api.Add(Method::kGet, "/v1/users/{id}/preferences", Access::kAuthenticated, "account:read",
+  api.Add(Method::kGet, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:read",
           [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             NOEMA_ASSIGN_OR_RETURN(Document all, call.services.preferences.GetAll(user));
             return JsonReply(200, RenderJson(all.view()));
           });
   api.Add(Method::kGet, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
-          "account:read", [](Call& call) -> Result<HttpResponse> {
+          "preferences:read", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document scope, call.services.preferences.GetScope(
-                                                       user, call.params.at("scope")));
+            NOEMA_ASSIGN_OR_RETURN(
+                Document scope, call.services.preferences.GetScope(user, call.params.at("scope")));
             return JsonReply(200, RenderJson(scope.view()));
           });
   api.Add(Method::kPut, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
           "preferences:write", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(Document stored, call.services.preferences.PutScope(
-                                                        user, call.params.at("scope"), body.view()));
+            NOEMA_ASSIGN_OR_RETURN(
+                Document stored,
+                call.services.preferences.PutScope(user, call.params.at("scope"), body.view()));
             return JsonReply(200, RenderJson(stored.view()));
           });
   api.Add(Method::kPatch, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
           "preferences:write", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(Document stored,
-                                   call.services.preferences.PatchScope(
-                                       user, call.params.at("scope"), body.view()));
+            NOEMA_ASSIGN_OR_RETURN(
+                Document stored,
+                call.services.preferences.PatchScope(user, call.params.at("scope"), body.view()));
             return JsonReply(200, RenderJson(stored.view()));
           });
-  api.Add(Method::kDelete, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
-          "preferences:write", [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_RETURN_IF_ERROR(
-                call.services.preferences.DeleteScope(user, call.params.at("scope")));
-            return JsonReply(200, "{\"deleted\":true}");
-          });
+  api.Add(
+      Method::kDelete, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
+      "preferences:write", [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+        NOEMA_RETURN_IF_ERROR(call.services.preferences.DeleteScope(user, call.params.at("scope")));
+        return JsonReply(200, "{\"deleted\":true}");
+      });
 }
 
 }  // namespace noema::server

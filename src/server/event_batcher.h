@@ -1,0 +1,76 @@
+// Group commit for POST /v1/events (issue 4, "Write path"): the events of concurrent
+// requests — single events and batches alike — are written together in one unit of work
+// with EventService::LogBatch, so that one commit (one fsync on SQLite) acknowledges many
+// requests. No request is answered before the commit that holds its events: acknowledged
+// still means durable.
+//
+// One committer thread takes what is queued (whole requests, up to `batch_max` events in
+// all; a request is never split) and writes it; while it writes, new requests queue up
+// and form the next batch. There is no timer: a lone request is written at once.
+// Requests do not wait on threads of their own: each carries a completion that the
+// committer calls after the commit (the HTTP layer answers from it), so a batch of N
+// requests costs no N thread wake-ups.
+//
+// Each event gets the outcome EventService::Log would give it: a refused event does not
+// stop the others, and its error's field is the event's own ("eventData.commandName",
+// without any "events.N" prefix). Only a failure of the unit of work as a whole (the
+// store) fails every request of the batch.
+//
+// Shutdown: the destructor writes what is queued, calls every completion, then joins.
+//
+// Thread-safety: every method is safe from many threads. REQUIRES: `events` outlives the
+// batcher.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "noema/service/events.h"
+
+namespace noema::server {
+
+class EventBatcher {
+ public:
+  // The outcome of each event of a request, in order; an error when the unit of work
+  // failed as a whole.
+  using Outcomes = Result<std::vector<Result<ObjectId>>>;
+  using Done = std::function<void(Outcomes)>;
+
+  // `batch_max`: events per unit of work (EventService::LogBatch's limit).
+  EventBatcher(EventService* events, size_t batch_max);
+  ~EventBatcher();
+  EventBatcher(const EventBatcher&) = delete;
+  EventBatcher& operator=(const EventBatcher&) = delete;
+
+  // Queues the events of one request (at most batch_max); `done` is called on the
+  // committer thread once they are committed.
+  void Submit(std::vector<EventInput> events, Done done);
+
+  // Submit, waiting for the outcome.
+  Outcomes Write(std::vector<EventInput> events);
+
+ private:
+  struct Request {
+    std::vector<EventInput> events;
+    Done done;
+  };
+
+  void Run();
+  // Writes the requests' events in one unit of work and calls their completions.
+  void WriteBatch(std::vector<Request> requests);
+
+  EventService* events_;
+  size_t batch_max_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Request> queue_;
+  bool stopping_ = false;
+  std::thread committer_;  // last: started once the rest is ready
+};
+
+}  // namespace noema::server

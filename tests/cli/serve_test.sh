@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# `noema serve` run as an operator would: the port printed for --listen HOST:0, the
+# generated admin token (printed once, only its hash kept, mode 0600), the access log
+# (no secrets), SIGTERM during a write load (every acknowledged event is there after a
+# restart), and usage errors (exit 2, one line).
+# usage: serve_test.sh NOEMA_BINARY PROJECT_DIR
+set -uo pipefail
+noema=$1
+work=$(mktemp -d)
+server_pid=""
+loader_pids=()
+cleanup() {
+  for pid in "${loader_pids[@]}"; do kill "$pid" 2>/dev/null; done
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+failures=0
+
+ok() { echo "ok: $1"; }
+fail() {
+  echo "FAIL: $1"
+  failures=$((failures + 1))
+}
+check() {  # check NAME COMMAND...
+  local name=$1
+  shift
+  if "$@"; then ok "$name"; else fail "$name"; fi
+}
+
+service_token="platform-token-0123456789"
+export NOEMA_SERVICE_TOKENS="telegram-bot=$service_token"
+unset NOEMA_ADMIN_TOKEN NOEMA_LISTEN NOEMA_STORE
+store="sqlite:$work/data/noema.db"
+port=""
+base=""
+
+# start_server NAME [FLAGS...]: starts `noema serve` on a free port; sets server_pid, port.
+start_server() {
+  local name=$1
+  shift
+  "$noema" serve --store "$store" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  server_pid=$!
+  port=""
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/$name.err")
+    [ -n "$port" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    fail "$name: no 'serving on' line"
+    cat "$work/$name.err"
+    exit 1
+  fi
+  base="http://127.0.0.1:$port"
+}
+
+# stop_server NAME: SIGTERM, then the exit status must be 0.
+stop_server() {
+  kill -TERM "$server_pid"
+  local status=0
+  wait "$server_pid" || status=$?
+  server_pid=""
+  check "$1: exits 0 on SIGTERM" [ "$status" -eq 0 ]
+  check "$1: reports the stop" grep -q "noema: stopped" "$work/$1.err"
+}
+
+api() {  # api METHOD PATH [BODY [TOKEN]] → body on stdout; status in $work/status
+  local token=${4:-$service_token}
+  curl -s -o "$work/body" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' ${3:+--data "$3"} "$base$2" >"$work/status"
+  cat "$work/body"
+}
+
+# ---- usage errors: exit 2 and one line, nothing created --------------------------------
+usage_error() {  # usage_error NAME ARGS...
+  local name=$1
+  shift
+  "$noema" serve --store "$store" "$@" >"$work/usage.out" 2>&1
+  local status=$?
+  check "$name exits 2" [ "$status" -eq 2 ]
+  if [ "$(wc -l <"$work/usage.out")" -eq 1 ]; then ok "$name gives one line"; else
+    fail "$name output is not one line"
+    cat "$work/usage.out"
+  fi
+}
+usage_error "unknown flag" --bogus
+usage_error "malformed --listen" --listen nonsense
+usage_error "port out of range" --listen 127.0.0.1:70000
+usage_error "--threads 0" --threads 0
+usage_error "--unknown-events maybe" --unknown-events maybe
+NOEMA_SERVICE_TOKENS="bot=short" usage_error "a service token under 16 characters"
+NOEMA_SERVICE_TOKENS="no-equals-sign" usage_error "a malformed NOEMA_SERVICE_TOKENS"
+check "usage errors create no data directory" [ ! -e "$work/data" ]
+
+# ---- first start: the admin token is generated, printed once, kept hashed -------------
+start_server first --listen 127.0.0.1:0
+ok "first start serves on port $port"
+admin_token=$(grep -o 'noema_admin_[0-9a-f]*' "$work/first.err" | head -1)
+check "an admin token is printed" [ -n "$admin_token" ]
+check "it is printed once" [ "$(grep -c "$admin_token" "$work/first.err")" -eq 1 ]
+hash_file="$work/data/admin_token.sha256"
+check "its hash is kept in the data directory" [ -f "$hash_file" ]
+check "the hash file is mode 0600" [ "$(stat -c %a "$hash_file")" = "600" ]
+expected_hash=$(printf '%s' "$admin_token" | sha256sum | cut -d' ' -f1)
+check "the file holds the token's SHA-256" [ "$(tr -d '\n' <"$hash_file")" = "$expected_hash" ]
+if grep -rqa -- "$admin_token" "$work/data"; then fail "the plaintext admin token is stored"; else
+  ok "the plaintext admin token is not stored"; fi
+
+check "/healthz answers" [ "$(curl -s "$base/healthz")" = '{"status":"ok"}' ]
+check "/v1/openapi.yaml is served" bash -c "curl -s '$base/v1/openapi.yaml' | head -1 | grep -q '^openapi: 3'"
+user=$(api POST /v1/users/resolve '{"platform":"telegram","platformUserId":"serve-test"}' |
+  sed -n 's/.*"masterAccountId":"\([0-9a-f]\{24\}\)".*/\1/p')
+check "resolve makes a user" [ "$(cat "$work/status")" = 201 ]
+[ -n "$user" ] || { fail "no masterAccountId in the resolve reply"; exit 1; }
+api POST "/v1/users/$user/awards" '{"awardId":"operator_test"}' "$admin_token" >/dev/null
+check "the generated admin token works" [ "$(cat "$work/status")" = 201 ]
+api POST "/v1/users/$user/awards" '{"awardId":"operator_test"}' >/dev/null
+check "a service token is not the admin token" [ "$(cat "$work/status")" = 403 ]
+
+# ---- SIGTERM during a write load: every acknowledged event survives -------------------
+event='{"masterAccountId":"'$user'","eventType":"menu_item_clicked","sourcePlatform":"telegram","eventData":{"menuName":"main","itemId":"x","actionType":"open"}}'
+load() {  # load N: POSTs events until the server goes away; acknowledged ids → acked.N
+  local n=$1
+  : >"$work/acked.$n"
+  while true; do
+    local reply
+    reply=$(curl -s --max-time 10 -w ' %{http_code}' -X POST \
+      -H "Authorization: Bearer $service_token" -H 'Content-Type: application/json' \
+      --data "$event" "$base/v1/events") || break
+    case "$reply" in
+      *' 201') echo "$reply" | sed -n 's/.*"eventId":"\([0-9a-f]\{24\}\)".*/\1/p' >>"$work/acked.$n" ;;
+      *' 000') break ;;
+    esac
+  done
+}
+for n in 1 2 3 4; do
+  load "$n" &
+  loader_pids+=($!)
+done
+for _ in $(seq 1 100); do
+  [ "$(cat "$work"/acked.* 2>/dev/null | wc -l)" -ge 40 ] && break
+  sleep 0.1
+done
+stop_server first
+for pid in "${loader_pids[@]}"; do wait "$pid" 2>/dev/null; done
+loader_pids=()
+sort -u "$work"/acked.* >"$work/acked"
+acked=$(wc -l <"$work/acked")
+check "events were acknowledged under load ($acked)" [ "$acked" -ge 40 ]
+
+# The access log: JSON lines with the credential's name, never a secret.
+check "the access log has JSON lines" grep -q '"route":"/v1/events","status":201' "$work/first.out"
+check "the access log names the credential" grep -q '"credential":"telegram-bot"' "$work/first.out"
+if grep -q -e "$service_token" -e "$admin_token" "$work/first.out"; then
+  fail "a token is in the access log"
+else ok "no token in the access log"; fi
+
+# ---- restart (NOEMA_LISTEN instead of --listen): the acknowledged events are there -----
+NOEMA_LISTEN=127.0.0.1:0 start_server second
+if grep -q "generated an admin token" "$work/second.err"; then fail "a second admin token was made"
+else ok "the admin token is not generated again"; fi
+api POST "/v1/users/$user/awards" '{"awardId":"operator_test"}' "$admin_token" >/dev/null
+check "the admin token still works after a restart" [ "$(cat "$work/status")" = 200 ]
+
+: >"$work/stored"
+cursor=""
+for _ in $(seq 1 100); do
+  page=$(api GET "/v1/events?masterAccountId=$user&eventType=menu_item_clicked&limit=500${cursor:+&cursor=$cursor}")
+  echo "$page" | grep -o '"eventId":"[0-9a-f]\{24\}"' | cut -d'"' -f4 >>"$work/stored"
+  cursor=$(echo "$page" | sed -n 's/.*"nextCursor":"\([^"]*\)".*/\1/p')
+  [ -z "$cursor" ] && break
+done
+sort -u -o "$work/stored" "$work/stored"
+missing=$(comm -23 "$work/acked" "$work/stored" | wc -l)
+check "every acknowledged event is stored after the restart ($acked acked, $(wc -l <"$work/stored") stored)" [ "$missing" -eq 0 ]
+stop_server second
+
+[ $failures -eq 0 ] || {
+  echo "$failures failure(s)"
+  exit 1
+}

@@ -126,8 +126,8 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     bool head = request.method == Method::kHead;
-    // A deferred reply comes back to this connection's strand. The work guard keeps the
-    // I/O threads running until it is written, also while stopping.
+    // A deferred reply comes back to this connection's I/O thread. The work guard keeps
+    // that thread running until the reply is written, also while stopping.
     request.respond_later = [self = shared_from_this(), guard = asio::make_work_guard(*io_),
                              head](HttpResponse response) {
       asio::post(self->stream_.get_executor(),

@@ -5,6 +5,9 @@
 // Shutdown (Stop): the acceptor closes, idle connections are closed, requests in flight
 // finish and get their reply, then the threads end.
 //
+// Threads: `threads` I/O threads, each with its own event loop; a connection stays on one
+// of them (assigned round-robin), so its handlers never run concurrently.
+//
 // The handler runs on an I/O thread. A handler that would block (a write waiting for its
 // commit) returns HttpResponse::Deferred() and answers later through
 // HttpRequest::respond_later, from any thread; the connection waits for that reply, and
@@ -28,7 +31,7 @@ namespace noema::server {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;                 // 0 picks a free port (see port())
-  int threads = 4;                      // I/O + handler threads
+  int threads = 4;                      // I/O threads (each runs its connections' handlers)
   size_t body_bytes_max = 1024 * 1024;  // larger bodies get 413
   size_t header_bytes_max = 16 * 1024;  // larger header blocks get 431
   int64_t read_timeout_ms = 30'000;     // to receive one whole request

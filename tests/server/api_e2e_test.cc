@@ -1462,157 +1462,115 @@ TEST_F(ApiE2ETest, TextAndSizeLimitsAtTheirEdges) {
   const std::string u = "/v1/users/" + user;
   auto text = [](size_t n, char c = 'x') { return std::string(n, c); };
   // A document {"m":"<n bytes>"} is n + 13 bytes of BSON.
-  auto blob = [&](size_t bson_bytes) { return R"({"m":")" + text(bson_bytes - 13, 'b') + "" } ";
-};
-auto generation = [&](const std::string& extra) {
-  return R"({"masterAccountId":")" + user + R"(","sessionId":")" + session +
-         R"(","initiatingEventId":")" + event + R"(","requestPayload":{})" + extra + "}";
-};
-struct Edge {
-  std::string name;
-  std::string method;
-  std::string path;
-  std::string token;
-  std::function<std::string(bool over)> body;
-  int refused_status;
-  std::string field;
-};
-int n = 0;  // makes names, platforms and award ids unique
-auto next = [&] { return std::to_string(++n); };
-const std::vector<Edge> edges = {
+  auto blob = [&](size_t bson_bytes) { return R"({"m":")" + text(bson_bytes - 13, 'b') + R"("})"; };
+  auto generation = [&](const std::string& extra) {
+    return R"({"masterAccountId":")" + user + R"(","sessionId":")" + session +
+           R"(","initiatingEventId":")" + event + R"(","requestPayload":{})" + extra + "}";
+  };
+  struct Edge {
+    std::string name;
+    std::string method;
+    std::string path;
+    std::string token;
+    std::function<std::string(bool over)> body;
+    int refused_status;
+    std::string field;
+  };
+  int n = 0;  // makes platforms and award ids unique
+  auto next = [&] { return std::to_string(++n); };
+  const std::vector<Edge> edges = {
       {"api key label 64", "POST", u + "/api-keys", kServiceToken,
        [&](bool over) {
-         return R"({"scopes":["account:read"],"label":")" + text(64 + over) + ""}";
+         return R"({"scopes":["account:read"],"label":")" + text(64 + over) + R"("})";
        },
        400, "label"},
       {"exp reason 200", "POST", u + "/exp", kServiceToken,
-       [&](bool over) { return R"({"amount":1,"reason":")" + text(200 + over) + ""}"; }, 400,
+       [&](bool over) { return R"({"amount":1,"reason":")" + text(200 + over) + R"("})"; }, 400,
        "reason"},
       {"session userAgent 1024", "POST", "/v1/sessions", kServiceToken,
        [&](bool over) {
          return R"({"masterAccountId":")" + user + R"(","platform":"ua)" + next() +
-                R"(","userAgent":")" + text(1024 + over) + ""}";
+                R"(","userAgent":")" + text(1024 + over) + R"("})";
        },
-       400, "userAgent"
-}
-,
-    {"session metadata 16 KiB",
-     "POST",
-     "/v1/sessions",
-     kServiceToken,
-     [&](bool over) {
-       return R"({"masterAccountId":")" + user + R"(","platform":"md)" + next() +
-              R"(","metadata":)" + blob(16 * 1024 + over) + "}";
-     },
-     413,
-     "metadata"},
-    {"awardId 64",
-     "POST",
-     u + "/awards",
-     kAdminToken,
-     [&](bool over) { return R"({"awardId":")" + text(63 + over, 'a') + next() + "" } "; },
-     400,
-     "awardId"},
-    {"award displayName 100", "POST", u + "/awards", kAdminToken,
-     [&](bool over) {
-       return R"({"awardId":"d)" + next() + R"(","displayName":")" + text(100 + over) + ""
-     } ";
-    },
-    400, "displayName"
-}
-,
-    {"award description 500", "POST", u + "/awards", kAdminToken,
-     [&](bool over) {
-       return R"({"awardId":"e)" + next() + R"(","description":")" + text(500 + over) + ""
-     } ";
-    },
-    400, "description"
-}
-,
-    {"externalTransactionId 256", "POST", u + "/credits", kServiceToken,
-     [&](bool over) {
-       return R"({"amountUsd":"1","type":"deposit","description":"x",)"
-              R"("externalTransactionId":")" +
-              text(256 + over) + ""
-     } ";
-    },
-    400, "externalTransactionId"
-}
-, {
-  "relatedItems.commandName 128", "POST", u + "/debits", kServiceToken, [&](bool over) {
-    return R"({"amountUsd":"1","type":"debit","description":"x",)"
-           R"("relatedItems":{"commandName":")" +
-           text(128 + over) + ""
+       400, "userAgent"},
+      {"session metadata 16 KiB", "POST", "/v1/sessions", kServiceToken,
+       [&](bool over) {
+         return R"({"masterAccountId":")" + user + R"(","platform":"md)" + next() +
+                R"(","metadata":)" + blob(16 * 1024 + over) + "}";
+       },
+       413, "metadata"},
+      {"awardId 64", "POST", u + "/awards", kAdminToken,
+       [&](bool over) {
+         std::string id = next();
+         return R"({"awardId":")" + text(64 - id.size() + over, 'a') + id + R"("})";
+       },
+       400, "awardId"},
+      {"award displayName 100", "POST", u + "/awards", kAdminToken,
+       [&](bool over) {
+         return R"({"awardId":"d)" + next() + R"(","displayName":")" + text(100 + over) + R"("})";
+       },
+       400, "displayName"},
+      {"award description 500", "POST", u + "/awards", kAdminToken,
+       [&](bool over) {
+         return R"({"awardId":"e)" + next() + R"(","description":")" + text(500 + over) + R"("})";
+       },
+       400, "description"},
+      {"externalTransactionId 256", "POST", u + "/credits", kServiceToken,
+       [&](bool over) {
+         return R"({"amountUsd":"1","type":"deposit","description":"x",)"
+                R"("externalTransactionId":")" +
+                text(256 + over) + R"("})";
+       },
+       400, "externalTransactionId"},
+      {"relatedItems.commandName 128", "POST", u + "/debits", kServiceToken,
+       [&](bool over) {
+         return R"({"amountUsd":"1","type":"debit","description":"x",)"
+                R"("relatedItems":{"commandName":")" +
+                text(128 + over) + R"("}})";
+       },
+       400, "relatedItems.commandName"},
+      {"ledger metadata 16 KiB", "POST", u + "/credits", kServiceToken,
+       [&](bool over) {
+         return R"({"amountUsd":"1","type":"deposit","description":"x","metadata":)" +
+                blob(16 * 1024 + over) + "}";
+       },
+       400, "metadata"},
+      {"profile.bio 1000", "PATCH", u, kServiceToken,
+       [&](bool over) { return R"({"profile":{"bio":")" + text(1000 + over) + R"("}})"; }, 400,
+       "profile.bio"},
+      {"profile.avatarUrl 2048", "PATCH", u, kServiceToken,
+       [&](bool over) {
+         return R"({"profile":{"avatarUrl":"https://x.example/)" + text(2048 - 18 + over) +
+                R"("}})";
+       },
+       400, "profile.avatarUrl"},
+      {"eventData 64 KiB", "POST", "/v1/events", kServiceToken,
+       [&](bool over) {
+         return R"({"masterAccountId":")" + user +
+                R"(","eventType":"custom_blob","sourcePlatform":"web","eventData":)" +
+                blob(64 * 1024 + over) + "}";
+       },
+       413, "eventData"},
+      {"generation serviceName 128", "POST", "/v1/generations", kServiceToken,
+       [&](bool over) { return generation(R"(,"serviceName":")" + text(128 + over) + "\""); }, 400,
+       "serviceName"},
+      {"generation platformSpecificRunId 256", "POST", "/v1/generations", kServiceToken,
+       [&](bool over) {
+         return generation(R"(,"serviceName":"s","platformSpecificRunId":")" + text(256 + over) +
+                           "\"");
+       },
+       400, "platformSpecificRunId"},
+  };
+  for (const Edge& edge : edges) {
+    Reply at = Send(edge.method, edge.path, edge.body(false), edge.token);
+    EXPECT_EQ(at.status / 100, 2) << edge.name << " at the edge: " << at;
+    Reply over = Send(edge.method, edge.path, edge.body(true), edge.token);
+    EXPECT_EQ(over.status, edge.refused_status) << edge.name << " over: " << over;
+    EXPECT_EQ(over.Field(), edge.field) << edge.name << " over: " << over;
   }
-}
-";
-}
-, 400, "relatedItems.commandName"
-}
-,
-    {"ledger metadata 16 KiB",
-     "POST",
-     u + "/credits",
-     kServiceToken,
-     [&](bool over) {
-       return R"({"amountUsd":"1","type":"deposit","description":"x","metadata":)" +
-              blob(16 * 1024 + over) + "}";
-     },
-     400,
-     "metadata"},
-{
-  "profile.bio 1000", "PATCH", u, kServiceToken,
-      [&](bool over) { return R"({"profile":{"bio":")" + text(1000 + over) + "" }
-}
-"; }, 400,
-    "profile.bio"
-}
-, {
-  "profile.avatarUrl 2048", "PATCH", u, kServiceToken, [&](bool over) {
-    return R"({"profile":{"avatarUrl":"https://x.example/)" + text(2048 - 18 + over) + ""
-  }
-}
-";
-}
-, 400, "profile.avatarUrl"
-}
-,
-    {"eventData 64 KiB",
-     "POST",
-     "/v1/events",
-     kServiceToken,
-     [&](bool over) {
-       return R"({"masterAccountId":")" + user +
-              R"(","eventType":"custom_blob","sourcePlatform":"web","eventData":)" +
-              blob(64 * 1024 + over) + "}";
-     },
-     413,
-     "eventData"},
-    {
-        "generation serviceName 128",
-        "POST",
-        "/v1/generations",
-        kServiceToken,
-        [&](bool over) { return generation(R"(,"serviceName":")" + text(128 + over) + """); },
-       400, "serviceName"
-        },
-        {"generation platformSpecificRunId 256", "POST", "/v1/generations", kServiceToken,
-         [&](bool over) {
-         return generation(R"(,"serviceName":"s","platformSpecificRunId":")" +
-                           text(256 + over) + """);
-         },
-         400, "platformSpecificRunId"},
-    };
-for (const Edge& edge : edges) {
-  Reply at = Send(edge.method, edge.path, edge.body(false), edge.token);
-  EXPECT_EQ(at.status / 100, 2) << edge.name << " at the edge: " << at;
-  Reply over = Send(edge.method, edge.path, edge.body(true), edge.token);
-  EXPECT_EQ(over.status, edge.refused_status) << edge.name << " over: " << over;
-  EXPECT_EQ(over.Field(), edge.field) << edge.name << " over: " << over;
-}
-// A preference scope of 128 characters, then 129.
-EXPECT_EQ(Send("PUT", u + "/preferences/" + text(128, 's'), "{}").status, 200);
-EXPECT_EQ(Send("PUT", u + "/preferences/" + text(129, 's'), "{}").Field(), "scope");
+  // A preference scope of 128 characters, then 129.
+  EXPECT_EQ(Send("PUT", u + "/preferences/" + text(128, 's'), "{}").status, 200);
+  EXPECT_EQ(Send("PUT", u + "/preferences/" + text(129, 's'), "{}").Field(), "scope");
 }
 
 TEST_F(ApiE2ETest, AUserKeepsAtMostTenOpenWalletChallenges) {
@@ -1664,20 +1622,15 @@ TEST_F(ApiE2ETest, AGenerationKeepsAtMost100ArtifactsAnd256KiBPayloads) {
   std::string session = StartSession(user);
   std::string event = LogEvent(user);
   auto create = [&](size_t payload_bytes) {
-    return Post("/v1/generations",
-                R"({"masterAccountId":")" + user + R"(","sessionId":")" + session +
-                    R"(","initiatingEventId":")" + event +
-                    R"(","serviceName":"s","requestPayload":{"m":")" +
-                    std::string(payload_bytes - 13, 'p') + ""
-  }
-}
-");
-}
-;
-EXPECT_EQ(create(256 * 1024).status, 201);
-Reply big = create(256 * 1024 + 1);
-EXPECT_EQ(big.status / 100, 4) << big;
-EXPECT_EQ(big.Field(), "requestPayload") << big;
+    return Post("/v1/generations", R"({"masterAccountId":")" + user + R"(","sessionId":")" +
+                                       session + R"(","initiatingEventId":")" + event +
+                                       R"(","serviceName":"s","requestPayload":{"m":")" +
+                                       std::string(payload_bytes - 13, 'p') + R"("}})");
+  };
+  EXPECT_EQ(create(256 * 1024).status, 201);
+  Reply big = create(256 * 1024 + 1);
+  EXPECT_EQ(big.status / 100, 4) << big;
+  EXPECT_EQ(big.Field(), "requestPayload") << big;
 }
 
 TEST_F(ApiE2ETest, EventTimestampsMayBeAtMostFiveMinutesAhead) {

@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "server/http_client.h"
 
@@ -119,6 +122,68 @@ TEST_F(HttpServerTest, IdleConnectionsAreClosedByTheIdleTimeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(server_->active_connections(), 0u);
+}
+
+// A handler may answer later, from another thread, through respond_later.
+TEST_F(HttpServerTest, ADeferredReplyIsSentWhenTheHandlerAnswers) {
+  std::vector<std::thread> answerers;
+  std::mutex mutex;
+  StartServer({}, [&](HttpRequest& request) {
+    auto respond = request.respond_later;
+    std::string path = request.path;
+    std::lock_guard<std::mutex> lock(mutex);
+    answerers.emplace_back([respond, path] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      HttpResponse response;
+      response.status = 201;
+      response.body = "later " + path;
+      respond(std::move(response));
+    });
+    return HttpResponse::Deferred();
+  });
+  testing::HttpClient client(server_->port());
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.Send("POST", "/x" + std::to_string(i), "{}");
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 201);
+    EXPECT_EQ(r.body, "later /x" + std::to_string(i));
+  }
+  EXPECT_EQ(server_->active_connections(), 1u) << "the connection was kept alive";
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto& thread : answerers) thread.join();
+}
+
+TEST_F(HttpServerTest, StopWaitsForADeferredReply) {
+  std::function<void(HttpResponse)> pending;
+  std::atomic<bool> entered{false};
+  std::mutex mutex;
+  StartServer({}, [&](HttpRequest& request) {
+    std::lock_guard<std::mutex> lock(mutex);
+    pending = request.respond_later;
+    entered = true;
+    return HttpResponse::Deferred();
+  });
+  testing::ClientResponse reply;
+  std::thread client_thread([&] {
+    testing::HttpClient client(server_->port());
+    reply = client.Send("POST", "/slow", "{}");
+  });
+  while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  server_->Stop();
+  std::thread answerer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    HttpResponse response;
+    response.body = "done";
+    std::lock_guard<std::mutex> lock(mutex);
+    pending(std::move(response));
+    pending = nullptr;
+  });
+  server_->Wait();  // returns only after the deferred reply was written
+  client_thread.join();
+  answerer.join();
+  ASSERT_TRUE(reply.ok);
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "done");
 }
 
 }  // namespace

@@ -226,6 +226,9 @@ Result<Document> Document::FromJson(std::string_view json) {
   Document out;
   if (!bson_init_from_json(out.mutable_get(), json.data(), static_cast<ssize_t>(json.size()),
                            &error)) {
+    // libbson destroys the document when parsing fails; give `out` a fresh one so its
+    // destructor does not free the same buffer again.
+    bson_init(out.mutable_get());
     return Status::InvalidArgument(std::string("malformed JSON: ") + error.message);
   }
   return out;

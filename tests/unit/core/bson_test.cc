@@ -99,6 +99,8 @@ TEST(BsonTest, ExtendedJsonRoundTrip) {
 TEST(BsonTest, MalformedJsonAndBytesAreRefused) {
   EXPECT_FALSE(Document::FromJson("{\"a\": ").ok());
   EXPECT_FALSE(Document::FromJson("not json").ok());
+  // Long enough that libbson has moved the document to the heap before it fails.
+  EXPECT_FALSE(Document::FromJson("{\"a\": \"" + std::string(500, 'x') + "\", \"b\": }").ok());
   uint8_t junk[] = {10, 0, 0, 0, 2, 'a', 0, 99, 0, 0};
   EXPECT_FALSE(Document::FromBytes(junk, sizeof junk).ok());
   Document doc = Sample();

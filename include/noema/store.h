@@ -36,7 +36,7 @@ namespace noema {
 inline constexpr size_t kPageSizeMax = 500;  // documents per Find page
 inline constexpr size_t kPageSizeDefault = 50;
 inline constexpr size_t kDocumentBytesMax = 16 * 1024 * 1024;  // MongoDB's BSON limit
-inline constexpr size_t kInsertManyBatchMax = 1000;            // documents per InsertMany call
+inline constexpr size_t kInsertManyBatchMax = 10000;           // documents per InsertMany call
 
 // A conjunction of predicates on dotted field paths.
 //   equals: field == value. On an array field (multikey), any element equal matches.

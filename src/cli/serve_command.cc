@@ -23,6 +23,7 @@
 #include "noema/store.h"
 #include "server/api.h"
 #include "server/http_server.h"
+#include "server/metered_store.h"
 
 namespace noema::cli {
 namespace {
@@ -31,6 +32,7 @@ struct ServeFlags {
   std::string store_uri;
   std::string listen = "127.0.0.1:8080";
   int threads = 4;
+  int worker_threads = 64;
   std::string service_tokens;
   std::string admin_token;
   size_t body_bytes_max = 1024 * 1024;
@@ -123,6 +125,9 @@ int RunServe(ServeFlags flags) {
   if (flags.threads < 1 || flags.threads > 256) {
     return ReportError(Status::InvalidArgument("threads is 1..256", "threads"));
   }
+  if (flags.worker_threads < 0 || flags.worker_threads > 1024) {
+    return ReportError(Status::InvalidArgument("worker-threads is 0..1024", "worker-threads"));
+  }
   if (flags.unknown_events != "accept" && flags.unknown_events != "reject") {
     return ReportError(Status::InvalidArgument("accept or reject", "unknown-events"));
   }
@@ -137,18 +142,21 @@ int RunServe(ServeFlags flags) {
   auto init = (*store)->Init();
   if (!init.ok()) return ReportError(init.status());
 
+  // The services see the store through a meter (store latency on /metrics).
+  server::Metrics metrics;
+  server::MeteredStore metered_store(store->get(), &metrics);
   ServiceContext ctx;
-  ctx.store = store->get();
+  ctx.store = &metered_store;
   ctx.config.unknown_event_policy =
       flags.unknown_events == "reject" ? UnknownEventPolicy::kReject : UnknownEventPolicy::kAccept;
   ctx.config.session_inactivity_timeout_ms = flags.session_timeout_minutes * kMillisPerMinute;
   ctx.config.generation_deadline_ms = flags.generation_deadline_minutes * kMillisPerMinute;
 
-  server::Metrics metrics;
   server::AccessLog access_log(flags.quiet ? nullptr : stdout);
   server::ApiOptions api_options;
   api_options.rate_limit.rate_per_second = flags.rate_limit_per_second;
   api_options.rate_limit.burst = flags.rate_limit_burst;
+  api_options.worker_threads = flags.worker_threads;
   server::Api api(ctx, std::move(*tokens), api_options, &metrics, &access_log);
   server::AddAllRoutes(api);
 
@@ -228,6 +236,9 @@ Command RegisterServe(CLI::App& root) {
   app->add_option("--listen", flags->listen, "HOST:PORT to listen on (env NOEMA_LISTEN)")
       ->capture_default_str();
   app->add_option("--threads", flags->threads, "Server threads")->capture_default_str();
+  app->add_option("--worker-threads", flags->worker_threads,
+                  "Threads for blocking routes (store writes, group commits); 0: the I/O threads")
+      ->capture_default_str();
   app->add_option("--service-tokens", flags->service_tokens,
                   "name=token,... for the platforms (env NOEMA_SERVICE_TOKENS)");
   app->add_option("--admin-token", flags->admin_token,

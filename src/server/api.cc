@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 #include "server/errors.h"
@@ -148,6 +149,25 @@ HttpResponse Api::Handle(HttpRequest& request) {
   return Serve(request, match, started);
 }
 
+namespace {
+
+// "GET, HEAD, POST": the methods a path answers (RFC 9110 15.5.6), HEAD wherever GET is.
+std::string AllowHeader(const std::vector<Method>& methods) {
+  std::vector<std::string> names;
+  auto add = [&](std::string name) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  };
+  for (Method method : methods) {
+    add(std::string(MethodName(method)));
+    if (method == Method::kGet) add("HEAD");
+  }
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+}  // namespace
+
 HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& match,
                         std::chrono::steady_clock::time_point started) {
   std::string route_label = "unmatched";
@@ -155,8 +175,11 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
   HttpResponse response = [&]() -> HttpResponse {
     if (match.route == nullptr) {
       if (match.path_known) {
-        return ErrorResponse(405, "method_not_allowed",
-                             std::string(MethodName(request.method)) + " is not allowed here");
+        HttpResponse refused =
+            ErrorResponse(405, "method_not_allowed",
+                          std::string(MethodName(request.method)) + " is not allowed here");
+        refused.headers.emplace_back("Allow", AllowHeader(match.allowed));
+        return refused;
       }
       return ErrorResponse(404, "not_found", "no such route");
     }
@@ -196,7 +219,7 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
         respond(std::move(later));
       };
     }
-    Call call{request, match.params, principal, services_, ctx_};
+    Call call{request, match.params, principal, services_, ctx_, *metrics_};
     auto result = spec.fn(call);
     if (!result.ok()) return ErrorResponse(result.status());
     return std::move(result).value();

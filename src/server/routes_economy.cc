@@ -3,6 +3,7 @@
 // returns the first reply and moves nothing, and the same key with another body is 409.
 #include "server/api.h"
 #include "server/json_render.h"
+#include "server/metrics.h"
 #include "server/request_body.h"
 
 namespace noema::server {
@@ -55,6 +56,19 @@ HttpResponse MovementReply(const MovementResult& result) {
   return JsonReply(201, RenderJson(result.transaction.document.view(), "transactionId"));
 }
 
+// Counts the money a movement moved (not a replayed one) in noema_money_moved_usd_total,
+// by direction and ledger type. A monitoring figure only: the ledger is the record.
+void CountMovement(Call& call, const MovementResult& result) {
+  if (result.replayed) return;
+  const Money amount = result.transaction.amount_usd;
+  const double usd = static_cast<double>(amount.units() < 0 ? -amount.units() : amount.units()) /
+                     static_cast<double>(Money::kUnitsPerDollar);
+  call.metrics.Increment("noema_money_moved_usd_total",
+                         std::string("direction=\"") + (amount.units() < 0 ? "debit" : "credit") +
+                             "\",type=" + LabelValue(result.transaction.type),
+                         usd);
+}
+
 }  // namespace
 
 void AddEconomyRoutes(Api& api) {
@@ -72,6 +86,7 @@ void AddEconomyRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(MoneyMovement movement, ReadMovement(call));
             NOEMA_ASSIGN_OR_RETURN(auto result,
                                    call.services.economy.Credit(user, movement, call.MakeOrigin()));
+            CountMovement(call, result);
             return MovementReply(result);
           });
 
@@ -81,6 +96,7 @@ void AddEconomyRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(MoneyMovement movement, ReadMovement(call));
             NOEMA_ASSIGN_OR_RETURN(auto result,
                                    call.services.economy.Debit(user, movement, call.MakeOrigin()));
+            CountMovement(call, result);
             return MovementReply(result);
           });
 

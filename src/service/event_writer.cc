@@ -108,21 +108,33 @@ Status PrepareEvent(const ServiceContext& ctx, std::string_view event_type,
   return Status::Ok();
 }
 
-Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id) {
+Result<Document> LoadUser(Transaction& tx, const ObjectId& master_account_id) {
   Result<Document> user = tx.Get(Collection::kUserCore, master_account_id);
-  if (!user.ok()) {
-    if (user.status().IsNotFound()) {
-      return Status(StatusCode::kNotFound, "no such user", "masterAccountId");
-    }
-    return user.status();
+  if (!user.ok() && user.status().IsNotFound()) {
+    return Status(StatusCode::kNotFound, "no such user", "masterAccountId");
   }
-  if (user->view().Has("status")) {
-    NOEMA_ASSIGN_OR_RETURN(std::string_view status, user->view().GetString("status"));
-    if (status != kStatusActive) {
-      return Status::FailedPrecondition(
-          "the user's status is " + std::string(status) + "; only active users can start sessions",
-          "masterAccountId");
-    }
+  return user;
+}
+
+namespace {
+
+// A userCore document's status; absent means active.
+std::string_view UserStatusOf(DocumentView user) {
+  Result<std::string_view> status = user.GetString("status");
+  return status.ok() ? *status : kStatusActive;
+}
+
+bool IsActiveUser(DocumentView user) { return UserStatusOf(user) == kStatusActive; }
+
+}  // namespace
+
+Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id) {
+  NOEMA_ASSIGN_OR_RETURN(Document user, LoadUser(tx, master_account_id));
+  if (!IsActiveUser(user.view())) {
+    return Status::FailedPrecondition("the user's status is " +
+                                          std::string(UserStatusOf(user.view())) +
+                                          "; only active users can start sessions",
+                                      "masterAccountId");
   }
   return user;
 }
@@ -214,7 +226,7 @@ namespace {
 // ActiveSessionFor, telling through `*wrote` whether it wrote anything before an error.
 Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
                                     const ObjectId& master_account_id, std::string_view platform,
-                                    std::string_view start_method, bool* wrote) {
+                                    std::string_view start_method, EventCause cause, bool* wrote) {
   *wrote = false;
   NOEMA_RETURN_IF_ERROR(ValidatePlatformName(platform, "platform"));
   Filter filter;
@@ -225,8 +237,15 @@ Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
   if (active.has_value() && !SessionExpired(ctx, active->view(), now)) {
     return active->view().GetObjectId("_id");
   }
-  // Checked before any write, so that a refusal leaves `tx` untouched.
-  NOEMA_ASSIGN_OR_RETURN(Document user, LoadActiveUser(tx, master_account_id));
+  // Checked before any write, so that a refusal leaves `tx` untouched. A service action on
+  // a user who is not active is still logged, in a session marked as the service's.
+  Document user;
+  if (cause == EventCause::kUserActivity) {
+    NOEMA_ASSIGN_OR_RETURN(user, LoadActiveUser(tx, master_account_id));
+  } else {
+    NOEMA_ASSIGN_OR_RETURN(user, LoadUser(tx, master_account_id));
+    if (!IsActiveUser(user.view())) start_method = kStartMethodServiceAction;
+  }
   *wrote = true;
   if (active.has_value()) {
     // Never swept yet: it ended when its inactivity window closed (DECISIONS.md 13).
@@ -240,9 +259,9 @@ Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
 
 Result<ObjectId> ActiveSessionFor(Transaction& tx, const ServiceContext& ctx,
                                   const ObjectId& master_account_id, std::string_view platform,
-                                  std::string_view start_method) {
+                                  std::string_view start_method, EventCause cause) {
   bool wrote = false;
-  return FindOrStartSession(tx, ctx, master_account_id, platform, start_method, &wrote);
+  return FindOrStartSession(tx, ctx, master_account_id, platform, start_method, cause, &wrote);
 }
 
 Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& ctx,
@@ -250,7 +269,8 @@ Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& 
                                          std::string_view platform,
                                          std::optional<ObjectId> session_id,
                                          std::string_view event_type, DocumentView event_data,
-                                         Timestamp timestamp, bool* wrote, SessionCache* cache) {
+                                         Timestamp timestamp, bool* wrote, SessionCache* cache,
+                                         EventCause cause) {
   *wrote = false;
   ObjectId resolved_session;
   if (session_id.has_value()) {
@@ -277,9 +297,9 @@ Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& 
     if (cache != nullptr && known != cache->active.end()) {
       resolved_session = known->second;
     } else {
-      NOEMA_ASSIGN_OR_RETURN(
-          resolved_session,
-          FindOrStartSession(tx, ctx, master_account_id, platform, kStartMethodImplicit, wrote));
+      NOEMA_ASSIGN_OR_RETURN(resolved_session,
+                             FindOrStartSession(tx, ctx, master_account_id, platform,
+                                                kStartMethodImplicit, cause, wrote));
       if (cache != nullptr) {
         cache->active.emplace(std::move(key), resolved_session);
         cache->owners.emplace(resolved_session, master_account_id);
@@ -313,7 +333,7 @@ Result<ObjectId> WriteEvent(Transaction& tx, const ServiceContext& ctx, const Ev
   NOEMA_ASSIGN_OR_RETURN(
       WrittenEvent written,
       InsertPreparedEvent(tx, ctx, event.master_account_id, event.platform, event.session_id,
-                          event.event_type, data.view(), timestamp, &wrote));
+                          event.event_type, data.view(), timestamp, &wrote, nullptr, event.cause));
   return written.event_id;
 }
 

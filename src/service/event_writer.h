@@ -22,6 +22,18 @@
 
 namespace noema::service_internal {
 
+// Who causes an event, which decides whether it may start a session for a user who is
+// not active (DECISIONS.md 14, docs/decisions.md "Events of account changes and
+// non-active users"):
+//   kUserActivity   the user did something (events ingested from the platforms): only an
+//                   active user starts a session; otherwise FailedPrecondition.
+//   kServiceAction  noema or an operator changed the user's account (a credit, a revoked
+//                   key, a removed wallet, an award): any user's change is logged; when no
+//                   session is active, one is started with startMethod "service_action".
+enum class EventCause { kUserActivity, kServiceAction };
+
+inline constexpr std::string_view kStartMethodServiceAction = "service_action";
+
 struct EventToWrite {
   ObjectId master_account_id;
   // sourcePlatform; also the platform whose active session the event attaches to.
@@ -32,17 +44,21 @@ struct EventToWrite {
   Document event_data;
   // When the event happened; absent means now.
   std::optional<Timestamp> timestamp;
+  // Service-written events are caused by a service action unless told otherwise.
+  EventCause cause = EventCause::kServiceAction;
 };
 
 // Validates and inserts one event inside `tx`; returns its eventId.
 Result<ObjectId> WriteEvent(Transaction& tx, const ServiceContext& ctx, const EventToWrite& event);
 
 // The user's active session on `platform`, started (with its session_started event) when
-// there is none. FailedPrecondition when the user is not active (DECISIONS.md 14) and a
-// session would have to be started.
+// there is none. For kUserActivity, FailedPrecondition when the user is not active
+// (DECISIONS.md 14) and a session would have to be started; for kServiceAction a
+// non-active user's session is started with startMethod "service_action".
 Result<ObjectId> ActiveSessionFor(Transaction& tx, const ServiceContext& ctx,
                                   const ObjectId& master_account_id, std::string_view platform,
-                                  std::string_view start_method);
+                                  std::string_view start_method,
+                                  EventCause cause = EventCause::kUserActivity);
 
 }  // namespace noema::service_internal
 
@@ -85,11 +101,15 @@ struct WrittenEvent {
 Result<WrittenEvent> InsertPreparedEvent(
     Transaction& tx, const ServiceContext& ctx, const ObjectId& master_account_id,
     std::string_view platform, std::optional<ObjectId> session_id, std::string_view event_type,
-    DocumentView event_data, Timestamp timestamp, bool* wrote, SessionCache* cache = nullptr);
+    DocumentView event_data, Timestamp timestamp, bool* wrote, SessionCache* cache = nullptr,
+    EventCause cause = EventCause::kUserActivity);
 
 // The userCore document of an active user (status absent or "active"). NotFound on
 // "masterAccountId" when there is no such user, FailedPrecondition when not active.
 Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id);
+
+// The userCore document of any user, whatever its status. NotFound on "masterAccountId".
+Result<Document> LoadUser(Transaction& tx, const ObjectId& master_account_id);
 
 // Optional fields of a session being started.
 struct NewSessionFields {

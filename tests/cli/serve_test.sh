@@ -89,6 +89,7 @@ usage_error "unknown flag" --bogus
 usage_error "malformed --listen" --listen nonsense
 usage_error "port out of range" --listen 127.0.0.1:70000
 usage_error "--threads 0" --threads 0
+usage_error "--worker-threads 1025" --worker-threads 1025
 usage_error "--unknown-events maybe" --unknown-events maybe
 NOEMA_SERVICE_TOKENS="bot=short" usage_error "a service token under 16 characters"
 NOEMA_SERVICE_TOKENS="no-equals-sign" usage_error "a malformed NOEMA_SERVICE_TOKENS"

@@ -26,6 +26,7 @@
 #include "server/api.h"
 #include "server/http_client.h"
 #include "server/http_server.h"
+#include "server/metered_store.h"
 #include "support/eth_test_signer.h"
 
 namespace noema::server {
@@ -91,13 +92,14 @@ class ApiE2ETest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     ASSERT_TRUE(store_->Init().ok());
-    ctx_.store = store_.get();
+    metrics_ = std::make_unique<Metrics>();
+    metered_store_ = std::make_unique<MeteredStore>(store_.get(), metrics_.get());  // as serve
+    ctx_.store = metered_store_.get();
     ctx_.clock = &clock_;
     ctx_.config = setup.config;
     auto tokens = TokenTable::ParseServiceTokens(std::string("telegram-bot=") + kServiceToken);
     ASSERT_TRUE(tokens.ok());
     tokens->SetAdminTokenHash(apikey::Sha256Hex(kAdminToken));
-    metrics_ = std::make_unique<Metrics>();
     api_ = std::make_unique<Api>(ctx_, std::move(*tokens), setup.api, metrics_.get(), nullptr);
     AddAllRoutes(*api_);
     setup.http.host = "127.0.0.1";
@@ -112,6 +114,7 @@ class ApiE2ETest : public ::testing::Test {
     client_.reset();
     server_.reset();
     api_.reset();
+    metered_store_.reset();
     store_.reset();
     std::error_code ignored;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
@@ -237,8 +240,9 @@ class ApiE2ETest : public ::testing::Test {
   FakeClock clock_;
   std::string dir_;
   std::unique_ptr<Store> store_;
-  ServiceContext ctx_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<MeteredStore> metered_store_;
+  ServiceContext ctx_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<testing::HttpClient> client_;
@@ -299,6 +303,32 @@ TEST_F(ApiE2ETest, MetricsCountRequestsAndLatencyByRouteAndStatusEventsAndSessio
   }
 }
 
+TEST_F(ApiE2ETest, MetricsShowMoneyMovedAndStoreLatencyByOperation) {
+  std::string user = NewUser();
+  Credit(user, "5.25");
+  Reply debit = Post("/v1/users/" + user + "/debits",
+                     R"({"amountUsd":"1.5","type":"debit","description":"a job"})");
+  ASSERT_EQ(debit.status, 201) << debit;
+  // A replayed idempotent credit moves no money and is not counted again.
+  const std::string body = R"({"amountUsd":"2","type":"deposit","description":"once"})";
+  for (int i = 0; i < 2; ++i) {
+    Reply credit =
+        Post("/v1/users/" + user + "/credits", body, kServiceToken, {{"Idempotency-Key", "k-1"}});
+    ASSERT_EQ(credit.status, 201) << credit;
+  }
+  const std::string text = Get("/metrics", kNoCredential).body;
+  for (const std::string& line : {
+           std::string("noema_money_moved_usd_total{direction=\"credit\",type=\"deposit\"} 7.25\n"),
+           std::string("noema_money_moved_usd_total{direction=\"debit\",type=\"debit\"} 1.5\n"),
+           std::string("# TYPE noema_store_operation_duration_seconds histogram\n"),
+           std::string("noema_store_operation_duration_seconds_count{op=\"ledger_transaction\","
+                       "outcome=\"ok\"}"),
+           std::string("noema_store_operation_duration_seconds_count{op=\"read\",outcome=\"ok\"}"),
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
+  }
+}
+
 TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   Reply none = Get("/v1/nothing-here");
   EXPECT_EQ(none.status, 404);
@@ -306,6 +336,7 @@ TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   Reply method = Send("PUT", "/v1/users/" + ObjectId::Generate().ToHex(), "{}");
   EXPECT_EQ(method.status, 405) << method;
   EXPECT_EQ(method.Code(), "method_not_allowed");
+  EXPECT_EQ(method.headers["Allow"], "GET, HEAD, PATCH");
 }
 
 // ---- users and identities -------------------------------------------------------------

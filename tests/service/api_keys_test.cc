@@ -169,6 +169,20 @@ TEST_F(ApiKeyServiceTest, RevokedKeysAndInactiveUsersAreRefused) {
   EXPECT_TRUE(keys_.Authenticate(kept.plaintext).ok());
 }
 
+// An operator must be able to revoke a suspended user's key even after the user's last
+// session has timed out: the api_key_revoked event goes into a service session.
+TEST_F(ApiKeyServiceTest, SuspendedUsersKeyCanBeRevokedAfterTheirSessionsTimedOut) {
+  IssuedApiKey issued = IssueKey(user_);
+  AccountService accounts(ctx_);
+  ASSERT_TRUE(accounts.SetStatus(user_, "suspended").ok());
+  clock_.Advance(ctx_.config.session_inactivity_timeout_ms + 1);
+  Status revoked = keys_.Revoke(user_, issued.key.key_prefix, origin_);
+  ASSERT_TRUE(revoked.ok()) << revoked.ToString();
+  EXPECT_EQ(EventCount("api_key_revoked"), 1);
+  ASSERT_TRUE(accounts.SetStatus(user_, "active").ok());
+  EXPECT_FALSE(keys_.Authenticate(issued.plaintext).ok());
+}
+
 TEST_F(ApiKeyServiceTest, LastUsedAtIsWrittenAtMostOncePerResolution) {
   IssuedApiKey issued = IssueKey(user_);
   auto last_used = [&]() -> std::optional<Timestamp> {

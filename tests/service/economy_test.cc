@@ -13,6 +13,7 @@
 
 #include "noema/service/context.h"
 #include "noema/store.h"
+#include "service/test_support.h"
 
 namespace noema {
 namespace {
@@ -35,7 +36,7 @@ class EconomyTest : public ::testing::Test {
     char dir_template[] = "/tmp/noema-economy-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir_template), nullptr);
     dir_ = dir_template;
-    auto store = OpenStore("sqlite:" + dir_ + "/noema.db");
+    auto store = OpenStore(testing::TestStoreUri(dir_));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     ASSERT_TRUE(store_->Init().ok());
@@ -48,6 +49,7 @@ class EconomyTest : public ::testing::Test {
     economy_.reset();
     if (store_) store_->Close();
     store_.reset();
+    testing::DropTestStore(testing::TestStoreUri(dir_));
     std::filesystem::remove_all(dir_);
   }
 
@@ -286,6 +288,41 @@ TEST_F(EconomyTest, NonActiveUserCannotDebitButCanBeCredited) {
   ASSERT_FALSE(debit.ok());
   EXPECT_EQ(debit.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(CreditOf(user), Usd("4"));
+  EXPECT_EQ(RecordsOf(user), 1);
+}
+
+// A refund to a suspended user with no session is still logged: the credit_added event
+// goes into a session the service opens with startMethod "service_action" (docs/decisions.md
+// "Events of account changes and non-active users"); the user's own activity is refused.
+TEST_F(EconomyTest, CreditToSuspendedUserWithoutSessionIsLoggedInAServiceSession) {
+  ObjectId user = MakeUser("suspended");
+  Origin origin;
+  origin.platform = "api";
+  auto credit = economy_->Credit(user, Movement("2.5", "refund"), origin);
+  ASSERT_TRUE(credit.ok()) << credit.status().ToString();
+  EXPECT_EQ(CreditOf(user), Usd("2.5"));
+  EXPECT_EQ(RecordsOf(user), 1);
+  EXPECT_EQ(EventsOf(user, "credit_added"), 1);
+
+  std::optional<Document> started;
+  ASSERT_TRUE(
+      store_
+          ->RunReadOnly([&](Transaction& tx) -> Status {
+            NOEMA_ASSIGN_OR_RETURN(
+                started,
+                tx.FindOne(
+                    Collection::kUserEvents,
+                    Filter().Eq("masterAccountId", user).Eq("eventType", "session_started")));
+            return Status::Ok();
+          })
+          .ok());
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(*started->view().GetString("eventData.startMethod"), "service_action");
+
+  // A debit is still refused and changes nothing.
+  auto debit = economy_->Debit(user, Movement("1", "debit"), origin);
+  EXPECT_EQ(debit.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CreditOf(user), Usd("2.5"));
   EXPECT_EQ(RecordsOf(user), 1);
 }
 

@@ -12,6 +12,7 @@
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
 #include "noema/store.h"
+#include "service/test_support.h"
 
 namespace noema {
 namespace {
@@ -24,7 +25,7 @@ class GenerationsTest : public ::testing::Test {
     char dir_template[] = "/tmp/noema-generations-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir_template), nullptr);
     dir_ = dir_template;
-    auto store = OpenStore("sqlite:" + dir_ + "/noema.db");
+    auto store = OpenStore(testing::TestStoreUri(dir_));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     ASSERT_TRUE(store_->Init().ok());
@@ -39,6 +40,7 @@ class GenerationsTest : public ::testing::Test {
     economy_.reset();
     if (store_) store_->Close();
     store_.reset();
+    testing::DropTestStore(testing::TestStoreUri(dir_));
     std::filesystem::remove_all(dir_);
   }
 

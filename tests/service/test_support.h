@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "conformance/mongo_test_database.h"
 #include "noema/bson.h"
 #include "noema/object_id.h"
 #include "noema/service/context.h"
@@ -20,6 +21,23 @@
 #include "noema/time.h"
 
 namespace noema::testing {
+
+// The store the service tests run on. SQLite in `dir` by default. With
+// NOEMA_TEST_SERVICE_STORE=mongodb (ctest's `service.on_mongodb` sets it), a fresh
+// database under NOEMA_TEST_MONGO_URI, dropped by DropTestStore; when that variable is
+// unset the program says so and exits 77, which ctest reports as skipped.
+inline std::string TestStoreUri(const std::string& dir) {
+  const char* kind = std::getenv("NOEMA_TEST_SERVICE_STORE");
+  if (kind == nullptr || std::string_view(kind) != "mongodb") return "sqlite:" + dir + "/noema.db";
+  std::string uri = conformance::MongoTestDatabaseUri(dir);
+  if (uri.empty()) {
+    std::fprintf(stderr, "SKIPPED: %s\n", conformance::MongoSkipMessage().c_str());
+    std::exit(77);
+  }
+  return uri;
+}
+
+inline void DropTestStore(const std::string& uri) { conformance::DropMongoTestDatabase(uri); }
 
 // A start time for FakeClocks: 2025-05-07T12:00:00Z.
 inline constexpr Timestamp kTestEpoch = Timestamp::FromMillis(1746619200000);
@@ -33,7 +51,8 @@ class TempStore {
     std::string pattern = (std::filesystem::temp_directory_path() / "noema-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) Die("mkdtemp failed");
     dir_ = pattern;
-    auto store = OpenStore("sqlite:" + dir_ + "/noema.db");
+    uri_ = TestStoreUri(dir_);
+    auto store = OpenStore(uri_);
     if (!store.ok()) Die(store.status().ToString());
     store_ = std::move(store).value();
     auto init = store_->Init();
@@ -41,6 +60,7 @@ class TempStore {
   }
   ~TempStore() {
     store_.reset();
+    DropTestStore(uri_);
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
   }
@@ -56,6 +76,7 @@ class TempStore {
     std::abort();
   }
   std::string dir_;
+  std::string uri_;
   std::unique_ptr<Store> store_;
 };
 

@@ -5,6 +5,8 @@
 #include <set>
 #include <vector>
 
+#include "store/cursor_encoding.h"
+
 namespace noema::mongo {
 namespace {
 
@@ -13,78 +15,8 @@ constexpr uint8_t kCursorVersion = 1;
 constexpr size_t kCursorBytesMax = 4096;
 constexpr size_t kCursorHeaderBytes = 6;  // version, direction, fingerprint
 
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) |
-                 (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
-    out += kBase64Url[(n >> 18) & 63];
-    out += kBase64Url[(n >> 12) & 63];
-    out += kBase64Url[(n >> 6) & 63];
-    out += kBase64Url[n & 63];
-  }
-  size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t n = static_cast<uint8_t>(bytes[i]) << 16;
-    if (rest == 2) n |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out += kBase64Url[(n >> 18) & 63];
-    out += kBase64Url[(n >> 12) & 63];
-    if (rest == 2) out += kBase64Url[(n >> 6) & 63];
-  }
-  return out;
-}
-
-int Base64UrlDigit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Strict: unpadded base64url whose unused trailing bits are zero.
-bool Base64UrlDecode(std::string_view text, std::string* out) {
-  if (text.size() % 4 == 1) return false;
-  out->clear();
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    int digit = Base64UrlDigit(c);
-    if (digit < 0) return false;
-    buffer = (buffer << 6) | static_cast<uint32_t>(digit);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  return (buffer & ((1u << bits) - 1)) == 0;
-}
-
-// FNV-1a, 32 bits: enough to catch a cursor used with another query by mistake.
-class Fingerprint {
- public:
-  void Add(std::string_view text) {
-    for (char c : text) {
-      hash_ ^= static_cast<uint8_t>(c);
-      hash_ *= 16777619u;
-    }
-    hash_ ^= 0xff;  // separator, so ("ab","c") and ("a","bc") differ
-    hash_ *= 16777619u;
-  }
-  uint32_t value() const { return hash_; }
-
- private:
-  uint32_t hash_ = 2166136261u;
-};
-
 uint32_t FingerprintOf(const Filter& filter, std::string_view sort_field, bool descending) {
-  Fingerprint fingerprint;
+  store_internal::QueryFingerprint fingerprint;
   fingerprint.Add(sort_field);
   fingerprint.Add(descending ? "desc" : "asc");
   for (const auto& [field, value] : filter.equals) {
@@ -247,7 +179,7 @@ struct DecodedCursor {
 
 Result<DecodedCursor> DecodeCursor(std::string_view cursor, uint32_t fingerprint, bool descending) {
   std::string bytes;
-  if (cursor.size() > kCursorBytesMax || !Base64UrlDecode(cursor, &bytes) ||
+  if (cursor.size() > kCursorBytesMax || !store_internal::DecodeCursorText(cursor, &bytes) ||
       bytes.size() < kCursorHeaderBytes) {
     return MalformedCursor();
   }
@@ -365,7 +297,7 @@ std::string NextCursor(const FindPlan& plan, DocumentView last) {
   for (int i = 0; i < 4; ++i)
     bytes.push_back(static_cast<char>((plan.fingerprint >> (8 * i)) & 0xff));
   bytes.append(reinterpret_cast<const char*>(payload.data()), payload.size_bytes());
-  return Base64UrlEncode(bytes);
+  return store_internal::EncodeCursorText(bytes);
 }
 
 }  // namespace noema::mongo

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "store/cursor_encoding.h"
+
 namespace noema::sqlite {
 namespace {
 
@@ -9,59 +11,6 @@ constexpr uint8_t kCursorVersion = 1;
 constexpr size_t kObjectIdBytes = 12;
 // Larger cursors are refused before decoding (a sort value is a short key).
 constexpr size_t kCursorBytesMax = 4096;
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) |
-                 (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
-    out += kBase64Url[(n >> 18) & 63];
-    out += kBase64Url[(n >> 12) & 63];
-    out += kBase64Url[(n >> 6) & 63];
-    out += kBase64Url[n & 63];
-  }
-  size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t n = static_cast<uint8_t>(bytes[i]) << 16;
-    if (rest == 2) n |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out += kBase64Url[(n >> 18) & 63];
-    out += kBase64Url[(n >> 12) & 63];
-    if (rest == 2) out += kBase64Url[(n >> 6) & 63];
-  }
-  return out;
-}
-
-int Base64UrlDigit(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Strict: unpadded base64url whose unused trailing bits are zero.
-bool Base64UrlDecode(std::string_view text, std::string* out) {
-  if (text.size() % 4 == 1) return false;
-  out->clear();
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    int digit = Base64UrlDigit(c);
-    if (digit < 0) return false;
-    buffer = (buffer << 6) | static_cast<uint32_t>(digit);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  return (buffer & ((1u << bits) - 1)) == 0;
-}
 
 void AppendU32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -378,12 +327,12 @@ std::string QueryPlan::NextCursor(const SqlScalar& sort_value, std::string_view 
       break;
   }
   bytes.append(id);
-  return Base64UrlEncode(bytes);
+  return store_internal::EncodeCursorText(bytes);
 }
 
 Status QueryPlan::DecodeCursor(std::string_view cursor) {
   std::string bytes;
-  if (cursor.size() > kCursorBytesMax || !Base64UrlDecode(cursor, &bytes)) {
+  if (cursor.size() > kCursorBytesMax || !store_internal::DecodeCursorText(cursor, &bytes)) {
     return MalformedCursor();
   }
   Reader reader(bytes);

@@ -109,6 +109,9 @@ class Document {
   static Document Steal(bson_t* bson);
   // Copies `len` bytes of a BSON document after checking that they are well formed.
   static Result<Document> FromBytes(const uint8_t* data, size_t len);
+  // The same for bytes a store wrote itself after validating them: the structure is
+  // checked (no read past the buffer), UTF-8 is not checked again.
+  static Result<Document> FromStoredBytes(const uint8_t* data, size_t len);
   // Parses one Extended JSON (canonical or relaxed) object.
   static Result<Document> FromJson(std::string_view json);
 

@@ -206,19 +206,28 @@ Document Document::Steal(bson_t* bson) {
   return out;
 }
 
-Result<Document> Document::FromBytes(const uint8_t* data, size_t len) {
+namespace {
+
+Result<Document> CopyValidated(const uint8_t* data, size_t len, bson_validate_flags_t flags) {
   bson_t view;
   if (len < 5 || !bson_init_static(&view, data, len)) {
     return Status::InvalidArgument("not a BSON document");
   }
   size_t offset = 0;
-  if (!bson_validate(&view, BSON_VALIDATE_UTF8, &offset)) {
+  if (!bson_validate(&view, flags, &offset)) {
     return Status::InvalidArgument("malformed BSON at byte " + std::to_string(offset));
   }
-  Document out;
-  bson_destroy(&out.bson_);
-  bson_copy_to(&view, &out.bson_);
-  return out;
+  return DocumentView(data, len).Copy();
+}
+
+}  // namespace
+
+Result<Document> Document::FromStoredBytes(const uint8_t* data, size_t len) {
+  return CopyValidated(data, len, BSON_VALIDATE_NONE);
+}
+
+Result<Document> Document::FromBytes(const uint8_t* data, size_t len) {
+  return CopyValidated(data, len, BSON_VALIDATE_UTF8);
 }
 
 Result<Document> Document::FromJson(std::string_view json) {

@@ -106,7 +106,7 @@ Result<DocumentView> ColumnDocumentView(const Statement& statement, int column,
 
 Result<Document> ColumnDocument(const Statement& statement, int column, std::string_view table) {
   auto blob = statement.ColumnBlob(column);
-  auto doc = Document::FromBytes(blob.data(), blob.size());
+  auto doc = Document::FromStoredBytes(blob.data(), blob.size());
   if (!doc.ok()) {
     return Status::DataLoss("a stored " + std::string(table) +
                             " document is not valid BSON: " + doc.status().message());

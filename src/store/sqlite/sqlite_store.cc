@@ -151,9 +151,15 @@ class SqliteTransaction final : public Transaction {
     const CollectionLayout& layout = Layout(collection);
     QueryPlan plan;
     NOEMA_RETURN_IF_ERROR(plan.PlanFind(layout, filter, "_id", false, 1, {}));
-    NOEMA_ASSIGN_OR_RETURN(Page page, RunFind(layout, plan, 1));
-    if (page.items.empty()) return std::optional<Document>();
-    return std::optional<Document>(std::move(page.items.front()));
+    // The first row is the answer: no next-page cursor, no second step.
+    NOEMA_ASSIGN_OR_RETURN(Statement * statement, connection_.Prepare(plan.sql()));
+    StatementLease lease(statement);
+    plan.BindTo(*lease);
+    int rc = lease->Step();
+    if (rc == SQLITE_DONE) return std::optional<Document>();
+    if (rc != SQLITE_ROW) return EngineError(rc, layout, "querying " + layout.table);
+    NOEMA_ASSIGN_OR_RETURN(Document doc, ColumnDocument(*lease, 1, layout.table));
+    return std::optional<Document>(std::move(doc));
   }
 
   Result<Page> Find(Collection collection, const Query& query) override {

@@ -442,6 +442,23 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
 Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
   *created = false;
   if (auto it = user_ids_.find(uid); it != user_ids_.end()) return it->second;
+  // The common case, an existing user, is a read.
+  std::optional<ObjectId> existing;
+  NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
+    existing.reset();
+    NOEMA_ASSIGN_OR_RETURN(
+        std::optional<Document> user,
+        tx.FindOne(Collection::kUserCore,
+                   Filter().Eq("identityKeys", si::IdentityKey(kPlatform, uid))));
+    if (user) {
+      NOEMA_ASSIGN_OR_RETURN(existing, user->view().GetObjectId("_id"));
+    }
+    return Status::Ok();
+  }));
+  if (existing) {
+    user_ids_.emplace(uid, *existing);
+    return *existing;
+  }
   ObjectId id;
   bool made = false;
   NOEMA_RETURN_IF_ERROR(RunUnit([&](Transaction& tx) -> Status {

@@ -59,9 +59,9 @@ ObjectId GenerationIdForRun(std::string_view run_id) {
   return HashObjectId(std::string(kSourceTag) + ":run:" + std::string(run_id));
 }
 
-// The legacy document minus what became top-level fields of the event.
-Document LegacyPart(DocumentView doc) {
-  DocumentBuilder b;
+// Appends the legacy document minus what became top-level fields of the event.
+void AppendLegacyFields(DocumentView doc, DocumentBuilder* out) {
+  DocumentBuilder& b = *out;
   bson_iter_t it;
   bson_iter_init(&it, doc.get());
   while (bson_iter_next(&it)) {
@@ -73,6 +73,12 @@ Document LegacyPart(DocumentView doc) {
     }
     b.AppendIter(k, it);
   }
+}
+
+// The same as a document of its own.
+Document LegacyPart(DocumentView doc) {
+  DocumentBuilder b;
+  AppendLegacyFields(doc, &b);
   return std::move(b).Build();
 }
 
@@ -264,7 +270,16 @@ Status Importer::HistoryStep(DocumentView doc, std::string_view file, size_t lin
   // The event.
   const ObjectId event_id = TimedHashObjectId(*ts, std::string(kSourceTag) + ":history:" + key);
   std::optional<std::string> run_id = DataString(doc, data, "runId");
-  DocumentBuilder d;
+  // Built in one pass (eventData nested in place, no intermediate copies).
+  DocumentBuilder event;
+  event.Append("_id", event_id)
+      .Append("eventId", event_id)
+      .Append("masterAccountId", *mid)
+      .Append("sessionId", session_id)
+      .Append("timestamp", *ts)
+      .Append("sourcePlatform", kPlatform)
+      .StartDocument("eventData");
+  DocumentBuilder& d = event;
   std::string event_type;
   if (type == "command") {
     event_type = "command_executed";
@@ -348,18 +363,10 @@ Status Importer::HistoryStep(DocumentView doc, std::string_view file, size_t lin
     event_type = success ? "wallet_verified" : "wallet_verification_failed";
     d.Append("address", wallet);
   }
-  const Document legacy_part = LegacyPart(doc);
-  d.AppendDocument("legacy", legacy_part);
-  const Document event_data = std::move(d).Build();
-  DocumentBuilder event;
-  event.Append("_id", event_id)
-      .Append("eventId", event_id)
-      .Append("masterAccountId", *mid)
-      .Append("sessionId", session_id)
-      .Append("timestamp", *ts)
-      .Append("eventType", event_type)
-      .AppendDocument("eventData", event_data)
-      .Append("sourcePlatform", kPlatform);
+  d.StartDocument("legacy");
+  AppendLegacyFields(doc, &d);
+  d.End().End();
+  event.Append("eventType", event_type);
   NOEMA_RETURN_IF_ERROR(QueueEvent(std::move(event).Build(), file, line, &stats));
   if (ends) NOEMA_RETURN_IF_ERROR(CloseSession(*uid, "session_timeout_inactive", *ts));
   return Status::Ok();

@@ -44,7 +44,8 @@ expect "a bad rate exits 2" 2 $?
 "$noema" import-legacy "$fixtures" --store "$store" --qoints-per-usd 0 >"$work/out" 2>&1
 expect "a zero rate exits 2" 2 $?
 
-# --dry-run: the report, and nothing written (the store file is not even created).
+# --dry-run: the report, and nothing written (on an initialised, empty store).
+"$noema" init --store "$store" >"$work/out" 2>&1; expect "init" 0 $?
 "$noema" import-legacy "$fixtures" --store "$store" --qoints-per-usd 2500 --dry-run \
   --report "$work/dry.json" >"$work/dry.out" 2>"$work/dry.err"
 expect "dry run exits 1 (the fixtures have skips)" 1 $?

@@ -472,5 +472,32 @@ TEST_F(LegacyImportTest, ArtifactLimitIsCheckedAtTheEdge) {
   EXPECT_TRUE(HasIssue(report.skips, "gens.json", 2, "more than 2"));
 }
 
+TEST_F(LegacyImportTest, ASessionGapOfExactlyThirtyMinutesKeepsTheSession) {
+  const std::string dir = temp_.dir() + "/gap";
+  std::filesystem::create_directories(dir);
+  const int64_t t0 = 1733824800000;
+  const int64_t times[] = {t0, t0 + kLegacySessionGapMs, t0 + 2 * kLegacySessionGapMs + 1};
+  {
+    std::ofstream out(dir + "/history.json");
+    for (int64_t t : times) {
+      out << R"({"type": "command", "userId": 5, "timestamp": )" << t
+          << R"(, "data": {"command": "/make"}})"
+          << "\n";
+    }
+  }
+  LegacyImportReport report = Import(dir);
+  EXPECT_EQ(report.collections["history"].imported, 3);
+  std::vector<ObjectId> sessions;
+  for (int64_t t : times) {
+    std::vector<Document> e =
+        All(Collection::kUserEvents, Filter().Eq("timestamp", Timestamp::FromMillis(t)));
+    ASSERT_EQ(e.size(), 1u);
+    sessions.push_back(*e[0].view().GetObjectId("sessionId"));
+  }
+  EXPECT_EQ(sessions[0], sessions[1]);
+  EXPECT_NE(sessions[1], sessions[2]);
+  EXPECT_EQ(report.sessions_written, 2);
+}
+
 }  // namespace
 }  // namespace noema

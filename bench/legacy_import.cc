@@ -43,10 +43,10 @@ struct Args {
   bool keep = false;
 };
 
-// The calling thread's CPU time, less inflated than wall time by other processes.
+// The process's CPU time (all threads), less inflated than wall time by other processes.
 double CpuSeconds() {
   timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 

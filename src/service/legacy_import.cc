@@ -314,6 +314,7 @@ std::string LegacyDocumentKey(DocumentView doc) {
 
 void Importer::Skip(LegacyCollectionStats& stats, std::string_view file, size_t line,
                     std::string reason) {
+  std::lock_guard<std::mutex> lock(report_mu_);
   ++stats.skipped;
   if (report_->skips.size() >= kLegacyReportIssuesMax) {
     ++report_->skips_dropped;
@@ -323,6 +324,7 @@ void Importer::Skip(LegacyCollectionStats& stats, std::string_view file, size_t 
 }
 
 void Importer::Notice(std::string_view file, size_t line, std::string reason) {
+  std::lock_guard<std::mutex> lock(report_mu_);
   if (report_->notices.size() >= kLegacyReportIssuesMax) {
     ++report_->notices_dropped;
     return;
@@ -384,6 +386,16 @@ Status Importer::Run() {
                                    "qointsPerUsd");
   }
   report_->dry_run = options_.dry_run;
+  StartWriter();
+  Status status = RunSteps();
+  // Whatever was handed over is written (or the first error is known) before returning.
+  Status drained = Drain();
+  StopWriter();
+  NOEMA_RETURN_IF_ERROR(status);
+  return drained;
+}
+
+Status Importer::RunSteps() {
   NOEMA_RETURN_IF_ERROR(ReadFile("users", &Importer::PreSplitUserStep));
   NOEMA_RETURN_IF_ERROR(ReadFile("users_core", &Importer::UserCoreStep));
   NOEMA_RETURN_IF_ERROR(ReadFile("users_economy", &Importer::EconomyStep));
@@ -392,9 +404,11 @@ Status Importer::Run() {
   NOEMA_RETURN_IF_ERROR(CloseAllSessions());
   NOEMA_RETURN_IF_ERROR(FlushEvents());
   NOEMA_RETURN_IF_ERROR(FlushSessions());
+  // gens look sessions up in the store: everything of history must be there.
+  NOEMA_RETURN_IF_ERROR(Drain());
   NOEMA_RETURN_IF_ERROR(ReadFile("gens", &Importer::GensStep));
-  NOEMA_RETURN_IF_ERROR(FlushEvents());
   NOEMA_RETURN_IF_ERROR(FlushSessions());
+  NOEMA_RETURN_IF_ERROR(FlushEvents());
   NOEMA_RETURN_IF_ERROR(FlushGenerations());
   return Status::Ok();
 }

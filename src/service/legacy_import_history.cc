@@ -120,36 +120,99 @@ Status Importer::FlushBatch(Collection collection, std::vector<Document>* docs,
                             std::vector<std::pair<std::string, size_t>>* origins,
                             std::vector<LegacyCollectionStats*>* stats, int64_t* written) {
   if (docs->empty()) return Status::Ok();
-  std::vector<Status> results(docs->size());
+  Batch batch;
+  batch.collection = collection;
+  batch.docs = std::move(*docs);
+  batch.origins = std::move(*origins);
+  batch.stats = std::move(*stats);
+  batch.written = written;
+  docs->clear();
+  origins->clear();
+  stats->clear();
+  std::unique_lock<std::mutex> lock(writer_mu_);
+  writer_cv_.wait(lock, [&] { return pending_.size() < kWriterQueueMax || !writer_status_.ok(); });
+  if (!writer_status_.ok()) return writer_status_;
+  pending_.push_back(std::move(batch));
+  writer_cv_.notify_all();
+  return Status::Ok();
+}
+
+void Importer::StartWriter() {
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  if (writer_.joinable()) return;
+  writer_stop_ = false;
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+void Importer::StopWriter() {
+  {
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    writer_stop_ = true;
+    writer_cv_.notify_all();
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+Status Importer::Drain() {
+  std::unique_lock<std::mutex> lock(writer_mu_);
+  writer_cv_.wait(lock, [&] { return pending_.empty() && !writer_busy_; });
+  return writer_status_;
+}
+
+void Importer::WriterLoop() {
+  for (;;) {
+    Batch batch;
+    {
+      std::unique_lock<std::mutex> lock(writer_mu_);
+      writer_cv_.wait(lock, [&] { return !pending_.empty() || writer_stop_; });
+      if (pending_.empty()) return;  // stopping, and nothing left
+      batch = std::move(pending_.front());
+      pending_.pop_front();
+      writer_busy_ = true;
+    }
+    // After an error the rest is dropped: the import stops and reports it.
+    Status status = writer_status_.ok() ? WriteBatch(batch) : Status::Ok();
+    {
+      std::lock_guard<std::mutex> lock(writer_mu_);
+      writer_busy_ = false;
+      if (!status.ok() && writer_status_.ok()) writer_status_ = status;
+      writer_cv_.notify_all();
+    }
+  }
+}
+
+Status Importer::WriteBatch(Batch& batch) {
+  std::vector<Status> results(batch.docs.size());
   if (options_.dry_run) {
     // Nothing is written: a document counts as new unless one with its id exists.
     NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-      for (size_t i = 0; i < docs->size(); ++i) {
-        Result<Document> have = tx.Get(collection, (*docs)[i].view().GetObjectId("_id").value());
+      for (size_t i = 0; i < batch.docs.size(); ++i) {
+        NOEMA_ASSIGN_OR_RETURN(ObjectId id, batch.docs[i].view().GetObjectId("_id"));
+        Result<Document> have = tx.Get(batch.collection, id);
         results[i] = have.ok() ? Status::AlreadyExists("already imported") : Status::Ok();
       }
       return Status::Ok();
     }));
   } else {
-    NOEMA_RETURN_IF_ERROR(ctx_.store->InsertMany(collection, *docs, &results));
+    NOEMA_RETURN_IF_ERROR(ctx_.store->InsertMany(batch.collection, batch.docs, &results));
   }
-  for (size_t i = 0; i < docs->size(); ++i) {
-    LegacyCollectionStats* s = (*stats)[i];
+  for (size_t i = 0; i < batch.docs.size(); ++i) {
+    LegacyCollectionStats* s = batch.stats[i];
     if (results[i].ok()) {
-      ++*written;
+      std::lock_guard<std::mutex> lock(report_mu_);
+      ++*batch.written;
       if (s != nullptr) ++s->imported;
     } else if (results[i].IsAlreadyExists()) {
+      std::lock_guard<std::mutex> lock(report_mu_);
       if (s != nullptr) ++s->unchanged;
     } else if (s != nullptr) {
-      Skip(*s, (*origins)[i].first, (*origins)[i].second, results[i].ToString());
+      Skip(*s, batch.origins[i].first, batch.origins[i].second, results[i].ToString());
     } else {
-      Notice((*origins)[i].first, (*origins)[i].second,
-             std::string(CollectionName(collection)) + " not written: " + results[i].ToString());
+      Notice(
+          batch.origins[i].first, batch.origins[i].second,
+          std::string(CollectionName(batch.collection)) + " not written: " + results[i].ToString());
     }
   }
-  docs->clear();
-  origins->clear();
-  stats->clear();
   return Status::Ok();
 }
 
@@ -164,9 +227,9 @@ Status Importer::FlushSessions() {
 }
 
 Status Importer::FlushGenerations() {
-  int64_t written = 0;
+  // The count lives in the importer: the writer thread updates it after this returns.
   return FlushBatch(Collection::kGenerationOutputs, &generations_, &generation_origins_,
-                    &generation_stats_, &written);
+                    &generation_stats_, &generations_written_);
 }
 
 Status Importer::CloseSession(const std::string& uid, std::string_view reason, Timestamp end) {
@@ -374,6 +437,9 @@ Status Importer::HistoryStep(DocumentView doc, std::string_view file, size_t lin
 
 Result<ObjectId> Importer::SessionForGeneration(const ObjectId& master_account_id, Timestamp at,
                                                 std::string_view key) {
+  // The sessions queued so far must be stored before the store is asked.
+  NOEMA_RETURN_IF_ERROR(FlushSessions());
+  NOEMA_RETURN_IF_ERROR(Drain());
   std::optional<ObjectId> found;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
     found.reset();

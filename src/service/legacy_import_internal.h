@@ -3,10 +3,14 @@
 // legacy_import_history.cc (history → events and sessions, gens → generation records).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -50,6 +54,19 @@ struct OpenSession {
   int64_t events = 0;
 };
 
+// Batches queued for the writer thread; the reader waits when this many are pending, so
+// memory stays bounded (docs/limits.md).
+inline constexpr size_t kWriterQueueMax = 4;
+
+// One InsertMany for the writer thread, with where each document came from.
+struct Batch {
+  Collection collection = Collection::kUserEvents;
+  std::vector<Document> docs;
+  std::vector<std::pair<std::string, size_t>> origins;
+  std::vector<LegacyCollectionStats*> stats;
+  int64_t* written = nullptr;
+};
+
 struct RunLink {
   ObjectId event_id;
   ObjectId session_id;
@@ -60,6 +77,9 @@ class Importer {
   Importer(const ServiceContext& ctx, const LegacyImportOptions& options,
            LegacyImportReport* report)
       : ctx_(ctx), options_(options), report_(report) {}
+  ~Importer() { StopWriter(); }
+  Importer(const Importer&) = delete;
+  Importer& operator=(const Importer&) = delete;
 
   Status Run();
 
@@ -67,6 +87,7 @@ class Importer {
   // ---- driver (legacy_import.cc) ----
   using Step = Status (Importer::*)(DocumentView doc, std::string_view file, size_t line,
                                     LegacyCollectionStats& stats);
+  Status RunSteps();
   Status ReadFile(std::string_view stem, Step step);
   void Skip(LegacyCollectionStats& stats, std::string_view file, size_t line, std::string reason);
   void Notice(std::string_view file, size_t line, std::string reason);
@@ -105,9 +126,19 @@ class Importer {
   Status FlushGenerations();
   Status QueueEvent(Document event, std::string_view file, size_t line,
                     LegacyCollectionStats* stats);
+  // Hands the queued documents to the writer thread (waiting while kWriterQueueMax
+  // batches are pending); returns the writer's first error, if any.
   Status FlushBatch(Collection collection, std::vector<Document>* docs,
                     std::vector<std::pair<std::string, size_t>>* origins,
                     std::vector<LegacyCollectionStats*>* stats, int64_t* written);
+  // The writer thread: Store::InsertMany (or, in a dry run, existence checks) of each
+  // batch, in order, so parsing and mapping overlap with inserting.
+  void WriterLoop();
+  Status WriteBatch(Batch& batch);
+  // Waits until every handed-over batch is written; the writer's first error, if any.
+  Status Drain();
+  void StartWriter();
+  void StopWriter();
   // The session a gens record belongs to when it has no history event.
   Result<ObjectId> SessionForGeneration(const ObjectId& master_account_id, Timestamp at,
                                         std::string_view key);
@@ -115,6 +146,17 @@ class Importer {
   const ServiceContext& ctx_;
   const LegacyImportOptions& options_;
   LegacyImportReport* report_;
+
+  // Guards report_'s skips, notices and the counters the writer thread updates.
+  std::mutex report_mu_;
+  // The writer thread's queue.
+  std::mutex writer_mu_;
+  std::condition_variable writer_cv_;
+  std::deque<Batch> pending_;
+  bool writer_busy_ = false;
+  bool writer_stop_ = false;
+  Status writer_status_;
+  std::thread writer_;
 
   std::unordered_map<std::string, ObjectId> user_ids_;
   std::unordered_set<std::string> dry_run_users_;
@@ -130,6 +172,7 @@ class Importer {
   std::vector<Document> generations_;
   std::vector<std::pair<std::string, size_t>> generation_origins_;
   std::vector<LegacyCollectionStats*> generation_stats_;
+  int64_t generations_written_ = 0;
 };
 
 }  // namespace noema::legacy_internal

@@ -56,6 +56,17 @@ Status CheckFormat(std::string_view key);
 // CheckFormat's error otherwise.
 Result<std::string> PublicPrefix(std::string_view key);
 
+// Legacy stationthisbot keys (LEGACY.md): "ms2_" + 32 hex digits (either case). The
+// importer stores them like noema keys (only Sha256Hex of the whole key) so that their
+// owners keep using them; Authenticate accepts this shape besides the noema format. The
+// public prefix is "ms2_" + the first 8 hex digits (32 of the 128 bits).
+inline constexpr std::string_view kLegacyKeyPrefix = "ms2_";
+inline constexpr size_t kLegacyBodyLength = 32;
+inline constexpr size_t kLegacyPublicPrefixBodyChars = 8;
+bool IsLegacyKey(std::string_view key);
+// REQUIRES: IsLegacyKey(key).
+std::string LegacyPublicPrefix(std::string_view key);
+
 // Lowercase hex SHA-256 (libsodium crypto_hash_sha256), 64 characters.
 std::string Sha256Hex(std::string_view data);
 

@@ -127,4 +127,18 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+bool IsLegacyKey(std::string_view key) {
+  if (key.size() != kLegacyKeyPrefix.size() + kLegacyBodyLength) return false;
+  if (key.substr(0, kLegacyKeyPrefix.size()) != kLegacyKeyPrefix) return false;
+  for (char c : key.substr(kLegacyKeyPrefix.size())) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+std::string LegacyPublicPrefix(std::string_view key) {
+  return std::string(key.substr(0, kLegacyKeyPrefix.size() + kLegacyPublicPrefixBodyChars));
+}
+
 }  // namespace noema::apikey

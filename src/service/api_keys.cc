@@ -205,7 +205,7 @@ Status ApiKeyService::Revoke(const ObjectId& master_account_id, std::string_view
 
 Result<ApiKeyPrincipal> ApiKeyService::Authenticate(std::string_view presented_key) {
   // Error messages never quote the key.
-  if (!apikey::CheckFormat(presented_key).ok()) {
+  if (!apikey::CheckFormat(presented_key).ok() && !apikey::IsLegacyKey(presented_key)) {
     return Status::Unauthenticated("malformed API key");
   }
   const std::string hash = apikey::Sha256Hex(presented_key);

@@ -35,6 +35,11 @@ Command RegisterLedger(CLI::App& root);
 Command RegisterGenerations(CLI::App& root);
 Command RegisterServe(CLI::App& root);
 Command RegisterImportLegacy(CLI::App& root);
+Command RegisterExport(CLI::App& root);
+Command RegisterImport(CLI::App& root);
+Command RegisterMigrate(CLI::App& root);
+Command RegisterBackup(CLI::App& root);
+Command RegisterRestore(CLI::App& root);
 
 // Prints "noema: <message>" on stderr and returns the exit code for the status.
 int ReportError(const Status& status);

@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
       RegisterLedger(app), RegisterGenerations(app), RegisterServe(app),
   };
   commands.push_back(RegisterImportLegacy(app));
+  commands.push_back(RegisterExport(app));
+  commands.push_back(RegisterImport(app));
+  commands.push_back(RegisterMigrate(app));
+  commands.push_back(RegisterBackup(app));
+  commands.push_back(RegisterRestore(app));
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,567 @@
+// Export, import, migrate, backup and restore on SQLite stores in temporary directories
+// (and against a real MongoDB when NOEMA_TEST_MONGO_URI is set).
+#include "noema/service/portability.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "noema/backup.h"
+#include "noema/service/context.h"
+#include "noema/service/economy.h"
+#include "noema/store.h"
+
+namespace noema {
+namespace {
+
+namespace fs = std::filesystem;
+
+Money Usd(std::string_view text) { return Money::Parse(text).value(); }
+
+MoneyMovement Movement(std::string_view amount, std::string type) {
+  MoneyMovement movement;
+  movement.amount_usd = Usd(amount);
+  movement.type = std::move(type);
+  movement.description = "portability test";
+  return movement;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+class PortabilityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/noema-portability-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    source_ = Open("source");
+    ctx_.store = source_.get();
+    ctx_.clock = &clock_;
+  }
+  void TearDown() override {
+    source_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<Store> Open(const std::string& name) {
+    auto store = OpenStore("sqlite:" + dir_ + "/" + name + "/noema.db");
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return nullptr;
+    EXPECT_TRUE((*store)->Init().ok());
+    return std::move(store).value();
+  }
+
+  // A user with a userCore and userEconomy record, as the account service makes them.
+  ObjectId MakeUser(Store& store) {
+    ObjectId id = ObjectId::Generate();
+    Timestamp now = clock_.Now();
+    DocumentBuilder user;
+    user.Append("_id", id).StartDocument("platformIdentities").Append("test", id.ToHex()).End();
+    user.StartArray("identityKeys").Append(user.NextArrayKey(), "test:" + id.ToHex()).End();
+    user.Append("userCreationTimestamp", now).Append("updatedAt", now).Append("status", "active");
+    Document user_doc = std::move(user).Build();
+    EXPECT_TRUE(InsertOne(store, Collection::kUserCore, user_doc).ok());
+    DocumentBuilder economy;
+    economy.Append("_id", id)
+        .Append("masterAccountId", id)
+        .Append("usdCredit", Money::Zero())
+        .Append("usdHeld", Money::Zero())
+        .Append("exp", int64_t{0})
+        .Append("createdAt", now)
+        .Append("updatedAt", now);
+    Document economy_doc = std::move(economy).Build();
+    EXPECT_TRUE(InsertOne(store, Collection::kUserEconomy, economy_doc).ok());
+    return id;
+  }
+
+  // Users with credits, debits, exp (a long) and the events these write.
+  void Seed(Store& store, int users) {
+    ServiceContext ctx;
+    ctx.store = &store;
+    ctx.clock = &clock_;
+    EconomyService economy(ctx);
+    for (int i = 0; i < users; ++i) {
+      ObjectId user = MakeUser(store);
+      clock_.Advance(1234);
+      ASSERT_TRUE(economy.Credit(user, Movement("12.345678", "deposit")).ok());
+      ASSERT_TRUE(economy.Debit(user, Movement("0.1", "debit")).ok());
+      ASSERT_TRUE(economy.AddExp(user, 7 + i).ok());
+    }
+  }
+
+  Result<ExportReport> Export(Store& store, const std::string& out, JsonMode format) {
+    ExportOptions options;
+    options.out_dir = dir_ + "/" + out;
+    options.format = format;
+    return ExportStore(store, options);
+  }
+
+  Result<ImportReport> Import(Store& store, const std::string& in, ImportMode mode,
+                              std::vector<ImportRejection>* rejections = nullptr) {
+    ImportOptions options;
+    options.dir = dir_ + "/" + in;
+    options.mode = mode;
+    if (rejections != nullptr) {
+      options.on_rejection = [rejections](const ImportRejection& r) { rejections->push_back(r); };
+    }
+    return ImportDirectory(store, options);
+  }
+
+  int64_t CountOf(Store& store, Collection collection) {
+    int64_t count = -1;
+    EXPECT_TRUE(store
+                    .RunReadOnly([&](Transaction& tx) -> Status {
+                      NOEMA_ASSIGN_OR_RETURN(count, tx.Count(collection, Filter{}));
+                      return Status::Ok();
+                    })
+                    .ok());
+    return count;
+  }
+
+  // Every collection's file of two export directories, compared byte for byte.
+  void ExpectSameFiles(const std::string& a, const std::string& b) {
+    for (Collection collection : kAllCollections) {
+      std::string name = ExportFileName(collection);
+      EXPECT_EQ(ReadFile(dir_ + "/" + a + "/" + name), ReadFile(dir_ + "/" + b + "/" + name))
+          << name;
+    }
+  }
+
+  std::string dir_;
+  FakeClock clock_{Timestamp::FromMillis(1'746'619'200'123)};  // 2025-05-07T12:00:00.123Z
+  std::unique_ptr<Store> source_;
+  ServiceContext ctx_;
+};
+
+TEST_F(PortabilityTest, ExportImportExportGivesIdenticalFilesInBothFormats) {
+  Seed(*source_, 5);
+  for (JsonMode format : {JsonMode::kCanonical, JsonMode::kRelaxed}) {
+    std::string tag = format == JsonMode::kCanonical ? "canonical" : "relaxed";
+    SCOPED_TRACE(tag);
+    auto first = Export(*source_, tag + "-1", format);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_EQ(first->collections.size(), kCollectionCount);
+    EXPECT_GT(first->documents, 5 * 4);
+    auto target = Open("target-" + tag);
+    auto imported = Import(*target, tag + "-1", ImportMode::kInsert);
+    ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+    EXPECT_EQ(imported->rejected, 0);
+    EXPECT_TRUE(imported->audit.ok());
+    EXPECT_EQ(imported->audit.users_checked, 5);
+    auto second = Export(*target, tag + "-2", format);
+    ASSERT_TRUE(second.ok()) << second.status().ToString();
+    EXPECT_EQ(second->documents, first->documents);
+    ExpectSameFiles(tag + "-1", tag + "-2");
+    for (Collection collection : kAllCollections) {
+      EXPECT_EQ(CountOf(*target, collection), CountOf(*source_, collection));
+    }
+    // Types survive even the relaxed form: exp is a long again, money a Decimal128, dates
+    // dates with their milliseconds.
+    ASSERT_TRUE(target
+                    ->RunReadOnly([&](Transaction& tx) -> Status {
+                      Query query;
+                      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserEconomy, query));
+                      EXPECT_EQ(page.items.size(), 5u);
+                      for (const Document& doc : page.items) {
+                        auto exp = doc.view().Find("exp");
+                        EXPECT_TRUE(exp && BSON_ITER_HOLDS_INT64(&*exp));
+                        EXPECT_TRUE(doc.view().GetMoney("usdCredit").ok());
+                        EXPECT_NE(doc.view().GetDate("createdAt").value().millis() % 1000, 0);
+                      }
+                      return Status::Ok();
+                    })
+                    .ok());
+  }
+  std::string relaxed = ReadFile(dir_ + "/relaxed-1/userEconomy.json");
+  EXPECT_NE(relaxed.find("\"$numberDecimal\""), std::string::npos);
+  EXPECT_NE(relaxed.find("\"$date\" : \"2025-05-07T12:"), std::string::npos);
+  EXPECT_EQ(relaxed.find("$numberLong"), std::string::npos);
+  std::string canonical = ReadFile(dir_ + "/canonical-1/userEconomy.json");
+  EXPECT_NE(canonical.find("\"exp\" : { \"$numberLong\" : \"7\" }"), std::string::npos);
+}
+
+TEST_F(PortabilityTest, ExportOfSomeCollectionsWritesOnlyThoseAndEmptyOnesAreEmptyFiles) {
+  Seed(*source_, 2);
+  ExportOptions options;
+  options.out_dir = dir_ + "/some";
+  options.collections = {Collection::kUserEconomy, Collection::kGenerationOutputs};
+  auto report = ExportStore(*source_, options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->collections.size(), 2u);
+  EXPECT_EQ(report->collections[0].documents, 2);
+  EXPECT_EQ(report->collections[1].documents, 0);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(options.out_dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"generationOutputs.json", "userEconomy.json"}));
+  EXPECT_EQ(ReadFile(options.out_dir + "/generationOutputs.json"), "");
+}
+
+TEST_F(PortabilityTest, ExportIntoAnUnwritablePlaceFailsAndLeavesNoFile) {
+  WriteFile(dir_ + "/a-file", "x");
+  ExportOptions options;
+  options.out_dir = dir_ + "/a-file";
+  auto report = ExportStore(*source_, options);
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(ReadFile(dir_ + "/a-file"), "x");
+}
+
+TEST_F(PortabilityTest, ExportPagesThroughMoreThanOnePage) {
+  Seed(*source_, 3);
+  // Enough users for several pages of kPortabilityPageSize.
+  const int extra = static_cast<int>(kPortabilityPageSize) * 2 + 7;
+  for (int i = 0; i < extra; ++i) MakeUser(*source_);
+  auto report = Export(*source_, "pages", JsonMode::kCanonical);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  std::string text = ReadFile(dir_ + "/pages/userCore.json");
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), extra + 3);
+}
+
+// What mongoexport writes for the same documents: compact, canonical, relaxed (int64 as a
+// plain number, dates as ISO strings) and --jsonArray.
+TEST_F(PortabilityTest, ImportsMongoexportCanonicalRelaxedAndJsonArrayFilesAlike) {
+  const std::string id = "65f1a2b3c4d5e6f708192a3b";
+  const std::string canonical =
+      R"({"_id":{"$oid":")" + id + R"("},"masterAccountId":{"$oid":")" + id +
+      R"("},"usdCredit":{"$numberDecimal":"12.50"},"usdHeld":{"$numberDecimal":"0"},)"
+      R"("exp":{"$numberLong":"5"},"createdAt":{"$date":{"$numberLong":"1746619200123"}},)"
+      R"("updatedAt":{"$date":{"$numberLong":"1746619200000"}}})";
+  const std::string relaxed =
+      R"({"_id":{"$oid":")" + id + R"("},"masterAccountId":{"$oid":")" + id +
+      R"("},"usdCredit":{"$numberDecimal":"12.50"},"usdHeld":{"$numberDecimal":"0"},)"
+      R"("exp":5,"createdAt":{"$date":"2025-05-07T12:00:00.123Z"},)"
+      R"("updatedAt":{"$date":"2025-05-07T12:00:00Z"}})";
+  const std::map<std::string, std::string> files = {
+      {"canonical", canonical + "\n"},
+      {"relaxed", relaxed + "\r\n"},
+      {"array", "[" + relaxed + ",\n" + canonical.substr(0, 0) + "]\n"},
+  };
+  std::vector<std::string> exported;
+  for (const auto& [name, text] : files) {
+    SCOPED_TRACE(name);
+    fs::create_directories(dir_ + "/" + name);
+    WriteFile(dir_ + "/" + name + "/userEconomy.json", text);
+    auto store = Open("store-" + name);
+    auto report = Import(*store, name, ImportMode::kInsert);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->rejected, 0);
+    ASSERT_EQ(report->collections.size(), 1u);
+    EXPECT_EQ(report->collections[0].inserted, 1);
+    EXPECT_EQ(report->collections[0].widened, name == "canonical" ? 0 : 1);
+    auto out = Export(*store, "out-" + name, JsonMode::kCanonical);
+    ASSERT_TRUE(out.ok());
+    exported.push_back(ReadFile(dir_ + "/out-" + name + "/userEconomy.json"));
+  }
+  ASSERT_EQ(exported.size(), 3u);
+  EXPECT_EQ(exported[0], exported[1]);
+  EXPECT_EQ(exported[1], exported[2]);
+  auto parsed = Document::FromJson(exported[0]);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->view().GetMoney("usdCredit").value().ToString(), "12.50");
+  EXPECT_EQ(parsed->view().GetInt64("exp").value(), 5);
+  EXPECT_EQ(parsed->view().GetDate("createdAt").value().millis(), 1746619200123);
+}
+
+TEST_F(PortabilityTest, RejectedLinesAreReportedWithFileLineAndReasonAndTheRestIsImported) {
+  Seed(*source_, 3);
+  ASSERT_TRUE(Export(*source_, "good", JsonMode::kCanonical).ok());
+  std::string good = ReadFile(dir_ + "/good/userEconomy.json");
+  std::vector<std::string> lines;
+  std::stringstream in(good);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  fs::create_directories(dir_ + "/bad");
+  // 1 good, 2 malformed, 3 schema violation, 4 duplicate of line 1, 5 not an object,
+  // 6 (blank, skipped), 7 good, 8 good.
+  std::string bad_schema = lines[1];
+  bad_schema.replace(bad_schema.find("\"usdCredit\""), std::string("\"usdCredit\"").size(),
+                     "\"usdCreditX\"");
+  WriteFile(dir_ + "/bad/userEconomy.json", lines[0] + "\n{\"_id\": {\"$oid\": \n" + bad_schema +
+                                                "\n" + lines[0] + "\n[1, 2]\n\n" + lines[1] + "\n" +
+                                                lines[2] + "\n");
+  auto target = Open("target");
+  std::vector<ImportRejection> rejections;
+  auto report = Import(*target, "bad", ImportMode::kInsert, &rejections);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(rejections.size(), 4u);
+  EXPECT_EQ(report->rejected, 4);
+  EXPECT_EQ(report->rejections.size(), 4u);
+  std::string file = dir_ + "/bad/userEconomy.json";
+  EXPECT_EQ(rejections[0].file, file);
+  EXPECT_EQ(rejections[0].line, 2u);
+  EXPECT_EQ(rejections[0].reason.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(rejections[0].reason.message().find("malformed JSON"), std::string::npos);
+  EXPECT_EQ(rejections[1].line, 3u);
+  EXPECT_EQ(rejections[1].reason.code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(rejections[1].reason.ToString().empty());
+  EXPECT_EQ(rejections[2].line, 4u);
+  EXPECT_EQ(rejections[2].reason.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(rejections[3].line, 5u);
+  EXPECT_NE(rejections[3].reason.message().find("not a JSON object"), std::string::npos);
+  ASSERT_EQ(report->collections.size(), 1u);
+  EXPECT_EQ(report->collections[0].read, 7);
+  EXPECT_EQ(report->collections[0].inserted, 3);
+  EXPECT_EQ(CountOf(*target, Collection::kUserEconomy), 3);
+}
+
+TEST_F(PortabilityTest, InterruptedImportReRunInUpsertModeCompletesTheJob) {
+  Seed(*source_, 6);
+  ASSERT_TRUE(Export(*source_, "full", JsonMode::kCanonical).ok());
+  // The interrupted run got through userCore and half of transactions only.
+  fs::create_directories(dir_ + "/partial");
+  fs::copy_file(dir_ + "/full/userCore.json", dir_ + "/partial/userCore.json");
+  std::string transactions = ReadFile(dir_ + "/full/transactions.json");
+  size_t cut = 0;
+  for (int i = 0; i < 5; ++i) cut = transactions.find('\n', cut) + 1;
+  WriteFile(dir_ + "/partial/transactions.json", transactions.substr(0, cut));
+  auto target = Open("target");
+  auto partial = Import(*target, "partial", ImportMode::kInsert);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_FALSE(partial->audit.ok());  // balances and half the chains are missing
+
+  // Re-running in insert mode refuses every document already there...
+  auto again = Import(*target, "full", ImportMode::kInsert);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->rejected, 6 + 5);
+  EXPECT_EQ(again->rejections[0].reason.code(), StatusCode::kAlreadyExists);
+  // ...upsert completes the job and a second upsert changes nothing.
+  auto upsert = Import(*target, "full", ImportMode::kUpsert);
+  ASSERT_TRUE(upsert.ok()) << upsert.status().ToString();
+  EXPECT_EQ(upsert->rejected, 0);
+  EXPECT_TRUE(upsert->audit.ok());
+  auto twice = Import(*target, "full", ImportMode::kUpsert);
+  ASSERT_TRUE(twice.ok());
+  for (const CollectionImport& c : twice->collections) {
+    EXPECT_EQ(c.inserted + c.replaced, 0) << CollectionName(c.collection);
+    EXPECT_EQ(c.unchanged, c.read);
+  }
+  ASSERT_TRUE(Export(*target, "after", JsonMode::kCanonical).ok());
+  ExpectSameFiles("full", "after");
+}
+
+TEST_F(PortabilityTest, UpsertReplacesAChangedDocumentAndRejectsAnInvalidOneAlone) {
+  Seed(*source_, 2);
+  ASSERT_TRUE(Export(*source_, "full", JsonMode::kCanonical).ok());
+  std::string core = ReadFile(dir_ + "/full/userCore.json");
+  size_t first_end = core.find('\n');
+  std::string changed = core.substr(0, first_end);
+  changed.replace(changed.find("\"active\""), 8, "\"suspended\"");
+  std::string invalid = changed;
+  invalid.replace(invalid.find("\"suspended\""), 11, "\"no-such-status\"");
+  fs::create_directories(dir_ + "/edit");
+  WriteFile(dir_ + "/edit/userCore.json",
+            changed + "\n" + invalid + "\n" + core.substr(first_end + 1));
+  auto report = Import(*source_, "edit", ImportMode::kUpsert);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->rejections.size(), 1u);
+  EXPECT_EQ(report->rejections[0].line, 2u);
+  EXPECT_EQ(report->rejections[0].reason.field(), "status");
+  EXPECT_EQ(report->collections[0].replaced, 1);
+  EXPECT_EQ(report->collections[0].unchanged, 1);
+}
+
+TEST_F(PortabilityTest, DocumentsOverTheBsonLimitAreRejectedAtTheEdge) {
+  // A userEvents document whose payload string brings it to exactly the limit is not
+  // refused for its size; one byte more is.
+  auto make = [](size_t total) {
+    ObjectId id = ObjectId::Generate();
+    DocumentBuilder base;
+    base.Append("_id", id).StartDocument("payload").Append("blob", "").End();
+    size_t overhead = std::move(base).Build().size_bytes();
+    DocumentBuilder doc;
+    doc.Append("_id", id)
+        .StartDocument("payload")
+        .Append("blob", std::string(total - overhead, 'x'))
+        .End();
+    return std::move(doc).Build();
+  };
+  Document at = make(kImportDocumentBytesMax);
+  Document over = make(kImportDocumentBytesMax + 1);
+  ASSERT_EQ(at.size_bytes(), kImportDocumentBytesMax);
+  ASSERT_EQ(over.size_bytes(), kImportDocumentBytesMax + 1);
+  fs::create_directories(dir_ + "/big");
+  WriteFile(dir_ + "/big/userEvents.json",
+            at.ToJson(JsonMode::kCanonical) + "\n" + over.ToJson(JsonMode::kCanonical) + "\n");
+  auto report = Import(*source_, "big", ImportMode::kInsert);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->rejections.size(), 2u);
+  // At the limit: refused by the schema (it is not a valid event), not for its size.
+  EXPECT_EQ(report->rejections[0].line, 1u);
+  EXPECT_NE(report->rejections[0].reason.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(report->rejections[1].line, 2u);
+  EXPECT_EQ(report->rejections[1].reason.code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(PortabilityTest, ImportOfAMissingOrEmptyDirectoryIsAClearErrorAndChangesNothing) {
+  auto missing = Import(*source_, "nowhere", ImportMode::kInsert);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  fs::create_directories(dir_ + "/empty");
+  WriteFile(dir_ + "/empty/notes.txt", "hello");
+  auto empty = Import(*source_, "empty", ImportMode::kInsert);
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  for (Collection c : kAllCollections) EXPECT_EQ(CountOf(*source_, c), 0);
+}
+
+TEST_F(PortabilityTest, MigrateCopiesEverythingVerifiesCountsAndAuditsTheTarget) {
+  Seed(*source_, 4);
+  auto target = Open("target");
+  auto report = MigrateStore(*source_, *target, {});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->ok());
+  EXPECT_TRUE(report->counts_match());
+  ASSERT_EQ(report->collections.size(), kCollectionCount);
+  for (const CollectionMigration& c : report->collections) {
+    EXPECT_EQ(c.copied, CountOf(*source_, c.collection));
+    EXPECT_EQ(c.target_count, c.source_count);
+  }
+  EXPECT_EQ(report->audit.users_checked, 4);
+  ASSERT_TRUE(Export(*source_, "a", JsonMode::kCanonical).ok());
+  ASSERT_TRUE(Export(*target, "b", JsonMode::kCanonical).ok());
+  ExpectSameFiles("a", "b");
+
+  // A non-empty target is refused, and nothing is written to it...
+  Seed(*source_, 1);
+  auto refused = MigrateStore(*source_, *target, {});
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("not empty"), std::string::npos);
+  EXPECT_EQ(CountOf(*target, Collection::kUserCore), 4);
+  // ...unless allowed: then it is brought up to date by _id.
+  MigrateOptions allow;
+  allow.allow_non_empty_target = true;
+  auto again = MigrateStore(*source_, *target, allow);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->ok());
+  EXPECT_EQ(CountOf(*target, Collection::kUserCore), 5);
+}
+
+TEST_F(PortabilityTest, MigrateThroughARealMongoDbAndBackPreservesEveryDocument) {
+  const char* uri = std::getenv("NOEMA_TEST_MONGO_URI");
+  if (uri == nullptr || *uri == '\0') GTEST_SKIP() << "NOEMA_TEST_MONGO_URI is not set";
+  Seed(*source_, 4);
+  auto mongo = OpenStore(uri);
+  ASSERT_TRUE(mongo.ok()) << mongo.status().ToString();
+  auto there = MigrateStore(*source_, **mongo, {});
+  if (there.status().code() == StatusCode::kFailedPrecondition) {
+    GTEST_SKIP() << "the database at NOEMA_TEST_MONGO_URI is not empty";
+  }
+  ASSERT_TRUE(there.ok()) << there.status().ToString();
+  EXPECT_TRUE(there->ok());
+  auto back_store = Open("back");
+  auto back = MigrateStore(**mongo, *back_store, {});
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->ok());
+  ASSERT_TRUE(Export(*source_, "a", JsonMode::kCanonical).ok());
+  ASSERT_TRUE(Export(*back_store, "b", JsonMode::kCanonical).ok());
+  ExpectSameFiles("a", "b");
+}
+
+TEST_F(PortabilityTest, BackupUnderWriteLoadRestoresToAStoreWhoseAuditPasses) {
+  Seed(*source_, 5);
+  std::vector<ObjectId> users;
+  ASSERT_TRUE(source_
+                  ->RunReadOnly([&](Transaction& tx) -> Status {
+                    NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserEconomy, Query{}));
+                    users.clear();
+                    for (const Document& doc : page.items) {
+                      users.push_back(doc.view().GetObjectId("_id").value());
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_EQ(users.size(), 5u);
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&]() {
+    EconomyService economy(ctx_);
+    for (size_t i = 0; !stop.load(); ++i) {
+      if (economy.Credit(users[i % users.size()], Movement("0.01", "deposit")).ok()) ++writes;
+    }
+  });
+  while (writes.load() < 20) std::this_thread::yield();
+  std::string store_uri = "sqlite:" + dir_ + "/source/noema.db";
+  std::vector<std::string> backups;
+  for (int i = 0; i < 3; ++i) {
+    std::string out = dir_ + "/backup-" + std::to_string(i) + ".db";
+    auto report = BackupSqliteStore(store_uri, out);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_GT(report->pages, 0);
+    backups.push_back(out);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(writes.load(), 20);
+
+  for (const std::string& backup : backups) {
+    SCOPED_TRACE(backup);
+    std::string restored_uri = "sqlite:" + backup + ".restored/noema.db";
+    auto restored = RestoreSqliteStore(backup, restored_uri, false);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    auto store = OpenStore(restored_uri);
+    ASSERT_TRUE(store.ok());
+    ServiceContext ctx;
+    ctx.store = store->get();
+    auto audit = EconomyService(ctx).Audit();
+    ASSERT_TRUE(audit.ok());
+    EXPECT_TRUE(audit->ok()) << audit->first_break->reason;
+    EXPECT_EQ(audit->users_checked, 5);
+    EXPECT_GE(audit->records_checked, 10);
+  }
+}
+
+TEST_F(PortabilityTest, BackupAndRestoreRefuseWhatWouldLoseData) {
+  Seed(*source_, 1);
+  std::string store_uri = "sqlite:" + dir_ + "/source/noema.db";
+  std::string out = dir_ + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore(store_uri, out).ok());
+  // Never overwrites a file; never backs up a store that does not exist or MongoDB.
+  EXPECT_EQ(BackupSqliteStore(store_uri, out).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(BackupSqliteStore("sqlite:" + dir_ + "/none.db", dir_ + "/x.db").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(BackupSqliteStore("mongodb://127.0.0.1/noema", dir_ + "/x.db").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir_ + "/x.db"));
+
+  auto other = Open("other");
+  std::string other_uri = "sqlite:" + dir_ + "/other/noema.db";
+  other.reset();
+  // An existing store is replaced only when told to.
+  EXPECT_EQ(RestoreSqliteStore(out, other_uri, false).status().code(),
+            StatusCode::kFailedPrecondition);
+  // Not a database, or not a noema one: refused, and the target is untouched.
+  WriteFile(dir_ + "/garbage.db", std::string(8192, 'g'));
+  EXPECT_FALSE(RestoreSqliteStore(dir_ + "/garbage.db", other_uri, true).ok());
+  auto untouched = OpenStore(other_uri);
+  ASSERT_TRUE(untouched.ok());
+  EXPECT_EQ(CountOf(**untouched, Collection::kUserCore), 0);
+  untouched->reset();
+  auto replaced = RestoreSqliteStore(out, other_uri, true);
+  ASSERT_TRUE(replaced.ok()) << replaced.status().ToString();
+  auto reopened = OpenStore(other_uri);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(CountOf(**reopened, Collection::kUserCore), 1);
+}
+
+}  // namespace
+}  // namespace noema

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
       RegisterInit(app),   RegisterValidate(app),    RegisterSessions(app), RegisterUsers(app),
       RegisterLedger(app), RegisterGenerations(app), RegisterServe(app),
   };
+  commands.insert(commands.end(), {RegisterReport(app), RegisterAnalytics(app)});
 
   try {
     app.parse(argc, argv);

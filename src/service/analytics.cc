@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -49,27 +50,61 @@ int64_t MondayOf(int64_t day) {
   return day - offset;
 }
 
+// What per-user features read.
+constexpr unsigned kFeatureParts = si::kRollupTypes | si::kRollupCommands | si::kRollupGenerations;
+
 Timestamp DayStart(int64_t day) { return Timestamp::FromMillis(day * kMillisPerDay); }
 
 // The rollups of [from_day, to_day], optionally of one user, in one read-only snapshot.
-Result<Rollups> LoadRollups(Store& store, int64_t from_day, int64_t to_day,
+// The smallest ObjectId greater than `id` (nullopt after the largest).
+std::optional<ObjectId> Successor(const ObjectId& id) {
+  bson_oid_t oid = id.raw();
+  for (int i = 11; i >= 0; --i) {
+    if (++oid.bytes[i] != 0) return ObjectId(oid);
+  }
+  return std::nullopt;
+}
+
+Result<Rollups> LoadRollups(Store& store, int64_t from_day, int64_t to_day, unsigned parts,
                             const ObjectId* user = nullptr) {
   Rollups out;
   Status status = store.RunReadOnly([&](Transaction& tx) -> Status {
     out.clear();
-    Query query;
-    if (user != nullptr) query.filter.Eq("masterAccountId", *user);
-    query.filter.Range("day", Value(DayStart(from_day)), Value(DayStart(to_day + 1)));
-    query.sort_field = "day";
-    query.limit = kPageSizeMax;
-    while (true) {
-      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
+    auto add = [&](const Page& page) -> Status {
       for (const Document& doc : page.items) {
-        NOEMA_ASSIGN_OR_RETURN(si::DailyRollup rollup, si::RollupFromDocument(doc.view()));
+        NOEMA_ASSIGN_OR_RETURN(si::DailyRollup rollup, si::RollupFromDocument(doc.view(), parts));
         out.push_back(std::move(rollup));
       }
-      if (page.next_cursor.empty()) break;
-      query.cursor = std::move(page.next_cursor);
+      return Status::Ok();
+    };
+    Query query;
+    query.limit = kPageSizeMax;
+    if (user != nullptr) {
+      // One user: the (masterAccountId, day) index; at most kAnalyticsRangeDaysMax + 29 days.
+      query.filter.Eq("masterAccountId", *user);
+      query.filter.Range("day", Value(DayStart(from_day)), Value(DayStart(to_day + 1)));
+      query.sort_field = "day";
+      while (true) {
+        NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
+        NOEMA_RETURN_IF_ERROR(add(page));
+        if (page.next_cursor.empty()) break;
+        query.cursor = std::move(page.next_cursor);
+      }
+      return Status::Ok();
+    }
+    // Every user: primary-key range scans (the day leads the _id). Each page starts a new
+    // range just after the last _id read rather than passing a cursor, so that every page
+    // is one seek (a cursor plus a range gives the engine two lower bounds on _id).
+    std::optional<ObjectId> next = si::FirstRollupIdOfDay(std::max<int64_t>(0, from_day));
+    const ObjectId end = si::FirstRollupIdOfDay(to_day + 1);
+    while (next.has_value()) {
+      query.filter = Filter();
+      query.filter.Range("_id", Value(*next), Value(end));
+      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
+      NOEMA_RETURN_IF_ERROR(add(page));
+      if (page.next_cursor.empty() || page.items.empty()) break;
+      NOEMA_ASSIGN_OR_RETURN(ObjectId last, page.items.back().view().GetObjectId("_id"));
+      next = Successor(last);
     }
     return Status::Ok();
   });
@@ -555,56 +590,64 @@ std::string ClassifyArchetype(const UserFeatures& f, const ArchetypeRules& rules
 }
 
 Result<Document> AnalyticsService::ActiveUsers(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, range.from_day - 29, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day - 29,
+                                                      range.to_day, si::kRollupPlatforms));
   return ActiveUsersOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::NewAccounts(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
+                                                      si::kRollupNewAccounts));
   return NewAccountsOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Sessions(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
+                                                      si::kRollupTypes | si::kRollupSessions));
   return SessionsOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Events(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
+                         LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupTypes));
   return EventsOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Commands(const DayRange& range, int limit) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(limit, kAnalyticsCommandsLimitMax, "limit"));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
+                                                      si::kRollupCommands));
   return CommandsOf(rollups, range, limit);
 }
 
 Result<Document> AnalyticsService::Funnel(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
+                         LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupTypes));
   return FunnelOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Generations(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
+                                                      si::kRollupGenerations));
   return GenerationsOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Credit(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(
+      Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupCredit));
   return CreditOf(rollups, range);
 }
 
 Result<Document> AnalyticsService::Retention(const DayRange& range, int weeks) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(weeks, kAnalyticsRetentionWeeksMax, "weeks"));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, FirstCohortMonday(range, weeks), range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, FirstCohortMonday(range, weeks),
+                                                      range.to_day, si::kRollupNewAccounts));
   return RetentionOf(rollups, range, weeks);
 }
 
 Result<Document> AnalyticsService::Archetypes(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
+                         LoadRollups(*ctx_->store, range.from_day, range.to_day, kFeatureParts));
   return ArchetypesOf(rollups, range, rules_);
 }
 
@@ -618,8 +661,8 @@ Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account
     return user.status();
   });
   NOEMA_RETURN_IF_ERROR(exists);
-  NOEMA_ASSIGN_OR_RETURN(
-      Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day, &master_account_id));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
+                                                      kFeatureParts, &master_account_id));
   UserFeatures f;
   for (const si::DailyRollup& r : rollups) AddFeatures(r, &f);
   const auto sessions = static_cast<double>(f.sessions);
@@ -645,7 +688,8 @@ Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account
 Result<Document> AnalyticsService::Report(const DayRange& range, int weeks) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(weeks, kAnalyticsRetentionWeeksMax, "weeks"));
   int64_t first = std::min(range.from_day - 29, FirstCohortMonday(range, weeks));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, first, range.to_day));
+  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
+                         LoadRollups(*ctx_->store, first, range.to_day, si::kRollupAll));
   NOEMA_ASSIGN_OR_RETURN(Document generations, GenerationsOf(rollups, range));
   NOEMA_ASSIGN_OR_RETURN(Document credit, CreditOf(rollups, range));
   const Document active = ActiveUsersOf(rollups, range);

@@ -100,14 +100,20 @@ int64_t DayOf(Timestamp time) {
 }
 
 ObjectId RollupId(int64_t day, const ObjectId& master_account_id) {
-  uint8_t input[8 + 12];
-  for (int i = 0; i < 8; ++i)
-    input[i] = static_cast<uint8_t>(static_cast<uint64_t>(day) >> (8 * i));
-  std::memcpy(input + 8, master_account_id.raw().bytes, 12);
   uint8_t hash[crypto_generichash_BYTES_MIN];
-  crypto_generichash(hash, sizeof hash, input, sizeof input, nullptr, 0);
+  crypto_generichash(hash, sizeof hash, master_account_id.raw().bytes, 12, nullptr, 0);
   bson_oid_t oid;
-  std::memcpy(oid.bytes, hash, 12);
+  const auto day_bits = static_cast<uint32_t>(day);
+  for (int i = 0; i < 4; ++i) oid.bytes[i] = static_cast<uint8_t>(day_bits >> (8 * (3 - i)));
+  std::memcpy(oid.bytes + 4, hash, 8);
+  return ObjectId(oid);
+}
+
+ObjectId FirstRollupIdOfDay(int64_t day) {
+  bson_oid_t oid;
+  std::memset(oid.bytes, 0, sizeof oid.bytes);
+  const auto day_bits = static_cast<uint32_t>(day);
+  for (int i = 0; i < 4; ++i) oid.bytes[i] = static_cast<uint8_t>(day_bits >> (8 * (3 - i)));
   return ObjectId(oid);
 }
 
@@ -227,40 +233,50 @@ Document RollupToDocument(const DailyRollup& rollup) {
   return std::move(b).Build();
 }
 
-Result<DailyRollup> RollupFromDocument(DocumentView doc) {
+Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts) {
   DailyRollup r;
   NOEMA_ASSIGN_OR_RETURN(Timestamp day, doc.GetDate("day"));
   r.day = DayOf(day);
   NOEMA_ASSIGN_OR_RETURN(r.master_account_id, doc.GetObjectId("masterAccountId"));
   NOEMA_ASSIGN_OR_RETURN(r.events, doc.GetInteger("events"));
-  NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byType", &r.by_type));
-  NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byPlatform", &r.by_platform));
-  NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "commands", &r.commands));
-  NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "newAccounts", &r.new_accounts));
-  NOEMA_RETURN_IF_ERROR(ReadLongs(doc, "sessionDurationsMs", &r.session_durations_ms));
-  NOEMA_ASSIGN_OR_RETURN(DocumentView generations, doc.GetArray("generations"));
-  bson_iter_t iter;
-  bson_iter_init(&iter, generations.get());
-  while (bson_iter_next(&iter)) {
-    if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
-      return Status::InvalidArgument("expected a document", "generations");
-    }
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    bson_iter_document(&iter, &len, &data);
-    DocumentView item(data, len);
-    NOEMA_ASSIGN_OR_RETURN(std::string_view service, item.GetString("serviceName"));
-    GenerationRollup& g = r.generations[std::string(service)];
-    NOEMA_ASSIGN_OR_RETURN(g.succeeded, item.GetInteger("succeeded"));
-    NOEMA_ASSIGN_OR_RETURN(g.failed, item.GetInteger("failed"));
-    NOEMA_ASSIGN_OR_RETURN(g.timed_out, item.GetInteger("timedOut"));
-    NOEMA_ASSIGN_OR_RETURN(g.cancelled, item.GetInteger("cancelled"));
-    NOEMA_ASSIGN_OR_RETURN(g.duration_ms_total, item.GetInteger("durationMsTotal"));
-    NOEMA_RETURN_IF_ERROR(ReadLongs(item, "durationsMs", &g.durations_ms));
-    NOEMA_ASSIGN_OR_RETURN(g.cost, item.GetMoney("costUsd"));
+  if (parts & kRollupTypes) NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byType", &r.by_type));
+  if (parts & kRollupPlatforms) {
+    NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byPlatform", &r.by_platform));
   }
-  NOEMA_ASSIGN_OR_RETURN(r.credit_added, doc.GetMoney("creditAddedUsd"));
-  NOEMA_ASSIGN_OR_RETURN(r.credit_spent, doc.GetMoney("creditSpentUsd"));
+  if (parts & kRollupCommands) NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "commands", &r.commands));
+  if (parts & kRollupNewAccounts) {
+    NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "newAccounts", &r.new_accounts));
+  }
+  if (parts & kRollupSessions) {
+    NOEMA_RETURN_IF_ERROR(ReadLongs(doc, "sessionDurationsMs", &r.session_durations_ms));
+  }
+  if (parts & kRollupGenerations) {
+    NOEMA_ASSIGN_OR_RETURN(DocumentView generations, doc.GetArray("generations"));
+    bson_iter_t iter;
+    bson_iter_init(&iter, generations.get());
+    while (bson_iter_next(&iter)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+        return Status::InvalidArgument("expected a document", "generations");
+      }
+      uint32_t len = 0;
+      const uint8_t* data = nullptr;
+      bson_iter_document(&iter, &len, &data);
+      DocumentView item(data, len);
+      NOEMA_ASSIGN_OR_RETURN(std::string_view service, item.GetString("serviceName"));
+      GenerationRollup& g = r.generations[std::string(service)];
+      NOEMA_ASSIGN_OR_RETURN(g.succeeded, item.GetInteger("succeeded"));
+      NOEMA_ASSIGN_OR_RETURN(g.failed, item.GetInteger("failed"));
+      NOEMA_ASSIGN_OR_RETURN(g.timed_out, item.GetInteger("timedOut"));
+      NOEMA_ASSIGN_OR_RETURN(g.cancelled, item.GetInteger("cancelled"));
+      NOEMA_ASSIGN_OR_RETURN(g.duration_ms_total, item.GetInteger("durationMsTotal"));
+      NOEMA_RETURN_IF_ERROR(ReadLongs(item, "durationsMs", &g.durations_ms));
+      NOEMA_ASSIGN_OR_RETURN(g.cost, item.GetMoney("costUsd"));
+    }
+  }
+  if (parts & kRollupCredit) {
+    NOEMA_ASSIGN_OR_RETURN(r.credit_added, doc.GetMoney("creditAddedUsd"));
+    NOEMA_ASSIGN_OR_RETURN(r.credit_spent, doc.GetMoney("creditSpentUsd"));
+  }
   return r;
 }
 
@@ -274,6 +290,9 @@ Status UpdateRollupInTx(Transaction& tx, DocumentView event) {
   bool found = existing.ok();
   if (found) {
     NOEMA_ASSIGN_OR_RETURN(rollup, RollupFromDocument(existing->view()));
+    if (rollup.master_account_id != user || rollup.day != day) {
+      return Status::Internal("activityDaily _id collision for user " + user.ToHex());
+    }
   } else if (!existing.status().IsNotFound()) {
     return existing.status();
   } else {

@@ -59,8 +59,14 @@ struct DailyRollup {
 // The UTC day (days since the epoch) of a time.
 int64_t DayOf(Timestamp time);
 
-// The `_id` of the rollup of (day, user): the first 12 bytes of BLAKE2b over both.
+// The `_id` of the rollup of (day, user): the day (days since the epoch, 4 bytes big-endian)
+// then the first 8 bytes of BLAKE2b(masterAccountId). The documents of a day are therefore
+// contiguous in `_id` order, and a range of days is one primary-key range scan.
+// REQUIRES: day >= 0.
 ObjectId RollupId(int64_t day, const ObjectId& master_account_id);
+
+// The smallest possible `_id` of a rollup of `day`.
+ObjectId FirstRollupIdOfDay(int64_t day);
 
 // Adds one userEvents document to `rollup` (whose day and user it must belong to).
 // Tolerant of events whose eventData lacks a field the rollup reads (an unknown type, a
@@ -71,7 +77,20 @@ Status ApplyEventToRollup(DocumentView event, DailyRollup* rollup);
 Status MergeRollup(const DailyRollup& from, DailyRollup* into);
 
 Document RollupToDocument(const DailyRollup& rollup);
-Result<DailyRollup> RollupFromDocument(DocumentView doc);
+
+// The parts of a rollup document a reader needs (day, user and `events` are always read).
+enum RollupPart : unsigned {
+  kRollupTypes = 1u << 0,        // byType
+  kRollupPlatforms = 1u << 1,    // byPlatform
+  kRollupCommands = 1u << 2,     // commands
+  kRollupNewAccounts = 1u << 3,  // newAccounts
+  kRollupSessions = 1u << 4,     // sessionDurationsMs
+  kRollupGenerations = 1u << 5,  // generations
+  kRollupCredit = 1u << 6,       // creditAddedUsd, creditSpentUsd
+  kRollupAll = (1u << 7) - 1,
+};
+
+Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts = kRollupAll);
 
 // Adds `event` (a userEvents document just inserted in `tx`) to its day's rollup in `tx`.
 Status UpdateRollupInTx(Transaction& tx, DocumentView event);

@@ -16,14 +16,15 @@ enum class Collection : uint8_t {
   kUserSessions,
   kUserEvents,
   kGenerationOutputs,
+  kActivityDaily,  // noema-owned analytics rollup (docs/analytics.md)
 };
 
-inline constexpr size_t kCollectionCount = 7;
+inline constexpr size_t kCollectionCount = 8;
 
 inline constexpr std::array<Collection, kCollectionCount> kAllCollections = {
-    Collection::kUserCore,          Collection::kUserEconomy,  Collection::kUserPreferences,
-    Collection::kTransactions,      Collection::kUserSessions, Collection::kUserEvents,
-    Collection::kGenerationOutputs,
+    Collection::kUserCore,          Collection::kUserEconomy,   Collection::kUserPreferences,
+    Collection::kTransactions,      Collection::kUserSessions,  Collection::kUserEvents,
+    Collection::kGenerationOutputs, Collection::kActivityDaily,
 };
 
 // "userCore", "userEconomy", ... exactly as ADR-002 names them.

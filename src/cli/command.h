@@ -40,6 +40,8 @@ Command RegisterImport(CLI::App& root);
 Command RegisterMigrate(CLI::App& root);
 Command RegisterBackup(CLI::App& root);
 Command RegisterRestore(CLI::App& root);
+Command RegisterReport(CLI::App& root);
+Command RegisterAnalytics(CLI::App& root);
 
 // Prints "noema: <message>" on stderr and returns the exit code for the status.
 int ReportError(const Status& status);

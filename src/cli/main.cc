@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   commands.push_back(RegisterMigrate(app));
   commands.push_back(RegisterBackup(app));
   commands.push_back(RegisterRestore(app));
+  commands.insert(commands.end(), {RegisterReport(app), RegisterAnalytics(app)});
 
   try {
     app.parse(argc, argv);

@@ -11,6 +11,7 @@ std::string_view CollectionName(Collection collection) {
     case Collection::kUserSessions: return "userSessions";
     case Collection::kUserEvents: return "userEvents";
     case Collection::kGenerationOutputs: return "generationOutputs";
+    case Collection::kActivityDaily: return "activityDaily";
   }
   return "unknown";
 }

@@ -258,6 +258,7 @@ void AddAllRoutes(Api& api) {
   AddEventRoutes(api);
   AddGenerationRoutes(api);
   AddAwardRoutes(api);
+  AddAnalyticsRoutes(api);
 }
 
 }  // namespace noema::server

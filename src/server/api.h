@@ -176,6 +176,7 @@ void AddSessionRoutes(Api& api);
 void AddEventRoutes(Api& api);
 void AddGenerationRoutes(Api& api);
 void AddAwardRoutes(Api& api);
+void AddAnalyticsRoutes(Api& api);
 
 // Every route of API.md.
 void AddAllRoutes(Api& api);

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "service/analytics_rollup.h"
 #include "service/event_catalog.h"
 
 namespace noema::service_internal {
@@ -321,6 +322,9 @@ Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& 
   if (!inserted.ok()) {
     return inserted;
   }
+  // The analytics rollup, in the same unit of work as the event (docs/analytics.md).
+  *wrote = true;
+  NOEMA_RETURN_IF_ERROR(UpdateRollupInTx(tx, event_doc));
   return WrittenEvent{event_id, resolved_session};
 }
 

@@ -1,0 +1,141 @@
+// AnalyticsService: behaviour analytics over the Store (issue 6; EVENT_CATALOG.md "Derived
+// measures"; every definition in docs/analytics.md).
+//
+// Every measure reads the activityDaily rollup (one document per UTC day and user, kept up
+// to date by every event write in the same unit of work) through the Store interface only,
+// so the same code gives the same results on SQLite and MongoDB. Each measure returns a
+// BSON document shaped exactly as the body of its GET /v1/analytics/... route (money as
+// Decimal128, rendered "12.50"; ratios as doubles in [0,1] rounded to 4 decimals;
+// durations as integer milliseconds; days as "YYYY-MM-DD").
+//
+// Thread-safety: an AnalyticsService is safe to use from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "noema/bson.h"
+#include "noema/object_id.h"
+#include "noema/service/context.h"
+#include "noema/status.h"
+#include "noema/time.h"
+
+namespace noema {
+
+// Limits of the analytics queries (docs/limits.md).
+inline constexpr int64_t kAnalyticsRangeDaysMax = 366;     // days in [from, to]
+inline constexpr int64_t kAnalyticsRangeDaysDefault = 30;  // the 30 days ending today
+inline constexpr int kAnalyticsCommandsLimitMax = 100;
+inline constexpr int kAnalyticsCommandsLimitDefault = 10;
+inline constexpr int kAnalyticsRetentionWeeksMax = 26;
+inline constexpr int kAnalyticsRetentionWeeksDefault = 8;
+// RebuildRollups holds at most this many (day, user) rollups in memory before merging them
+// into the stored ones.
+inline constexpr size_t kRebuildRollupsInMemoryMax = 50'000;
+
+// An inclusive range of UTC days, as days since 1970-01-01.
+struct DayRange {
+  int64_t from_day = 0;
+  int64_t to_day = 0;
+};
+
+// "YYYY-MM-DD" of a day number, and back (InvalidArgument naming `field`).
+std::string DayString(int64_t day);
+Result<int64_t> ParseDay(std::string_view text, std::string_view field);
+
+// The range of the `from`/`to` parameters: absent `to` is today (UTC, at `now`), absent
+// `from` is kAnalyticsRangeDaysDefault days ending at `to`. InvalidArgument naming "from"
+// or "to" for a malformed date, "to" when to < from, "from" when the range is longer than
+// kAnalyticsRangeDaysMax days.
+Result<DayRange> ParseDayRange(std::optional<std::string_view> from,
+                               std::optional<std::string_view> to, Timestamp now);
+
+// The archetype rules of EVENT_CATALOG.md, thresholds configurable (defaults: the table).
+struct ArchetypeRules {
+  int64_t touch_and_go_sessions_max = 4;
+  double power_generation_hours_min = 20;
+  int64_t power_commands_min = 1500;
+  int64_t refiner_commands_min = 200;
+  int64_t refiner_iterate_min = 50;
+  double refiner_iterate_per_make_min = 0.5;
+  int64_t video_commands_min = 20;
+  int64_t engaged_sessions_min = 30;
+  int64_t engaged_commands_min = 300;
+  int64_t engaged_management_min = 10;
+  int64_t engaged_menu_min = 75;
+  double engaged_menu_per_session_min = 1.5;
+  int64_t focused_sessions_min = 5;
+  int64_t focused_sessions_max = 25;
+  double focused_commands_per_session_min = 4;
+  double focused_top_command_share_min = 0.6;
+  int64_t new_light_sessions_max = 15;
+  int64_t new_light_commands_max = 150;
+  double new_light_generation_hours_max = 2;
+  // Command sets (names as in command_executed.commandName).
+  std::vector<std::string> iterate_commands = {"/again", "/effect", "/regen"};
+  std::vector<std::string> make_commands = {"/make"};
+  // A video command is one whose name starts with one of these prefixes.
+  std::vector<std::string> video_command_prefixes = {"/vid", "/animate"};
+  std::vector<std::string> management_commands = {"/set",      "/account", "/utils",
+                                                  "/settings", "/balance", "/wallet"};
+};
+
+// Per-user features over a range (EVENT_CATALOG.md "Per user").
+struct UserFeatures {
+  int64_t sessions = 0;  // session_started events
+  int64_t events = 0;
+  int64_t commands = 0;           // command_executed events
+  int64_t menu_interactions = 0;  // menu_item_clicked events
+  int64_t generations = 0;        // generation_completed + generation_failed events
+  int64_t generation_ms = 0;      // their total durationMs
+  int64_t errors = 0;             // user_facing_error_displayed + command_failed_validation events
+  std::map<std::string, int64_t> commands_by_name;
+  double generation_hours() const { return static_cast<double>(generation_ms) / kMillisPerHour; }
+};
+
+// The first matching archetype in EVENT_CATALOG.md's table order, or "Unclassified".
+std::string ClassifyArchetype(const UserFeatures& features, const ArchetypeRules& rules);
+
+// Archetype names in table order, then "Unclassified".
+const std::vector<std::string>& ArchetypeNames();
+
+class AnalyticsService {
+ public:
+  explicit AnalyticsService(const ServiceContext& ctx, ArchetypeRules rules = {})
+      : ctx_(&ctx), rules_(std::move(rules)) {}
+
+  Result<Document> ActiveUsers(const DayRange& range) const;
+  Result<Document> NewAccounts(const DayRange& range) const;
+  Result<Document> Sessions(const DayRange& range) const;
+  Result<Document> Events(const DayRange& range) const;
+  // limit: 1..kAnalyticsCommandsLimitMax (InvalidArgument on "limit").
+  Result<Document> Commands(const DayRange& range, int limit) const;
+  Result<Document> Funnel(const DayRange& range) const;
+  Result<Document> Generations(const DayRange& range) const;
+  Result<Document> Credit(const DayRange& range) const;
+  // The `weeks` ISO weeks (Monday start) ending with the week of range.to_day; `from` is
+  // not used. weeks: 1..kAnalyticsRetentionWeeksMax (InvalidArgument on "weeks").
+  Result<Document> Retention(const DayRange& range, int weeks) const;
+  Result<Document> Archetypes(const DayRange& range) const;
+  // NotFound on "masterAccountId" when there is no such user.
+  Result<Document> UserFeaturesOf(const ObjectId& master_account_id, const DayRange& range) const;
+  // Every section above (commands with kAnalyticsCommandsLimitDefault, retention with
+  // `weeks`), from one read of the rollups.
+  Result<Document> Report(const DayRange& range, int weeks = kAnalyticsRetentionWeeksDefault) const;
+
+ private:
+  const ServiceContext* ctx_;
+  ArchetypeRules rules_;
+};
+
+// Recomputes every activityDaily document from userEvents (after a bulk import that
+// bypassed the services): removes the existing rollups, then writes the recomputed ones.
+// `*documents` (optional) gets how many rollup documents were written.
+Status RebuildRollups(Store& store, int64_t* documents = nullptr);
+
+}  // namespace noema

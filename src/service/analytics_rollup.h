@@ -1,0 +1,98 @@
+// Internal to src/service: the activityDaily rollup (docs/analytics.md).
+//
+// One document per (UTC day, masterAccountId) sums that user's events of that day: counts
+// by eventType, sourcePlatform and command name, new accounts by platform, session
+// durations, generation outcomes/durations/cost by serviceName, and credit added/spent.
+// WriteEvent keeps it up to date in the same unit of work as the event
+// (UpdateRollupInTx); RebuildRollups (noema/service/analytics.h) recomputes it from
+// userEvents with the same ApplyEventToRollup, so both paths give identical documents.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "noema/bson.h"
+#include "noema/money.h"
+#include "noema/object_id.h"
+#include "noema/status.h"
+#include "noema/store.h"
+
+namespace noema::service_internal {
+
+// Durations kept per array of one rollup document (session durations of the day, or one
+// service's generation durations of the day). Past it, further durations still count in
+// every counter and total but not in the percentile sample (docs/analytics.md, limits.md).
+inline constexpr size_t kRollupDurationsMax = 2000;
+
+struct GenerationRollup {
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t timed_out = 0;
+  int64_t cancelled = 0;
+  int64_t duration_ms_total = 0;
+  std::vector<int64_t> durations_ms;  // ascending, at most kRollupDurationsMax
+  Money cost = Money::Zero();
+  int64_t total() const { return succeeded + failed + timed_out + cancelled; }
+};
+
+struct DailyRollup {
+  int64_t day = 0;  // days since 1970-01-01 (UTC)
+  ObjectId master_account_id;
+  int64_t events = 0;
+  std::map<std::string, int64_t> by_type;
+  std::map<std::string, int64_t> by_platform;
+  std::map<std::string, int64_t> commands;              // command_executed by commandName
+  std::map<std::string, int64_t> new_accounts;          // account_created by platform
+  std::vector<int64_t> session_durations_ms;            // ascending, at most kRollupDurationsMax
+  std::map<std::string, GenerationRollup> generations;  // by serviceName
+  Money credit_added = Money::Zero();
+  Money credit_spent = Money::Zero();
+
+  int64_t Type(const std::string& type) const {
+    auto it = by_type.find(type);
+    return it == by_type.end() ? 0 : it->second;
+  }
+};
+
+// The UTC day (days since the epoch) of a time.
+int64_t DayOf(Timestamp time);
+
+// The `_id` of the rollup of (day, user): the day (days since the epoch, 4 bytes big-endian)
+// then the first 8 bytes of BLAKE2b(masterAccountId). The documents of a day are therefore
+// contiguous in `_id` order, and a range of days is one primary-key range scan.
+// REQUIRES: day >= 0.
+ObjectId RollupId(int64_t day, const ObjectId& master_account_id);
+
+// The smallest possible `_id` of a rollup of `day`.
+ObjectId FirstRollupIdOfDay(int64_t day);
+
+// Adds one userEvents document to `rollup` (whose day and user it must belong to).
+// Tolerant of events whose eventData lacks a field the rollup reads (an unknown type, a
+// legacy import): that field is skipped. Fails only on money overflow.
+Status ApplyEventToRollup(DocumentView event, DailyRollup* rollup);
+
+// Adds every counter, total and duration of `from` into `into` (same day and user).
+Status MergeRollup(const DailyRollup& from, DailyRollup* into);
+
+Document RollupToDocument(const DailyRollup& rollup);
+
+// The parts of a rollup document a reader needs (day, user and `events` are always read).
+enum RollupPart : unsigned {
+  kRollupTypes = 1u << 0,        // byType
+  kRollupPlatforms = 1u << 1,    // byPlatform
+  kRollupCommands = 1u << 2,     // commands
+  kRollupNewAccounts = 1u << 3,  // newAccounts
+  kRollupSessions = 1u << 4,     // sessionDurationsMs
+  kRollupGenerations = 1u << 5,  // generations
+  kRollupCredit = 1u << 6,       // creditAddedUsd, creditSpentUsd
+  kRollupAll = (1u << 7) - 1,
+};
+
+Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts = kRollupAll);
+
+// Adds `event` (a userEvents document just inserted in `tx`) to its day's rollup in `tx`.
+Status UpdateRollupInTx(Transaction& tx, DocumentView event);
+
+}  // namespace noema::service_internal

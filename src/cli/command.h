@@ -34,6 +34,7 @@ Command RegisterUsers(CLI::App& root);
 Command RegisterLedger(CLI::App& root);
 Command RegisterGenerations(CLI::App& root);
 Command RegisterServe(CLI::App& root);
+Command RegisterDemo(CLI::App& root);
 
 // Prints "noema: <message>" on stderr and returns the exit code for the status.
 int ReportError(const Status& status);

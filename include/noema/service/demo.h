@@ -37,7 +37,7 @@ namespace noema {
 // Limits of the options (docs/limits.md).
 inline constexpr int64_t kDemoUsersMin = 1;
 inline constexpr int64_t kDemoUsersMax = 100'000;
-inline constexpr int64_t kDemoUsersDefault = 200;
+inline constexpr int64_t kDemoUsersDefault = 60;
 inline constexpr int64_t kDemoDaysMin = 1;
 inline constexpr int64_t kDemoDaysMax = 365;
 inline constexpr int64_t kDemoDaysDefault = 90;

@@ -76,6 +76,25 @@ if start_server fresh "$work/b/noema.db"; then
   grep -Eq 'dashboard: http://127\.0\.0\.1:[0-9]+/dashboard#token=noema_admin_[0-9a-f]{64}$' \
     "$work/fresh.err" && ok "the first start prints the dashboard URL with the token" ||
     fail "URL: $(cat "$work/fresh.err")"
+  # The dashboard's static files: no token, their Content-Type, a strict CSP; 404 else.
+  base=$(sed -n 's|.*dashboard: \(http://127\.0\.0\.1:[0-9]*\)/dashboard.*|\1|p' "$work/fresh.err")
+  for pair in "dashboard:text/html" "dashboard/dashboard.js:text/javascript" \
+    "dashboard/dashboard.css:text/css" "dashboard/favicon.svg:image/svg+xml"; do
+    path=${pair%%:*}
+    type=${pair#*:}
+    headers=$(curl -s -D - -o "$work/body" "$base/$path")
+    if echo "$headers" | grep -qi "^content-type: $type" &&
+      echo "$headers" | grep -qi "^content-security-policy: default-src 'none'; script-src 'self'" &&
+      echo "$headers" | head -1 | grep -q ' 200' && [ -s "$work/body" ]; then
+      ok "/$path: 200 $type with the CSP, no token"
+    else
+      fail "/$path: $headers"
+    fi
+  done
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$base/dashboard/nope.js")
+  [ "$code" = 404 ] && ok "an unknown dashboard file is 404" || fail "unknown file: $code"
+  curl -s "$base/dashboard" | grep -q 'src="/dashboard/dashboard.js"' &&
+    ok "the page loads its script from this server" || fail "page body"
   stop_server
 else
   fail "serve did not start: $(cat "$work/fresh.err")"

@@ -64,6 +64,7 @@
   function pct(r) { return (Number(r) * 100).toFixed(1) + '%'; }
   function ms(v) {
     v = Number(v);
+    if (!Number.isFinite(v)) return '–';
     if (v >= 3600000) return (v / 3600000).toFixed(1) + ' h';
     if (v >= 60000) return (v / 60000).toFixed(1) + ' min';
     return (v / 1000).toFixed(1) + ' s';
@@ -196,7 +197,7 @@
           svg.appendChild(el('text', {x: 8, y: y + 12, class: 'value'}, s.serviceName));
           svg.appendChild(el('text', {x: W - 8, y: y + 12, 'text-anchor': 'end'},
                              `${fmt(s.total)} · ${pct(s.successRate)} ok · $${s.costUsd} · ` +
-                             `p50 ${ms(s.durationMs.p50)} / p95 ${ms(s.durationMs.p95)}`));
+                             `p50 ${ms((s.durationMs || {}).p50)} / p95 ${ms((s.durationMs || {}).p95)}`));
           let x = 8;
           for (const p of parts) {
             const n = s[p] || 0;
@@ -217,7 +218,7 @@
       draw(container, body) {
         const cohorts = body.cohorts || [];
         if (!cohorts.length) return message(container, 'No cohorts.');
-        const weeks = Math.max(...cohorts.map((c) => c.rates.length));
+        const weeks = Math.max(1, ...cohorts.map((c) => (c.rates || []).length));
         const cellW = 40, cellH = 22, left = 110, top = 20;
         const W = left + weeks * cellW + 8, H = top + cohorts.length * cellH + 4;
         const svg = svgRoot(W, H);
@@ -228,13 +229,13 @@
         cohorts.forEach((c, i) => {
           const y = top + i * cellH;
           svg.appendChild(el('text', {x: 8, y: y + 15}, `${c.weekStart} (${c.size})`));
-          c.rates.forEach((r, k) => {
+          (c.rates || []).forEach((r, k) => {
             const x = left + k * cellW;
             const shade = Math.round(245 - 180 * Math.min(1, Math.max(0, r)));
             svg.appendChild(title(el('rect', {class: 'mark', x: x + 1, y: y + 1,
                                               width: cellW - 2, height: cellH - 2, rx: 2,
                                               fill: `rgb(${shade},${shade + 5 > 255 ? 255 : shade + 5},255)`}),
-                                  `${c.weekStart} week ${k}: ${c.retained[k]} of ${c.size} (${pct(r)})`));
+                                  `${c.weekStart} week ${k}: ${(c.retained || [])[k]} of ${c.size} (${pct(r)})`));
             svg.appendChild(el('text', {x: x + cellW / 2, y: y + 15, 'text-anchor': 'middle',
                                         class: 'value'}, Math.round(r * 100)));
           });
@@ -370,8 +371,10 @@
         getJson(withRange('/v1/analytics/new-accounts', params))]);
       add(fmt(sessions.users), 'active users');
       add(fmt(sessions.sessions), 'sessions');
-      add(Number(sessions.sessionsPerUser.mean).toFixed(1), 'sessions per user');
-      add(ms(sessions.durationMs.p50) + ' / ' + ms(sessions.durationMs.p90),
+      const perUser = sessions.sessionsPerUser || {};
+      const duration = sessions.durationMs || {};
+      add(Number(perUser.mean || 0).toFixed(1), 'sessions per user');
+      add(ms(duration.p50) + ' / ' + ms(duration.p90),
           'session length p50 / p90');
       add(fmt((accounts.days || []).reduce((s, d) => s + d.total, 0)), 'new accounts');
       box.replaceChildren(...tiles);

@@ -237,7 +237,8 @@
                                               fill: `rgb(${shade},${shade + 5 > 255 ? 255 : shade + 5},255)`}),
                                   `${c.weekStart} week ${k}: ${(c.retained || [])[k]} of ${c.size} (${pct(r)})`));
             svg.appendChild(el('text', {x: x + cellW / 2, y: y + 15, 'text-anchor': 'middle',
-                                        class: 'value'}, Math.round(r * 100)));
+                                        class: r > 0.6 ? 'on-dark' : 'value'},
+                               Math.round(r * 100)));
           });
         });
         container.replaceChildren(svg);

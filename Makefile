@@ -22,9 +22,10 @@ build-asan: setup
 	@cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNOEMA_SANITIZE=ON -DNOEMA_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_DIR) -j $(JOBS) --target $(ASAN_TARGETS)
 
-# Set up, build, and run noema on the embedded store (no configuration needed).
+# Set up, build, and run noema on the embedded store (no configuration needed). An empty
+# store first gets the demo history, so the dashboard it prints the URL of shows data.
 run: build
-	@$(BUILD_DIR)/noema serve --store $(STORE)
+	@$(BUILD_DIR)/noema serve --store $(STORE) --demo-if-empty
 
 # Set up, build, and run every test: the release build's whole suite, then the unit,
 # conformance and service suites again under AddressSanitizer + UBSan, then the format check.

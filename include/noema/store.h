@@ -166,6 +166,11 @@ struct StoreOptions {
   int busy_timeout_ms = 5000;
   // SQLite: reader connections kept open for RunReadOnly.
   int read_connections = 4;
+  // SQLite: fsync the WAL at every commit (synchronous=FULL, docs/storage.md). false
+  // (synchronous=NORMAL) is for bulk generation such as `noema demo`: a commit survives a
+  // crash of the process but the last ones may be lost on power loss; the database stays
+  // consistent either way.
+  bool sync_every_commit = true;
 };
 
 // Opens a store by URI: "sqlite:PATH" (the file and its directory are created), or

@@ -42,6 +42,7 @@ Command RegisterBackup(CLI::App& root);
 Command RegisterRestore(CLI::App& root);
 Command RegisterReport(CLI::App& root);
 Command RegisterAnalytics(CLI::App& root);
+Command RegisterDemo(CLI::App& root);
 
 // Prints "noema: <message>" on stderr and returns the exit code for the status.
 int ReportError(const Status& status);

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands = {
       RegisterInit(app),   RegisterValidate(app),    RegisterSessions(app), RegisterUsers(app),
-      RegisterLedger(app), RegisterGenerations(app), RegisterServe(app),
+      RegisterLedger(app), RegisterGenerations(app), RegisterServe(app),    RegisterDemo(app),
   };
   commands.push_back(RegisterImportLegacy(app));
   commands.push_back(RegisterExport(app));

@@ -20,6 +20,7 @@
 
 #include "cli/command.h"
 #include "noema/api_key_format.h"
+#include "noema/service/demo.h"
 #include "noema/store.h"
 #include "server/api.h"
 #include "server/http_server.h"
@@ -47,6 +48,9 @@ struct ServeFlags {
   int64_t generation_deadline_minutes = 30;
   int64_t sweep_interval_seconds = 60;
   bool quiet = false;
+  bool demo_if_empty = false;
+  int64_t demo_users = kDemoUsersDefault;
+  int64_t demo_days = kDemoDaysDefault;
 };
 
 std::string EnvOr(const char* name, const std::string& fallback) {
@@ -79,8 +83,9 @@ std::filesystem::path DataDirectory(const std::string& store_uri) {
 }
 
 // The admin token's hash: NOEMA_ADMIN_TOKEN / --admin-token when given; else the hash
-// kept in the data directory; else a new token, printed once, whose hash is kept.
-Result<std::string> AdminTokenHash(const ServeFlags& flags) {
+// kept in the data directory; else a new token, printed once, whose hash is kept (and
+// which is also returned in *generated, for the dashboard URL).
+Result<std::string> AdminTokenHash(const ServeFlags& flags, std::string* generated) {
   if (!flags.admin_token.empty()) {
     if (flags.admin_token.size() < 16) {
       return Status::InvalidArgument("the admin token must be at least 16 characters",
@@ -115,7 +120,50 @@ Result<std::string> AdminTokenHash(const ServeFlags& flags) {
   if (!written) return Status::Unavailable("cannot write " + file.string());
   std::cerr << "noema: generated an admin token (shown once; only its hash is kept in "
             << file.string() << "):\n  " << token << "\n";
+  *generated = token;
   return hash;
+}
+
+// --demo-if-empty: a store without users gets the demo history (docs/demo.md), so that a
+// newcomer's `make run` shows a dashboard with data; a store that holds users is left
+// alone.
+int SeedDemoIfEmpty(const std::string& store_uri, int64_t users, int64_t days) {
+  // Its own store handle, without an fsync per commit (bulk generation); closed, and so
+  // flushed, before the serving store opens.
+  StoreOptions options;
+  options.sync_every_commit = false;
+  auto opened = OpenStore(store_uri, options);
+  if (!opened.ok()) return ReportError(opened.status());
+  Store& store = **opened;
+  auto init = store.Init();
+  if (!init.ok()) return ReportError(init.status());
+  int64_t user_count = 0;
+  Status counted = store.RunReadOnly([&](Transaction& tx) {
+    NOEMA_ASSIGN_OR_RETURN(user_count, tx.Count(Collection::kUserCore, Filter{}));
+    return Status::Ok();
+  });
+  if (!counted.ok()) return ReportError(counted);
+  if (user_count > 0) {
+    std::cerr << "noema: the store holds " << user_count << " user(s); no demo data added\n";
+    return kExitOk;
+  }
+  DemoOptions demo;
+  demo.users = users;
+  demo.days = days;
+  std::cerr << "noema: the store is empty: generating demo data (" << demo.users << " users, "
+            << demo.days << " days; `noema demo --help`)\n";
+  if (isatty(STDERR_FILENO) == 1) {
+    demo.progress = [](int64_t done, int64_t total) {
+      if (done == total || done % 50 == 0) {
+        std::cerr << "\rnoema: demo " << done << "/" << total << " sessions" << std::flush;
+      }
+      if (done == total) std::cerr << "\n";
+    };
+  }
+  auto summary = RunDemo(store, demo);
+  if (!summary.ok()) return ReportError(summary.status());
+  std::cerr << "noema: demo: " << summary->users << " users, " << summary->events << " events\n";
+  return kExitOk;
 }
 
 int RunServe(ServeFlags flags) {
@@ -133,10 +181,15 @@ int RunServe(ServeFlags flags) {
   }
   auto tokens = server::TokenTable::ParseServiceTokens(flags.service_tokens);
   if (!tokens.ok()) return ReportError(tokens.status());
-  auto admin_hash = AdminTokenHash(flags);
+  std::string generated_token;
+  auto admin_hash = AdminTokenHash(flags, &generated_token);
   if (!admin_hash.ok()) return ReportError(admin_hash.status());
   tokens->SetAdminTokenHash(*admin_hash);
 
+  if (flags.demo_if_empty) {
+    int demo = SeedDemoIfEmpty(flags.store_uri, flags.demo_users, flags.demo_days);
+    if (demo != kExitOk) return demo;
+  }
   auto store = OpenStore(flags.store_uri);
   if (!store.ok()) return ReportError(store.status());
   auto init = (*store)->Init();
@@ -183,6 +236,13 @@ int RunServe(ServeFlags flags) {
   if (!started.ok()) return ReportError(started);
   std::cerr << "noema: serving on http://" << listen->first << ":" << http.port() << " (store "
             << flags.store_uri << ")\n";
+  std::string dashboard =
+      "http://" + listen->first + ":" + std::to_string(http.port()) + "/dashboard";
+  if (!generated_token.empty()) {
+    std::cerr << "noema: dashboard: " << dashboard << "#token=" << generated_token << "\n";
+  } else {
+    std::cerr << "noema: dashboard: " << dashboard << " (sign in with the admin token)\n";
+  }
 
   // Background sweeps of inactive sessions and stuck generations.
   std::mutex sweep_mutex;
@@ -274,6 +334,14 @@ Command RegisterServe(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   app->add_flag("--quiet", flags->quiet, "No access log");
+  app->add_flag("--demo-if-empty", flags->demo_if_empty,
+                "Generate the demo history first when the store holds no users");
+  app->add_option("--demo-users", flags->demo_users, "Users of that demo history")
+      ->capture_default_str()
+      ->check(CLI::Range(kDemoUsersMin, kDemoUsersMax));
+  app->add_option("--demo-days", flags->demo_days, "Days of that demo history")
+      ->capture_default_str()
+      ->check(CLI::Range(kDemoDaysMin, kDemoDaysMax));
   return {app, [flags]() { return RunServe(*flags); }};
 }
 

@@ -249,6 +249,7 @@ void Api::Record(Method method, const std::string& route, int status, const std:
 
 void AddAllRoutes(Api& api) {
   AddHealthRoutes(api);
+  AddDashboardRoutes(api);
   AddUserRoutes(api);
   AddWalletRoutes(api);
   AddApiKeyRoutes(api);

@@ -167,6 +167,7 @@ HttpResponse PageReply(const std::vector<std::string>& rendered_items,
 
 // Route registration, one function per resource (routes_<resource>.cc).
 void AddHealthRoutes(Api& api);
+void AddDashboardRoutes(Api& api);  // GET /dashboard: the operator dashboard (web/)
 void AddUserRoutes(Api& api);
 void AddWalletRoutes(Api& api);
 void AddApiKeyRoutes(Api& api);

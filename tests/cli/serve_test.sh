@@ -100,7 +100,10 @@ start_server first --listen 127.0.0.1:0
 ok "first start serves on port $port"
 admin_token=$(grep -o 'noema_admin_[0-9a-f]*' "$work/first.err" | head -1)
 check "an admin token is printed" [ -n "$admin_token" ]
-check "it is printed once" [ "$(grep -c "$admin_token" "$work/first.err")" -eq 1 ]
+# Once on its own line, once in the dashboard URL (`#token=...`, docs/demo.md).
+check "it is printed once (and in the dashboard URL)" \
+  [ "$(grep -c "$admin_token" "$work/first.err")" -eq 2 ]
+check "the dashboard URL carries it" grep -q "/dashboard#token=$admin_token\$" "$work/first.err"
 hash_file="$work/data/admin_token.sha256"
 check "its hash is kept in the data directory" [ -f "$hash_file" ]
 check "the hash file is mode 0600" [ "$(stat -c %a "$hash_file")" = "600" ]

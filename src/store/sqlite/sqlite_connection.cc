@@ -138,6 +138,9 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                  std::string(lease->ColumnText(0)) + ")");
     }
   }
+  if (!options.sync_every_commit) {
+    NOEMA_RETURN_IF_ERROR(connection->Exec("PRAGMA synchronous=NORMAL"));
+  }
   if (options.query_only) {
     NOEMA_RETURN_IF_ERROR(connection->Exec(kReaderCachePragma));
     NOEMA_RETURN_IF_ERROR(connection->Exec("PRAGMA query_only=1"));

@@ -136,6 +136,8 @@ struct ConnectionOptions {
   int busy_timeout_ms = 5000;
   // Reader connections refuse every write (PRAGMA query_only).
   bool query_only = false;
+  // false: PRAGMA synchronous=NORMAL instead of FULL (StoreOptions::sync_every_commit).
+  bool sync_every_commit = true;
 };
 
 class Connection {

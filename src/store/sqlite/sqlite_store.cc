@@ -443,6 +443,7 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
 
   sqlite::ConnectionOptions writer_options;
   writer_options.busy_timeout_ms = options.busy_timeout_ms;
+  writer_options.sync_every_commit = options.sync_every_commit;
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
   NOEMA_RETURN_IF_ERROR(sqlite::RegisterDocumentFunctions(store->writer_->get()));
   NOEMA_RETURN_IF_ERROR(sqlite::CheckSchemaVersion(*store->writer_));

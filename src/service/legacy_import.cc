@@ -15,6 +15,7 @@
 
 #include "noema/api_key_format.h"
 #include "noema/ethereum.h"
+#include "noema/service/analytics.h"
 #include "noema/service/api_keys.h"
 #include "noema/service/economy.h"
 #include "noema/service/preferences.h"
@@ -977,7 +978,8 @@ std::string LegacyImportReport::ToText() const {
   out << "users created: " << users_created << ", sessions: " << sessions_written
       << ", events: " << events_written
       << ", generation_requested events for gens: " << generation_requests_written
-      << ", migration ledger records: " << ledger_records_written << "\n";
+      << ", migration ledger records: " << ledger_records_written
+      << ", analytics rollups rebuilt: " << rollups_rebuilt << "\n";
   for (const auto& [name, total] : usage_counter_totals) {
     out << "usage counter " << name << " (not migrated): total " << total << "\n";
   }
@@ -1026,7 +1028,8 @@ Document LegacyImportReport::ToDocument() const {
       .Append("sessionsWritten", sessions_written)
       .Append("eventsWritten", events_written)
       .Append("generationRequestsWritten", generation_requests_written)
-      .Append("ledgerRecordsWritten", ledger_records_written);
+      .Append("ledgerRecordsWritten", ledger_records_written)
+      .Append("rollupsRebuilt", rollups_rebuilt);
   b.StartDocument("usageCounterTotals");
   for (const auto& [name, total] : usage_counter_totals) b.Append(name, total);
   b.End();
@@ -1038,6 +1041,11 @@ Result<LegacyImportReport> ImportLegacy(const ServiceContext& ctx,
   LegacyImportReport report;
   legacy_internal::Importer importer(ctx, options, &report);
   NOEMA_RETURN_IF_ERROR(importer.Run());
+  // The history went in around the event writer (bulk inserts), so the analytics rollups
+  // are recomputed from the events once at the end.
+  if (!options.dry_run && report.events_written > 0) {
+    NOEMA_RETURN_IF_ERROR(RebuildRollups(*ctx.store, &report.rollups_rebuilt));
+  }
   return report;
 }
 

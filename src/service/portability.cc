@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "noema/schema_catalog.h"
+#include "noema/service/analytics.h"
 #include "noema/service/context.h"
 
 namespace noema {
@@ -411,6 +412,20 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
     }
     flush();
     report.collections.push_back(counts);
+  }
+  // The analytics rollups follow userEvents on every write through the services; these
+  // documents came in around them. Unless the files brought their own rollups (an export
+  // of a whole store does), recompute them from the events now.
+  bool events_changed = false;
+  bool rollups_imported = false;
+  for (const CollectionImport& imported : report.collections) {
+    if (imported.collection == Collection::kUserEvents) {
+      events_changed = imported.inserted + imported.replaced > 0;
+    }
+    if (imported.collection == Collection::kActivityDaily) rollups_imported = true;
+  }
+  if (events_changed && !rollups_imported) {
+    NOEMA_RETURN_IF_ERROR(RebuildRollups(store, &report.rollups_rebuilt));
   }
   NOEMA_ASSIGN_OR_RETURN(report.audit, AuditLedger(store));
   return report;

@@ -35,8 +35,11 @@ def fail(message):
 canonical_dir, relaxed_dir, out_dir = sys.argv[1:4]
 os.makedirs(out_dir, exist_ok=True)
 names = sorted(n for n in os.listdir(canonical_dir) if n.endswith(".json"))
-if len(names) != 7:
-    fail("expected 7 collection files, found %s" % names)
+# The seven ADR-002 collections and noema's analytics rollups (activityDaily).
+EXPECTED = ["activityDaily.json", "generationOutputs.json", "transactions.json", "userCore.json",
+            "userEconomy.json", "userEvents.json", "userPreferences.json", "userSessions.json"]
+if names != EXPECTED:
+    fail("expected the files %s, found %s" % (EXPECTED, names))
 total = 0
 for name in names:
     canonical = read(os.path.join(canonical_dir, name), OPTIONS)

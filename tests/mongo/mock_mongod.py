@@ -38,7 +38,7 @@ from bson.objectid import ObjectId
 from mockupdb import MockupDB
 
 COLLECTIONS = ["userCore", "userEconomy", "userPreferences", "transactions",
-               "userSessions", "userEvents", "generationOutputs"]
+               "userSessions", "userEvents", "generationOutputs", "activityDaily"]
 RECORD_OPTIONS = JSONOptions(json_mode=JSONMode.CANONICAL,
                              uuid_representation=UuidRepresentation.STANDARD)
 UNEXPECTED_CODE = 8  # UnknownError

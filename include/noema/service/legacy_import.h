@@ -106,6 +106,7 @@ struct LegacyImportReport {
   int64_t events_written = 0;
   int64_t generation_requests_written = 0;  // events the import wrote for gens
   int64_t ledger_records_written = 0;
+  int64_t rollups_rebuilt = 0;  // activityDaily documents recomputed after the history
   // Usage counters (LEGACY.md): reported, not migrated. Sums as decimal text.
   std::map<std::string, std::string> usage_counter_totals;
 

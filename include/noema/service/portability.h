@@ -117,6 +117,9 @@ struct ImportReport {
   std::vector<std::string> skipped_files;   // files in dir that name no collection
   std::vector<ImportRejection> rejections;  // the first kImportRejectionsKeptMax
   int64_t rejected = 0;
+  // activityDaily documents recomputed after the import (0: the events did not change,
+  // or the files brought their own rollups).
+  int64_t rollups_rebuilt = 0;
   AuditReport audit;  // the ledger audit of the store after the import
 
   bool ok() const { return rejected == 0 && audit.ok(); }
@@ -124,7 +127,9 @@ struct ImportReport {
 
 // Imports every "<collection>.json" file of `dir`. Each document is validated against
 // its collection's schema and unique indexes by the store; a rejected one is reported
-// (file, line, reason) and the rest are imported. Ends with the ledger audit.
+// (file, line, reason) and the rest are imported. When userEvents changed and no
+// activityDaily file came with them, the analytics rollups are rebuilt. Ends with the
+// ledger audit.
 // NotFound when `dir` does not exist; InvalidArgument when it holds no collection file.
 Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options);
 

@@ -1,4 +1,5 @@
-// The seven collections of the `noema` database (ADR-002) and their names.
+// The collections of the `noema` database: the seven of ADR-002, and noema's analytics
+// rollup (activityDaily, kept by the services in the same unit of work as the events).
 #pragma once
 
 #include <array>

@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_query.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "store/cursor_encoding.h"
@@ -141,9 +142,32 @@ void QueryPlan::BindTo(Statement& statement) const {
   }
 }
 
+namespace {
+
+// True when some index of the collection has `field` as its first key.
+bool LeadsIndex(const CollectionLayout& layout, std::string_view field) {
+  for (const ColumnIndex& index : layout.indexes) {
+    if (!index.spec->fields.empty() && index.spec->fields.front() == field) return true;
+  }
+  return false;
+}
+
+// True when an index led by `first` also has `later` among its keys.
+bool InSameIndex(const CollectionLayout& layout, std::string_view first, std::string_view later) {
+  for (const ColumnIndex& index : layout.indexes) {
+    const std::vector<std::string>& fields = index.spec->fields;
+    if (fields.empty() || fields.front() != first) continue;
+    if (std::find(fields.begin() + 1, fields.end(), later) != fields.end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Status QueryPlan::PlanWhere(const CollectionLayout& layout, const Filter& filter,
                             std::string* where) {
   std::vector<std::string> conditions;
+  std::string index_field;  // the field of the first equality that leads an index
   for (const auto& [field, value] : filter.equals) {
     NOEMA_RETURN_IF_ERROR(CheckFieldPath(field, "filter"));
     auto encoded = EncodeValue(value.raw());
@@ -153,9 +177,19 @@ Status QueryPlan::PlanWhere(const CollectionLayout& layout, const Filter& filter
       conditions.push_back(encoded->type == SqlType::kNull ? "0" : "_id = " + Bind(*encoded));
     } else if (encoded && column >= 0) {
       const std::string& name = layout.columns[column].quoted_name;
+      // The first equality on a field that leads an index picks the index; later ones
+      // are written `+column`, which SQLite never uses to choose an index. Without
+      // statistics SQLite rates all equalities alike and could walk, say, every user's
+      // successful generations by the status index to count one user's (the award rule
+      // of GenerationService::Finish). Services put the most selective field first.
+      const bool leads_index = LeadsIndex(layout, field);
+      const bool demote =
+          leads_index && !index_field.empty() && !InSameIndex(layout, index_field, field);
+      const std::string term = demote ? "+" + name : name;
+      if (leads_index && index_field.empty()) index_field = field;
       // NULL in a column means null or missing: exactly what {field: null} matches.
-      conditions.push_back(encoded->type == SqlType::kNull ? name + " IS NULL"
-                                                           : name + " = " + Bind(*encoded));
+      conditions.push_back(encoded->type == SqlType::kNull ? term + " IS NULL"
+                                                           : term + " = " + Bind(*encoded));
     } else if (encoded && side != nullptr && encoded->type != SqlType::kNull) {
       conditions.push_back("_id IN (SELECT _id FROM " + side->quoted_name +
                            " WHERE \"key\" = " + Bind(*encoded) + ")");

@@ -107,7 +107,8 @@ Api::~Api() = default;
 void Api::Add(Method method, const std::string& pattern, Access access, std::string scope,
               RouteFn fn, Execution execution) {
   const bool on_io_thread =
-      execution == Execution::kIoThread || method == Method::kGet || method == Method::kHead;
+      execution == Execution::kIoThread ||
+      (execution == Execution::kAuto && (method == Method::kGet || method == Method::kHead));
   router_.Add(method, pattern, RouteSpec{access, std::move(scope), std::move(fn), on_io_thread});
 }
 

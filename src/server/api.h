@@ -99,6 +99,8 @@ enum class Execution {
   kAuto,      // GET/HEAD on the I/O thread; other methods (writes, which wait for their
               // commit) on the Api's worker threads, so that they never hold up reads
   kIoThread,  // always on the I/O thread: the handler never blocks (it answers deferred)
+  kWorker,    // always on a worker thread: long reads (the analytics) that would hold up
+              // every other request on their I/O thread
 };
 
 struct RouteSpec {

@@ -38,13 +38,15 @@ Result<int> IntParam(const Call& call, const std::string& name, int fallback, in
 using Measure = Result<Document> (AnalyticsService::*)(const DayRange&) const;
 
 void AddRangeRoute(Api& api, const std::string& path, Measure measure) {
-  api.Add(Method::kGet, "/v1/analytics/" + path, Access::kAdmin, "",
-          [measure](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
-            AnalyticsService analytics(call.ctx);
-            NOEMA_ASSIGN_OR_RETURN(Document body, (analytics.*measure)(range));
-            return JsonReply(200, RenderJson(body));
-          });
+  api.Add(
+      Method::kGet, "/v1/analytics/" + path, Access::kAdmin, "",
+      [measure](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, (analytics.*measure)(range));
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
 }
 
 }  // namespace
@@ -58,44 +60,49 @@ void AddAnalyticsRoutes(Api& api) {
   AddRangeRoute(api, "generations", &AnalyticsService::Generations);
   AddRangeRoute(api, "credit", &AnalyticsService::Credit);
   AddRangeRoute(api, "archetypes", &AnalyticsService::Archetypes);
-  api.Add(Method::kGet, "/v1/analytics/commands", Access::kAdmin, "",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
-            NOEMA_ASSIGN_OR_RETURN(int limit,
-                                   IntParam(call, "limit", kAnalyticsCommandsLimitDefault,
-                                            kAnalyticsCommandsLimitMax));
-            AnalyticsService analytics(call.ctx);
-            NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Commands(range, limit));
-            return JsonReply(200, RenderJson(body));
-          });
-  api.Add(Method::kGet, "/v1/analytics/retention", Access::kAdmin, "",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
-            NOEMA_ASSIGN_OR_RETURN(int weeks,
-                                   IntParam(call, "weeks", kAnalyticsRetentionWeeksDefault,
-                                            kAnalyticsRetentionWeeksMax));
-            AnalyticsService analytics(call.ctx);
-            NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Retention(range, weeks));
-            return JsonReply(200, RenderJson(body));
-          });
-  api.Add(Method::kGet, "/v1/analytics/users/{masterAccountId}/features", Access::kAdmin, "",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.IdParam("masterAccountId"));
-            NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
-            AnalyticsService analytics(call.ctx);
-            NOEMA_ASSIGN_OR_RETURN(Document body, analytics.UserFeaturesOf(user, range));
-            return JsonReply(200, RenderJson(body));
-          });
-  api.Add(Method::kGet, "/v1/analytics/report", Access::kAdmin, "",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
-            NOEMA_ASSIGN_OR_RETURN(int weeks,
-                                   IntParam(call, "weeks", kAnalyticsRetentionWeeksDefault,
-                                            kAnalyticsRetentionWeeksMax));
-            AnalyticsService analytics(call.ctx);
-            NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Report(range, weeks));
-            return JsonReply(200, RenderJson(body));
-          });
+  api.Add(
+      Method::kGet, "/v1/analytics/commands", Access::kAdmin, "",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
+        NOEMA_ASSIGN_OR_RETURN(int limit, IntParam(call, "limit", kAnalyticsCommandsLimitDefault,
+                                                   kAnalyticsCommandsLimitMax));
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Commands(range, limit));
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
+  api.Add(
+      Method::kGet, "/v1/analytics/retention", Access::kAdmin, "",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
+        NOEMA_ASSIGN_OR_RETURN(int weeks, IntParam(call, "weeks", kAnalyticsRetentionWeeksDefault,
+                                                   kAnalyticsRetentionWeeksMax));
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Retention(range, weeks));
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
+  api.Add(
+      Method::kGet, "/v1/analytics/users/{masterAccountId}/features", Access::kAdmin, "",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.IdParam("masterAccountId"));
+        NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, analytics.UserFeaturesOf(user, range));
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
+  api.Add(
+      Method::kGet, "/v1/analytics/report", Access::kAdmin, "",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));
+        NOEMA_ASSIGN_OR_RETURN(int weeks, IntParam(call, "weeks", kAnalyticsRetentionWeeksDefault,
+                                                   kAnalyticsRetentionWeeksMax));
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, analytics.Report(range, weeks));
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
 }
 
 }  // namespace noema::server

@@ -17,6 +17,8 @@ using service_internal::DropField;
 using service_internal::FieldRewrites;
 using service_internal::IdentityKey;
 using service_internal::LoadUserCore;
+using service_internal::NewUserEconomy;
+using service_internal::NewUserPreferences;
 using service_internal::PublicUserDocument;
 using service_internal::RewriteFields;
 using service_internal::UserStatus;
@@ -167,26 +169,6 @@ Document NewUserCore(const ObjectId& id, const ResolveRequest& request, Timestam
     if (!profile.empty()) builder.AppendDocument("profile", profile.view());
   }
   builder.Append("status", service_internal::kStatusActive);
-  return std::move(builder).Build();
-}
-
-Document NewUserEconomy(const ObjectId& id, Timestamp now) {
-  DocumentBuilder builder;
-  builder.Append("_id", id)
-      .Append("masterAccountId", id)
-      .Append("usdCredit", Money::Zero())
-      .Append("usdHeld", Money::Zero())
-      .Append("exp", int64_t{0})
-      .Append("createdAt", now)
-      .Append("updatedAt", now);
-  return std::move(builder).Build();
-}
-
-Document NewUserPreferences(const ObjectId& id, Timestamp now) {
-  DocumentBuilder builder;
-  builder.Append("_id", id).Append("masterAccountId", id);
-  builder.StartDocument("preferences").End();
-  builder.Append("createdAt", now).Append("updatedAt", now);
   return std::move(builder).Build();
 }
 

@@ -434,21 +434,9 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
       .Append("status", "active");
   const Document user_doc = std::move(user).Build();
   NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kUserCore, user_doc));
-  DocumentBuilder economy;
-  economy.Append("_id", id)
-      .Append("masterAccountId", id)
-      .Append("usdCredit", Money::Zero())
-      .Append("usdHeld", Money::Zero())
-      .Append("exp", int64_t{0})
-      .Append("createdAt", now)
-      .Append("updatedAt", now);
-  const Document economy_doc = std::move(economy).Build();
+  const Document economy_doc = si::NewUserEconomy(id, now);
   NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kUserEconomy, economy_doc));
-  DocumentBuilder preferences;
-  preferences.Append("_id", id).Append("masterAccountId", id);
-  preferences.StartDocument("preferences").End();
-  preferences.Append("createdAt", now).Append("updatedAt", now);
-  const Document preferences_doc = std::move(preferences).Build();
+  const Document preferences_doc = si::NewUserPreferences(id, now);
   NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kUserPreferences, preferences_doc));
   *created = true;
   return id;

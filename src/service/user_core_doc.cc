@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "noema/money.h"
 #include "service/event_writer.h"
 
 namespace noema::service_internal {
@@ -191,6 +192,26 @@ Result<ObjectId> WriteUserEvent(Transaction& tx, const ServiceContext& ctx,
   event.event_type = std::string(event_type);
   event.event_data = std::move(event_data);
   return WriteEvent(tx, ctx, event);
+}
+
+Document NewUserEconomy(const ObjectId& id, Timestamp now) {
+  DocumentBuilder builder;
+  builder.Append("_id", id)
+      .Append("masterAccountId", id)
+      .Append("usdCredit", Money::Zero())
+      .Append("usdHeld", Money::Zero())
+      .Append("exp", int64_t{0})
+      .Append("createdAt", now)
+      .Append("updatedAt", now);
+  return std::move(builder).Build();
+}
+
+Document NewUserPreferences(const ObjectId& id, Timestamp now) {
+  DocumentBuilder builder;
+  builder.Append("_id", id).Append("masterAccountId", id);
+  builder.StartDocument("preferences").End();
+  builder.Append("createdAt", now).Append("updatedAt", now);
+  return std::move(builder).Build();
 }
 
 }  // namespace noema::service_internal

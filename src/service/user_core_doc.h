@@ -84,4 +84,9 @@ Result<ObjectId> WriteUserEvent(Transaction& tx, const ServiceContext& ctx,
                                 const ObjectId& master_account_id, const Origin& origin,
                                 std::string_view event_type, Document event_data);
 
+// The userEconomy (zero credit, held and exp) and userPreferences (empty) documents every
+// new user starts with, whoever creates the user (AccountService, the legacy import).
+Document NewUserEconomy(const ObjectId& id, Timestamp now);
+Document NewUserPreferences(const ObjectId& id, Timestamp now);
+
 }  // namespace noema::service_internal

@@ -27,6 +27,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common import utils as selenium_utils
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -77,6 +78,18 @@ def check_static_files(base):
         fail(f"an unknown dashboard file: {e}")
 
 
+class LoopbackService(Service):
+    """Selenium 4.8 reaches chromedriver at "localhost", which a minimal system may not
+    resolve; the loopback address needs no name lookup."""
+
+    @property
+    def service_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def is_connectable(self):
+        return selenium_utils.is_connectable(self.port, "127.0.0.1")
+
+
 def browser(screenshot_dir):
     options = Options()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,7 +100,7 @@ def browser(screenshot_dir):
                  "--user-data-dir=" + os.path.join(screenshot_dir, "chromium-profile")]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    service = LoopbackService(shutil.which("chromedriver") or "/usr/bin/chromedriver")
     return webdriver.Chrome(service=service, options=options)
 
 

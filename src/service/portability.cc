@@ -415,14 +415,17 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   }
   // The analytics rollups follow userEvents on every write through the services; these
   // documents came in around them. Unless the files brought their own rollups (an export
-  // of a whole store does), recompute them from the events now.
+  // of a whole store kept by the services does), recompute them from the events now.
   bool events_changed = false;
   bool rollups_imported = false;
   for (const CollectionImport& imported : report.collections) {
     if (imported.collection == Collection::kUserEvents) {
       events_changed = imported.inserted + imported.replaced > 0;
     }
-    if (imported.collection == Collection::kActivityDaily) rollups_imported = true;
+    if (imported.collection == Collection::kActivityDaily) {
+      // An empty rollup file beside events means the source had none to give.
+      rollups_imported = imported.inserted + imported.replaced + imported.unchanged > 0;
+    }
   }
   if (events_changed && !rollups_imported) {
     NOEMA_RETURN_IF_ERROR(RebuildRollups(store, &report.rollups_rebuilt));

@@ -5,7 +5,7 @@
 #include <set>
 #include <vector>
 
-#include "store/cursor_encoding.h"
+#include "store/query_common.h"
 
 namespace noema::mongo {
 namespace {
@@ -208,25 +208,6 @@ Result<DecodedCursor> DecodeCursor(std::string_view cursor, uint32_t fingerprint
 }
 
 }  // namespace
-
-Status CheckFieldPath(std::string_view path, std::string_view what) {
-  if (path.empty()) return Status::InvalidArgument("empty field path", std::string(what));
-  if (path[0] == '$') {
-    return Status::InvalidArgument("field path '" + std::string(path) + "' starts with '$'",
-                                   std::string(what));
-  }
-  size_t start = 0;
-  while (true) {
-    size_t dot = path.find('.', start);
-    size_t end = dot == std::string_view::npos ? path.size() : dot;
-    if (end == start) {
-      return Status::InvalidArgument("field path '" + std::string(path) + "' has an empty part",
-                                     std::string(what));
-    }
-    if (dot == std::string_view::npos) return Status::Ok();
-    start = dot + 1;
-  }
-}
 
 Result<Document> FilterQuery(const Filter& filter) {
   Conjunction conjunction;

@@ -25,12 +25,12 @@
 
 #include "noema/bson.h"
 #include "noema/store.h"
+#include "store/query_common.h"
 
 namespace noema::mongo {
 
-// Checks a dotted field path: non-empty parts, no leading '$'. InvalidArgument names
-// `what` ("filter", "sort_field").
-Status CheckFieldPath(std::string_view path, std::string_view what);
+// Field paths are checked the same way by every store (src/store/query_common.h).
+using store_internal::CheckFieldPath;
 
 // The query document of a filter.
 Result<Document> FilterQuery(const Filter& filter);

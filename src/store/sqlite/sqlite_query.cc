@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "store/cursor_encoding.h"
+#include "store/query_common.h"
 
 namespace noema::sqlite {
 namespace {
@@ -106,25 +106,6 @@ std::string RangeCondition(const std::string& target, const std::string& paramet
 }
 
 }  // namespace
-
-Status CheckFieldPath(std::string_view path, std::string_view what) {
-  if (path.empty()) return Status::InvalidArgument("empty field path", std::string(what));
-  if (path[0] == '$') {
-    return Status::InvalidArgument("field path '" + std::string(path) + "' starts with '$'",
-                                   std::string(what));
-  }
-  size_t start = 0;
-  while (true) {
-    size_t dot = path.find('.', start);
-    size_t end = dot == std::string_view::npos ? path.size() : dot;
-    if (end == start) {
-      return Status::InvalidArgument("field path '" + std::string(path) + "' has an empty part",
-                                     std::string(what));
-    }
-    if (dot == std::string_view::npos) return Status::Ok();
-    start = dot + 1;
-  }
-}
 
 std::string QueryPlan::Bind(const SqlScalar& scalar) {
   bindings_.push_back({scalar, nullptr});

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "noema/store.h"
+#include "store/query_common.h"
 #include "store/sqlite/sqlite_connection.h"
 #include "store/sqlite/sqlite_layout.h"
 #include "store/sqlite/sqlite_values.h"
@@ -80,8 +81,7 @@ class QueryPlan {
   std::string cursor_id_;
 };
 
-// Checks a dotted field path: non-empty parts, no leading '$'. InvalidArgument names
-// `what` ("filter", "sort_field").
-Status CheckFieldPath(std::string_view path, std::string_view what);
+// Field paths are checked the same way by every store (src/store/query_common.h).
+using store_internal::CheckFieldPath;
 
 }  // namespace noema::sqlite

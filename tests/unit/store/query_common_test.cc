@@ -1,4 +1,4 @@
-#include "store/cursor_encoding.h"
+#include "store/query_common.h"
 
 #include <gtest/gtest.h>
 
@@ -43,6 +43,21 @@ TEST(CursorEncodingTest, FingerprintSeparatesParts) {
   c.Add("c");
   EXPECT_NE(a.value(), b.value());
   EXPECT_EQ(a.value(), c.value());
+}
+
+}  // namespace
+}  // namespace noema::store_internal
+
+namespace noema::store_internal {
+namespace {
+
+TEST(QueryCommonTest, FieldPathsNeedNonEmptyPartsAndNoLeadingDollar) {
+  EXPECT_TRUE(CheckFieldPath("a.b.c", "filter").ok());
+  for (const char* bad : {"", "$where", "a..b", ".a", "a."}) {
+    Status status = CheckFieldPath(bad, "sort_field");
+    EXPECT_TRUE(status.IsInvalidArgument()) << bad;
+    EXPECT_EQ(status.field(), "sort_field") << bad;
+  }
 }
 
 }  // namespace

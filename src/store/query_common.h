@@ -1,5 +1,6 @@
-// The text form of the opaque page cursors both stores hand out (store.h, Query::cursor),
-// and the fingerprint that ties a cursor to the query it came from. Each store decides
+// What both stores share in planning a query: the check of a dotted field path, the text
+// form of the opaque page cursors they hand out (store.h, Query::cursor), and the
+// fingerprint that ties a cursor to the query it came from. Each store decides
 // what bytes its cursor carries; this file only turns them into URL-safe text and back,
 // with libsodium's base64 codec (unpadded base64url, strict: no padding, no stray bits).
 //
@@ -10,7 +11,13 @@
 #include <string>
 #include <string_view>
 
+#include "noema/status.h"
+
 namespace noema::store_internal {
+
+// Checks a dotted field path: non-empty parts, no leading '$'. InvalidArgument names
+// `what` ("filter", "sort_field").
+Status CheckFieldPath(std::string_view path, std::string_view what);
 
 // Unpadded base64url of `bytes`.
 std::string EncodeCursorText(std::string_view bytes);

@@ -1,4 +1,4 @@
-#include "store/cursor_encoding.h"
+#include "store/query_common.h"
 
 #include <sodium.h>
 
@@ -46,6 +46,25 @@ uint32_t QueryFingerprint::value() const {
                      0);
   return static_cast<uint32_t>(digest[0]) | static_cast<uint32_t>(digest[1]) << 8 |
          static_cast<uint32_t>(digest[2]) << 16 | static_cast<uint32_t>(digest[3]) << 24;
+}
+
+Status CheckFieldPath(std::string_view path, std::string_view what) {
+  if (path.empty()) return Status::InvalidArgument("empty field path", std::string(what));
+  if (path[0] == '$') {
+    return Status::InvalidArgument("field path '" + std::string(path) + "' starts with '$'",
+                                   std::string(what));
+  }
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    size_t end = dot == std::string_view::npos ? path.size() : dot;
+    if (end == start) {
+      return Status::InvalidArgument("field path '" + std::string(path) + "' has an empty part",
+                                     std::string(what));
+    }
+    if (dot == std::string_view::npos) return Status::Ok();
+    start = dot + 1;
+  }
 }
 
 }  // namespace noema::store_internal

@@ -109,8 +109,8 @@ class Document {
   static Document Steal(bson_t* bson);
   // Copies `len` bytes of a BSON document after checking that they are well formed.
   static Result<Document> FromBytes(const uint8_t* data, size_t len);
-  // The same for bytes a store wrote itself after validating them: the structure is
-  // checked (no read past the buffer), UTF-8 is not checked again.
+  // The same for bytes a store wrote itself after validating them: only the envelope is
+  // checked (length prefix and final NUL); libbson's iterators bound-check each element.
   static Result<Document> FromStoredBytes(const uint8_t* data, size_t len);
   // Parses one Extended JSON (canonical or relaxed) object.
   static Result<Document> FromJson(std::string_view json);

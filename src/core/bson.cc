@@ -223,7 +223,14 @@ Result<Document> CopyValidated(const uint8_t* data, size_t len, bson_validate_fl
 }  // namespace
 
 Result<Document> Document::FromStoredBytes(const uint8_t* data, size_t len) {
-  return CopyValidated(data, len, BSON_VALIDATE_NONE);
+  // The envelope only (length prefix, final NUL): the elements were validated when the
+  // store wrote them, and libbson's iterators check each element's bounds as they walk,
+  // so a document damaged on disk reads as truncated, never past its buffer.
+  bson_t view;
+  if (len < 5 || !bson_init_static(&view, data, len)) {
+    return Status::InvalidArgument("not a BSON document");
+  }
+  return DocumentView(data, len).Copy();
 }
 
 Result<Document> Document::FromBytes(const uint8_t* data, size_t len) {

@@ -141,13 +141,31 @@ void AddLoginRewrites(std::string_view platform, Timestamp now, FieldRewrites& r
 }
 
 // Whether an existing user's login fields are stale enough for Resolve to rewrite them.
+// One pass over the top-level fields: this runs on every resolve of an existing user.
 bool NeedsLoginTouch(DocumentView user, std::string_view platform, Timestamp now,
                      int64_t resolution_ms) {
-  if (UserStatus(user) != service_internal::kStatusActive) return false;
-  auto last_platform = user.GetString("lastSeenPlatform");
-  if (!last_platform.ok() || *last_platform != platform) return true;
-  auto last_login = user.GetDate("lastLoginTimestamp");
-  return !last_login.ok() || now - *last_login >= resolution_ms;
+  std::string_view status = service_internal::kStatusActive;  // absent: the default
+  std::optional<std::string_view> last_platform;
+  std::optional<Timestamp> last_login;
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, user.get())) return false;
+  while (bson_iter_next(&iter)) {
+    const std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    if (key == "status" && BSON_ITER_HOLDS_UTF8(&iter)) {
+      uint32_t length = 0;
+      const char* text = bson_iter_utf8(&iter, &length);
+      status = std::string_view(text, length);
+    } else if (key == "lastSeenPlatform" && BSON_ITER_HOLDS_UTF8(&iter)) {
+      uint32_t length = 0;
+      const char* text = bson_iter_utf8(&iter, &length);
+      last_platform = std::string_view(text, length);
+    } else if (key == "lastLoginTimestamp" && BSON_ITER_HOLDS_DATE_TIME(&iter)) {
+      last_login = Timestamp::FromMillis(bson_iter_date_time(&iter));
+    }
+  }
+  if (status != service_internal::kStatusActive) return false;
+  if (!last_platform || *last_platform != platform) return true;
+  return !last_login || now - *last_login >= resolution_ms;
 }
 
 Document NewUserCore(const ObjectId& id, const ResolveRequest& request, Timestamp now) {
@@ -185,7 +203,7 @@ Result<Document> EditUser(const ServiceContext& ctx, const ObjectId& id, const U
     NOEMA_ASSIGN_OR_RETURN(result, LoadUserCore(tx, id));
     return Status::Ok();
   }));
-  return PublicUserDocument(result);
+  return PublicUserDocument(std::move(result));
 }
 
 // Resolve's rewrite of an existing user's login fields, rechecked inside the unit (a
@@ -235,7 +253,7 @@ Result<ResolveResult> AccountService::Resolve(const ResolveRequest& request) {
       NOEMA_ASSIGN_OR_RETURN(const ObjectId id, existing->view().GetObjectId("_id"));
       if (!NeedsLoginTouch(*existing, request.platform, ctx_.Now(),
                            ctx_.config.login_touch_resolution_ms)) {
-        return ResolveResult{PublicUserDocument(*existing), false};
+        return ResolveResult{PublicUserDocument(std::move(*existing)), false};
       }
       NOEMA_ASSIGN_OR_RETURN(Document touched, TouchLogin(ctx_, id, request.platform));
       return ResolveResult{std::move(touched), false};
@@ -267,7 +285,7 @@ Result<ResolveResult> AccountService::Resolve(const ResolveRequest& request) {
       NOEMA_ASSIGN_OR_RETURN(created, LoadUserCore(tx, id));
       return Status::Ok();
     });
-    if (status.ok()) return ResolveResult{PublicUserDocument(created), true};
+    if (status.ok()) return ResolveResult{PublicUserDocument(std::move(created)), true};
     if (!identity_taken) return status;
   }
   return Status::Unavailable("the identity is being created concurrently; retry");
@@ -279,7 +297,7 @@ Result<Document> AccountService::Get(const ObjectId& master_account_id) const {
     NOEMA_ASSIGN_OR_RETURN(user, LoadUserCore(tx, master_account_id));
     return Status::Ok();
   }));
-  return PublicUserDocument(user);
+  return PublicUserDocument(std::move(user));
 }
 
 Result<Document> AccountService::GetByIdentity(std::string_view platform,
@@ -294,7 +312,7 @@ Result<Document> AccountService::GetByIdentity(std::string_view platform,
     return Status::Ok();
   }));
   if (!user) return Status::NotFound("no user has this identity");
-  return PublicUserDocument(*user);
+  return PublicUserDocument(std::move(*user));
 }
 
 Result<Document> AccountService::LinkIdentity(const ObjectId& master_account_id,

@@ -110,6 +110,16 @@ Document PublicUserDocument(DocumentView user) {
   return RewriteFields(user, rewrites);
 }
 
+Document PublicUserDocument(Document&& user) {
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, user.get())) return PublicUserDocument(user.view());
+  while (bson_iter_next(&iter)) {
+    const std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    if (key == "walletChallenges" || key == "apiKeys") return PublicUserDocument(user.view());
+  }
+  return std::move(user);
+}
+
 Status ValidatePlatform(std::string_view platform, std::string_view field) {
   return ValidatePlatformName(platform, field);  // the event writer's rule: one definition
 }

@@ -60,6 +60,9 @@ inline constexpr std::string_view kStatusActive = "active";
 // The user document as services return it: without secrets and internal bookkeeping
 // (apiKeys[].keyHash and walletChallenges are removed).
 Document PublicUserDocument(DocumentView user);
+// The same for a document the caller owns: returned as it is, without a copy, when it has
+// nothing to remove (the common case of a user without API keys or open challenges).
+Document PublicUserDocument(Document&& user);
 
 // DECISIONS.md 7: platform names are lowercase [a-z0-9_]{1,32}.
 // DECISIONS.md 7: platform user ids are 1-128 characters (Unicode code points).

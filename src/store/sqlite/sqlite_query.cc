@@ -172,8 +172,11 @@ Status QueryPlan::PlanWhere(const CollectionLayout& layout, const Filter& filter
       conditions.push_back(encoded->type == SqlType::kNull ? term + " IS NULL"
                                                            : term + " = " + Bind(*encoded));
     } else if (encoded && side != nullptr && encoded->type != SqlType::kNull) {
-      conditions.push_back("_id IN (SELECT _id FROM " + side->quoted_name +
-                           " WHERE \"key\" = " + Bind(*encoded) + ")");
+      // A unique side table holds at most one row per key: a scalar subquery, which
+      // SQLite runs without the temporary b-tree an IN (SELECT ...) list builds per call.
+      const char* match =
+          side->spec->unique ? "_id = (SELECT _id FROM " : "_id IN (SELECT _id FROM ";
+      conditions.push_back(match + side->quoted_name + " WHERE \"key\" = " + Bind(*encoded) + ")");
     } else {
       residual_.equals.emplace_back(field, value);
     }

@@ -650,6 +650,9 @@ Status SqliteStore::InsertRows(Collection collection, const std::vector<Document
 
 namespace sqlite {
 
+// Helper threads SQLite's sorter may use while a bulk load builds its indexes.
+constexpr std::string_view kIndexBuildThreadsPragma = "PRAGMA threads=2";
+
 class SqliteBulkLoad final : public BulkLoad {
  public:
   SqliteBulkLoad(SqliteStore* store, Collection collection, bool deferred)
@@ -681,8 +684,13 @@ class SqliteBulkLoad final : public BulkLoad {
     finished_ = true;
     if (!deferred_) return Status::Ok();
     const CollectionLayout& layout = store_->layouts_[static_cast<size_t>(collection_)];
-    return store_->RunOnWriter(
-        [&](Connection& connection) { return RestoreIndexes(connection, layout); });
+    return store_->RunOnWriter([&](Connection& connection) -> Status {
+      // CREATE INDEX sorts the keys; helper threads may share that work.
+      NOEMA_RETURN_IF_ERROR(connection.Exec(kIndexBuildThreadsPragma));
+      Status built = RestoreIndexes(connection, layout);
+      Status reset = connection.Exec("PRAGMA threads=0");
+      return built.ok() ? reset : built;
+    });
   }
 
  private:

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "noema/bson.h"
 #include "noema/status.h"
@@ -45,8 +46,14 @@ class ExtendedJsonReader {
   bool DetectMode();
   std::optional<ReadItem> NextLine();
   std::optional<ReadItem> NextArrayElement();
+  // Appends the rest of the line to *text (at most kJsonDocumentBytesMax bytes in all;
+  // *too_long when there was more) and consumes its newline; returns '\n', or EOF when
+  // the input ended first.
+  int ReadLine(std::string* text, bool* too_long);
   int Get();
   int Peek();
+
+  static constexpr size_t kLineChunkBytes = 64 * 1024;
 
   std::unique_ptr<std::ifstream> owned_;
   std::istream* in_;
@@ -54,6 +61,8 @@ class ExtendedJsonReader {
   bool mode_known_ = false;
   bool array_mode_ = false;
   bool done_ = false;
+  std::vector<char> chunk_;
+  std::string line_text_;
 };
 
 }  // namespace noema

@@ -125,6 +125,57 @@ struct TransactionOptions {
   int retries_max = 10;
 };
 
+// Documents of one collection that passed the checks every store applies before a write
+// (size at most kDocumentBytesMax, the collection's `$jsonSchema` validator), ready for
+// BulkLoad::Insert. Only Add puts a document in, so a store may skip those checks again:
+// each document is validated once, here, on the thread that adds it.
+class CheckedBatch {
+ public:
+  explicit CheckedBatch(Collection collection) : collection_(collection) {}
+
+  // Checks *doc; when it passes, moves it into the batch (leaving *doc empty) and returns
+  // OK. Otherwise returns the error (InvalidArgument naming the failing path, or
+  // ResourceExhausted) and leaves *doc as it was.
+  Status Add(Document* doc);
+
+  Collection collection() const { return collection_; }
+  const std::vector<Document>& docs() const { return docs_; }
+  size_t size() const { return docs_.size(); }
+  bool empty() const { return docs_.empty(); }
+  void clear() { docs_.clear(); }
+
+ private:
+  Collection collection_;
+  std::vector<Document> docs_;
+};
+
+// The checks of CheckedBatch::Add (size, schema), which every store runs on every write.
+Status CheckDocumentForStore(Collection collection, DocumentView doc);
+
+// A load of many documents into one collection by one writer (`noema import`), begun by
+// Store::BeginBulkLoad. Insert has the contract of Store::InsertMany (each document
+// succeeds or fails on its own; unique indexes are enforced document by document), but the
+// store may defer other index work until Finish: the SQLite store, loading into an empty
+// collection, drops the collection's non-unique indexes at the start and builds them once,
+// over sorted keys, in Finish (src/store/sqlite/README.md; an interrupted load's indexes are
+// rebuilt when the store is next opened). Reads during the load see every committed
+// document, possibly without the help of those indexes.
+//
+// Thread-safety: one thread at a time; other units of work may run meanwhile. A BulkLoad
+// must not outlive its store.
+class BulkLoad {
+ public:
+  virtual ~BulkLoad() = default;
+
+  // REQUIRES: batch.size() <= kInsertManyBatchMax; `results` gets one Status per document.
+  // A non-OK return is a failure of the whole batch (nothing of it was written).
+  virtual Status Insert(const CheckedBatch& batch, std::vector<Status>* results) = 0;
+
+  // Builds what was deferred. Insert fails afterwards. A load destroyed without Finish
+  // finishes in its destructor (an error there is lost: the next open rebuilds).
+  virtual Status Finish() = 0;
+};
+
 // The function a unit of work runs. It may be called more than once (after a transient
 // failure), so it must not have effects outside the Transaction other than on values
 // it resets at its start. Returning a non-OK Status rolls the unit back.
@@ -153,6 +204,10 @@ class Store {
   // order. REQUIRES: docs.size() <= kInsertManyBatchMax.
   virtual Status InsertMany(Collection collection, const std::vector<Document>& docs,
                             std::vector<Status>* results) = 0;
+
+  // Begins a bulk load of `collection` (see BulkLoad). The default writes each batch with
+  // InsertMany and defers nothing (the MongoDB store keeps it: insertMany is its bulk path).
+  virtual Result<std::unique_ptr<BulkLoad>> BeginBulkLoad(Collection collection);
 
   // OK when the store answers.
   virtual Status Ping() = 0;

@@ -1,5 +1,6 @@
 #include "noema/ejson_reader.h"
 
+#include <algorithm>
 #include <cctype>
 #include <iostream>
 
@@ -59,20 +60,35 @@ std::optional<ReadItem> ExtendedJsonReader::Next() {
   return array_mode_ ? NextArrayElement() : NextLine();
 }
 
+int ExtendedJsonReader::ReadLine(std::string* text, bool* too_long) {
+  // istream::getline copies up to the newline a buffer at a time (not one get() per
+  // character); a line longer than the chunk comes in several pieces.
+  if (chunk_.empty()) chunk_.resize(kLineChunkBytes);
+  while (true) {
+    in_->getline(chunk_.data(), static_cast<std::streamsize>(chunk_.size()));
+    size_t extracted = static_cast<size_t>(in_->gcount());
+    const bool newline = in_->good();  // the newline was extracted (not stored)
+    const bool at_end = in_->eof();
+    size_t stored = newline ? extracted - 1 : extracted;
+    size_t room = kJsonDocumentBytesMax - std::min(text->size(), kJsonDocumentBytesMax);
+    if (stored > room) *too_long = true;
+    text->append(chunk_.data(), std::min(stored, room));
+    if (newline) {
+      ++line_;
+      return '\n';
+    }
+    if (at_end) return EOF;
+    in_->clear();  // the chunk filled up before the end of the line
+  }
+}
+
 std::optional<ReadItem> ExtendedJsonReader::NextLine() {
-  std::string text;
+  std::string& text = line_text_;
   while (true) {
     size_t start_line = line_;
     text.clear();
-    int c;
     bool too_long = false;
-    while ((c = Get()) != EOF && c != '\n') {
-      if (text.size() >= kJsonDocumentBytesMax) {
-        too_long = true;
-        continue;
-      }
-      text.push_back(static_cast<char>(c));
-    }
+    int c = ReadLine(&text, &too_long);
     if (c == EOF && text.empty()) {
       done_ = true;
       return std::nullopt;

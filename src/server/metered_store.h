@@ -7,6 +7,7 @@
 // Thread-safety: as safe as the wrapped Store (Metrics is thread-safe).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,10 @@ class MeteredStore final : public Store {
   Status RunReadOnly(const TransactionFn& fn) override;
   Status InsertMany(Collection collection, const std::vector<Document>& docs,
                     std::vector<Status>* results) override;
+  // The load's batches are not observed one by one: it is the store's own bulk path.
+  Result<std::unique_ptr<BulkLoad>> BeginBulkLoad(Collection collection) override {
+    return store_->BeginBulkLoad(collection);
+  }
   Status Ping() override;
   void Close() override { store_->Close(); }
 

@@ -715,13 +715,19 @@ Result<Document> AnalyticsService::Report(const DayRange& range, int weeks) cons
   return std::move(b).Build();
 }
 
-Status RebuildRollups(Store& store, int64_t* documents) {
-  // 1. Remove the existing rollups.
+struct RollupRebuild::Rollups {
+  std::map<std::pair<int64_t, ObjectId>, si::DailyRollup> by_day_user;
+};
+
+RollupRebuild::RollupRebuild(Store& store) : store_(store), rollups_(new Rollups) {}
+RollupRebuild::~RollupRebuild() = default;
+
+Status RollupRebuild::Clear() {
   while (true) {
     Query query;
     query.limit = kPageSizeMax;
     bool more = false;
-    NOEMA_RETURN_IF_ERROR(store.RunTransaction([&](Transaction& tx) -> Status {
+    NOEMA_RETURN_IF_ERROR(store_.RunTransaction([&](Transaction& tx) -> Status {
       NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
       more = !page.items.empty();
       for (const Document& doc : page.items) {
@@ -730,41 +736,59 @@ Status RebuildRollups(Store& store, int64_t* documents) {
       }
       return Status::Ok();
     }));
-    if (!more) break;
+    if (!more) return Status::Ok();
   }
+}
+
+Status RollupRebuild::Add(DocumentView event) {
+  NOEMA_ASSIGN_OR_RETURN(ObjectId user, event.GetObjectId("masterAccountId"));
+  NOEMA_ASSIGN_OR_RETURN(Timestamp time, event.GetDate("timestamp"));
+  const int64_t day = si::DayOf(time);
+  si::DailyRollup& rollup = rollups_->by_day_user[{day, user}];
+  rollup.day = day;
+  rollup.master_account_id = user;
+  return si::ApplyEventToRollup(event, &rollup);
+}
+
+size_t RollupRebuild::in_memory() const { return rollups_->by_day_user.size(); }
+
+Status RollupRebuild::Flush() {
+  auto& rollups = rollups_->by_day_user;
+  auto it = rollups.begin();
+  while (it != rollups.end()) {
+    auto batch_end = it;
+    for (size_t n = 0; n < kPageSizeMax && batch_end != rollups.end(); ++n) ++batch_end;
+    NOEMA_RETURN_IF_ERROR(store_.RunTransaction([&](Transaction& tx) -> Status {
+      for (auto cursor = it; cursor != batch_end; ++cursor) {
+        const si::DailyRollup& fresh = cursor->second;
+        ObjectId id = si::RollupId(fresh.day, fresh.master_account_id);
+        Result<Document> stored = tx.Get(Collection::kActivityDaily, id);
+        if (stored.ok()) {
+          NOEMA_ASSIGN_OR_RETURN(si::DailyRollup merged, si::RollupFromDocument(stored->view()));
+          NOEMA_RETURN_IF_ERROR(si::MergeRollup(fresh, &merged));
+          const Document doc = si::RollupToDocument(merged);
+          NOEMA_RETURN_IF_ERROR(tx.Replace(Collection::kActivityDaily, id, doc));
+        } else if (stored.status().IsNotFound()) {
+          const Document doc = si::RollupToDocument(fresh);
+          NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kActivityDaily, doc));
+        } else {
+          return stored.status();
+        }
+      }
+      return Status::Ok();
+    }));
+    it = batch_end;
+  }
+  rollups.clear();
+  return Status::Ok();
+}
+
+Status RebuildRollups(Store& store, int64_t* documents) {
+  RollupRebuild rebuild(store);
+  // 1. Remove the existing rollups.
+  NOEMA_RETURN_IF_ERROR(rebuild.Clear());
   // 2. Recompute from every event, in _id order. At most kRebuildRollupsInMemoryMax rollups
   // are held at once; past it they are merged into the stored ones and memory is freed.
-  std::map<std::pair<int64_t, ObjectId>, si::DailyRollup> rollups;
-  int64_t written = 0;
-  auto flush = [&]() -> Status {
-    auto it = rollups.begin();
-    while (it != rollups.end()) {
-      auto batch_end = it;
-      for (size_t n = 0; n < kPageSizeMax && batch_end != rollups.end(); ++n) ++batch_end;
-      NOEMA_RETURN_IF_ERROR(store.RunTransaction([&](Transaction& tx) -> Status {
-        for (auto cursor = it; cursor != batch_end; ++cursor) {
-          const si::DailyRollup& fresh = cursor->second;
-          ObjectId id = si::RollupId(fresh.day, fresh.master_account_id);
-          Result<Document> stored = tx.Get(Collection::kActivityDaily, id);
-          if (stored.ok()) {
-            NOEMA_ASSIGN_OR_RETURN(si::DailyRollup merged, si::RollupFromDocument(stored->view()));
-            NOEMA_RETURN_IF_ERROR(si::MergeRollup(fresh, &merged));
-            const Document doc = si::RollupToDocument(merged);
-            NOEMA_RETURN_IF_ERROR(tx.Replace(Collection::kActivityDaily, id, doc));
-          } else if (stored.status().IsNotFound()) {
-            const Document doc = si::RollupToDocument(fresh);
-            NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kActivityDaily, doc));
-          } else {
-            return stored.status();
-          }
-        }
-        return Status::Ok();
-      }));
-      it = batch_end;
-    }
-    rollups.clear();
-    return Status::Ok();
-  };
   Query query;
   query.limit = kPageSizeMax;
   while (true) {
@@ -773,21 +797,14 @@ Status RebuildRollups(Store& store, int64_t* documents) {
       NOEMA_ASSIGN_OR_RETURN(page, tx.Find(Collection::kUserEvents, query));
       return Status::Ok();
     }));
-    for (const Document& event : page.items) {
-      NOEMA_ASSIGN_OR_RETURN(ObjectId user, event.view().GetObjectId("masterAccountId"));
-      NOEMA_ASSIGN_OR_RETURN(Timestamp time, event.view().GetDate("timestamp"));
-      const int64_t day = si::DayOf(time);
-      si::DailyRollup& rollup = rollups[{day, user}];
-      rollup.day = day;
-      rollup.master_account_id = user;
-      NOEMA_RETURN_IF_ERROR(si::ApplyEventToRollup(event.view(), &rollup));
-    }
-    if (rollups.size() >= kRebuildRollupsInMemoryMax) NOEMA_RETURN_IF_ERROR(flush());
+    for (const Document& event : page.items) NOEMA_RETURN_IF_ERROR(rebuild.Add(event.view()));
+    if (rebuild.in_memory() >= kRebuildRollupsInMemoryMax) NOEMA_RETURN_IF_ERROR(rebuild.Flush());
     if (page.next_cursor.empty()) break;
     query.cursor = std::move(page.next_cursor);
   }
-  NOEMA_RETURN_IF_ERROR(flush());
+  NOEMA_RETURN_IF_ERROR(rebuild.Flush());
   // 3. Count what is stored.
+  int64_t written = 0;
   NOEMA_RETURN_IF_ERROR(store.RunReadOnly([&](Transaction& tx) -> Status {
     NOEMA_ASSIGN_OR_RETURN(written, tx.Count(Collection::kActivityDaily, Filter()));
     return Status::Ok();

@@ -4,12 +4,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "noema/schema_catalog.h"
@@ -119,28 +124,79 @@ void CopyWidening(const bson_t* src, std::string_view path, bson_t* dst) {
   }
 }
 
-// Validates `doc` against the collection's schema; where the only objection to a value is
-// that an int32 stands where the schema wants something else, tries it as an int64
+// Runs `check` (the collection's validation) on `doc`; where the only objection to a value
+// is that an int32 stands where the schema wants something else, tries it as an int64
 // (relaxed Extended JSON cannot tell a small long from an int). Returns the first error
-// that widening does not cure.
-Status Conform(Collection collection, Document* doc, bool* widened) {
-  const JsonSchema& schema = ValidatorFor(collection);
+// that widening does not cure. `check` may take the document when it passes
+// (CheckedBatch::Add); it leaves a failing one alone.
+template <typename Check>
+Status Conform(Document* doc, bool* widened, Check&& check) {
   *widened = false;
-  for (int attempt = 0;; ++attempt) {
-    Status status = schema.Validate(doc->view());
-    if (status.ok()) return status;
+  Status status = check(doc);
+  for (int attempt = 0; !status.ok(); ++attempt) {
     if (attempt >= kImportWideningsMax || status.field().empty()) return status;
     std::optional<bson_iter_t> at = doc->view().Find(status.field());
     if (!at || !BSON_ITER_HOLDS_INT32(&*at)) return status;
     Document candidate;
     CopyWidening(doc->get(), status.field(), candidate.mutable_get());
-    Status after = schema.Validate(candidate.view());
+    Status after = check(&candidate);
     // Keep the widening only if it cured this path.
     if (!after.ok() && after.field() == status.field()) return status;
-    *doc = std::move(candidate);
     *widened = true;
+    if (after.ok()) {
+      if (!candidate.view().empty()) *doc = std::move(candidate);  // not taken by check
+      return after;
+    }
+    *doc = std::move(candidate);
+    status = std::move(after);
   }
+  return status;
 }
+
+// A bounded queue between one producing and one consuming thread.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+
+  // Waits for room; false when the consumer cancelled (the item is dropped).
+  bool Push(T item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return items_.size() < capacity_ || cancelled_; });
+    if (cancelled_) return false;
+    items_.push_back(std::move(item));
+    cv_.notify_all();
+    return true;
+  }
+  // The next item, or nullopt once the producer closed the queue and it is empty.
+  std::optional<T> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    cv_.notify_all();
+    return item;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  void Cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<T> items_;
+  bool closed_ = false;
+  bool cancelled_ = false;
+};
 
 // ---- writing --------------------------------------------------------------------------
 
@@ -205,6 +261,76 @@ void WriteBatch(Store& store, Collection collection, const std::vector<Document>
       results->emplace_back(status);
     }
   }
+}
+
+// ---- import: the parsing thread -------------------------------------------------------
+
+// What the parsing thread hands the writing one: up to kImportBatchSize documents (with
+// the line each came from) and the lines refused before the store.
+struct ParsedBatch {
+  explicit ParsedBatch(Collection collection) : checked(collection) {}
+  CheckedBatch checked;        // insert mode: validated once, here
+  std::vector<Document> docs;  // upsert mode: validated by the store's units of work
+  std::vector<size_t> lines;
+  std::vector<bool> widened;
+  std::vector<std::pair<size_t, Status>> rejected;
+  int64_t read = 0;        // items read (documents and unparsable lines)
+  int64_t bytes_done = 0;  // the file's position after the batch
+};
+
+// A written batch with which of its documents were inserted, for the rollup thread.
+struct WrittenBatch {
+  ParsedBatch batch;
+  std::vector<bool> inserted;
+};
+
+// Reads `in` to the end, queueing batches; closes the queue when done (or stops when the
+// writer cancelled it).
+void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t file_bytes,
+                  BoundedQueue<ParsedBatch>& queue) {
+  const JsonSchema& schema = ValidatorFor(collection);
+  ExtendedJsonReader reader(&in);
+  ParsedBatch batch(collection);
+  auto hand_over = [&]() -> bool {
+    std::streamoff at = in.tellg();
+    batch.bytes_done = at < 0 ? file_bytes : static_cast<int64_t>(at);
+    bool taken = queue.Push(std::move(batch));
+    batch = ParsedBatch(collection);
+    return taken;
+  };
+  while (std::optional<ReadItem> item = reader.Next()) {
+    // Memory stays bounded: at most one batch of documents and of rejections.
+    if (batch.lines.size() >= kImportBatchSize || batch.rejected.size() >= kImportBatchSize) {
+      if (!hand_over()) return;
+    }
+    ++batch.read;
+    if (!item->doc) {
+      batch.rejected.emplace_back(item->line, item->error);
+      continue;
+    }
+    Document doc = std::move(*item->doc);
+    if (doc.size_bytes() > kImportDocumentBytesMax) {
+      batch.rejected.emplace_back(
+          item->line, Status::ResourceExhausted("document is " + std::to_string(doc.size_bytes()) +
+                                                " bytes of BSON, over the limit of " +
+                                                std::to_string(kImportDocumentBytesMax)));
+      continue;
+    }
+    bool was_widened = false;
+    Status conform =
+        upsert
+            ? Conform(&doc, &was_widened, [&](Document* d) { return schema.Validate(d->view()); })
+            : Conform(&doc, &was_widened, [&](Document* d) { return batch.checked.Add(d); });
+    if (!conform.ok()) {
+      batch.rejected.emplace_back(item->line, conform);
+      continue;
+    }
+    if (upsert) batch.docs.push_back(std::move(doc));
+    batch.lines.push_back(item->line);
+    batch.widened.push_back(was_widened);
+  }
+  if (batch.read > 0) hand_over();
+  queue.Close();
 }
 
 Result<AuditReport> AuditLedger(Store& store) {
@@ -332,14 +458,92 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   });
 
   const bool upsert = options.mode == ImportMode::kUpsert;
+  std::unique_ptr<RollupRebuild> import_rollups;
+  bool import_rollups_valid = false;  // written by the rollup thread while it runs
   for (const auto& [collection, path] : files) {
     CollectionImport counts{collection, path};
-    // Rejections of the current batch, reported in line order when the batch is written.
+    std::vector<char> in_buffer(kImportReadBufferBytes);  // outlives the stream
+    auto in = std::make_unique<std::ifstream>();
+    in->rdbuf()->pubsetbuf(in_buffer.data(), static_cast<std::streamsize>(in_buffer.size()));
+    in->open(path, std::ios::binary);
+    if (!in->is_open()) return IoError("cannot read", path);
+    const int64_t file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
+    // Insert mode writes through the store's bulk path (store.h BulkLoad).
+    std::unique_ptr<BulkLoad> loader;
+    if (!upsert) {
+      NOEMA_ASSIGN_OR_RETURN(loader, store.BeginBulkLoad(collection));
+    }
+
+    // The events inserted into a store that had none: their rollups are what a rebuild
+    // would compute, so a third thread computes them as they are written.
+    BoundedQueue<WrittenBatch> written_events(kImportQueuedBatchesMax);
+    std::thread rollup_thread;
+    if (collection == Collection::kUserEvents && !upsert) {
+      bool had_events = true;
+      NOEMA_RETURN_IF_ERROR(store.RunReadOnly([&](Transaction& tx) -> Status {
+        NOEMA_ASSIGN_OR_RETURN(std::optional<Document> any,
+                               tx.FindOne(Collection::kUserEvents, Filter{}));
+        had_events = any.has_value();
+        return Status::Ok();
+      }));
+      if (!had_events) {
+        import_rollups = std::make_unique<RollupRebuild>(store);
+        import_rollups_valid = true;
+        rollup_thread = std::thread([&] {
+          while (std::optional<WrittenBatch> written = written_events.Pop()) {
+            if (!import_rollups_valid) continue;
+            const std::vector<Document>& docs = written->batch.checked.docs();
+            for (size_t i = 0; i < docs.size() && import_rollups_valid; ++i) {
+              if (!written->inserted[i]) continue;
+              // Past the memory bound (or on an event it cannot count) the import falls
+              // back to RebuildRollups.
+              import_rollups_valid = import_rollups->Add(docs[i].view()).ok() &&
+                                     import_rollups->in_memory() < kRebuildRollupsInMemoryMax;
+            }
+          }
+        });
+      }
+    }
+    // A thread reads, parses and validates (ParseBatches) while this one writes: the
+    // JSON work overlaps the store's.
+    BoundedQueue<ParsedBatch> queue(kImportQueuedBatchesMax);
+    std::thread parser(
+        [&, collection = collection] { ParseBatches(*in, collection, upsert, file_bytes, queue); });
     std::vector<std::pair<size_t, Status>> pending;
-    auto reject = [&](size_t line, Status reason) {
-      pending.emplace_back(line, std::move(reason));
-    };
-    auto report_pending = [&]() {
+    std::vector<Status> statuses;
+    std::vector<Result<Outcome>> results;
+    while (std::optional<ParsedBatch> batch = queue.Pop()) {
+      counts.read += batch->read;
+      pending = std::move(batch->rejected);
+      const size_t written = upsert ? batch->docs.size() : batch->checked.size();
+      results.clear();
+      if (upsert) {
+        WriteBatch(store, collection, batch->docs, /*upsert=*/true, &results);
+      } else if (written > 0) {
+        Status status = loader->Insert(batch->checked, &statuses);
+        for (size_t i = 0; i < written; ++i) {
+          if (!status.ok()) {
+            results.emplace_back(status);
+          } else if (i < statuses.size() && !statuses[i].ok()) {
+            results.emplace_back(statuses[i]);
+          } else {
+            results.emplace_back(Outcome::kInserted);
+          }
+        }
+      }
+      for (size_t i = 0; i < written; ++i) {
+        if (!results[i].ok()) {
+          pending.emplace_back(batch->lines[i], results[i].status());
+          continue;
+        }
+        if (batch->widened[i]) ++counts.widened;
+        switch (*results[i]) {
+          case Outcome::kInserted: ++counts.inserted; break;
+          case Outcome::kReplaced: ++counts.replaced; break;
+          case Outcome::kUnchanged: ++counts.unchanged; break;
+        }
+      }
+      // Rejections of the batch, reported in line order.
       std::stable_sort(pending.begin(), pending.end(),
                        [](const auto& a, const auto& b) { return a.first < b.first; });
       for (auto& [line, reason] : pending) {
@@ -351,66 +555,17 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
           report.rejections.push_back(std::move(rejection));
         }
       }
-      pending.clear();
-    };
-    std::ifstream in(path, std::ios::binary);
-    if (!in.is_open()) return IoError("cannot read", path);
-    const int64_t file_bytes = static_cast<int64_t>(fs::file_size(path, ec));
-    ExtendedJsonReader reader(&in);
-    std::vector<Document> batch;
-    std::vector<size_t> lines;
-    std::vector<bool> widened;
-    std::vector<Result<Outcome>> results;
-    auto flush = [&]() {
-      WriteBatch(store, collection, batch, upsert, &results);
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (!results[i].ok()) {
-          reject(lines[i], results[i].status());
-          continue;
-        }
-        if (widened[i]) ++counts.widened;
-        switch (*results[i]) {
-          case Outcome::kInserted: ++counts.inserted; break;
-          case Outcome::kReplaced: ++counts.replaced; break;
-          case Outcome::kUnchanged: ++counts.unchanged; break;
-        }
+      if (options.progress) options.progress(collection, batch->bytes_done, file_bytes);
+      if (rollup_thread.joinable()) {
+        std::vector<bool> inserted(written);
+        for (size_t i = 0; i < written; ++i) inserted[i] = results[i].ok();
+        written_events.Push(WrittenBatch{std::move(*batch), std::move(inserted)});
       }
-      batch.clear();
-      lines.clear();
-      widened.clear();
-      report_pending();
-      if (options.progress) {
-        std::streamoff at = in.tellg();
-        options.progress(collection, at < 0 ? file_bytes : static_cast<int64_t>(at), file_bytes);
-      }
-    };
-    while (std::optional<ReadItem> item = reader.Next()) {
-      // Memory stays bounded: at most one batch of documents and of rejections.
-      if (batch.size() >= kImportBatchSize || pending.size() >= kImportBatchSize) flush();
-      ++counts.read;
-      if (!item->doc) {
-        reject(item->line, item->error);
-        continue;
-      }
-      Document doc = std::move(*item->doc);
-      if (doc.size_bytes() > kImportDocumentBytesMax) {
-        reject(item->line,
-               Status::ResourceExhausted("document is " + std::to_string(doc.size_bytes()) +
-                                         " bytes of BSON, over the limit of " +
-                                         std::to_string(kImportDocumentBytesMax)));
-        continue;
-      }
-      bool was_widened = false;
-      Status conform = Conform(collection, &doc, &was_widened);
-      if (!conform.ok()) {
-        reject(item->line, conform);
-        continue;
-      }
-      batch.push_back(std::move(doc));
-      lines.push_back(item->line);
-      widened.push_back(was_widened);
     }
-    flush();
+    parser.join();
+    written_events.Close();
+    if (rollup_thread.joinable()) rollup_thread.join();
+    if (loader != nullptr) NOEMA_RETURN_IF_ERROR(loader->Finish());
     report.collections.push_back(counts);
   }
   // The analytics rollups follow userEvents on every write through the services; these
@@ -427,7 +582,16 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
       rollups_imported = imported.inserted + imported.replaced + imported.unchanged > 0;
     }
   }
-  if (events_changed && !rollups_imported) {
+  if (events_changed && !rollups_imported && import_rollups_valid) {
+    // The events went into a store that had none: the rollups computed while they were
+    // written replace the stored ones.
+    NOEMA_RETURN_IF_ERROR(import_rollups->Clear());
+    NOEMA_RETURN_IF_ERROR(import_rollups->Flush());
+    NOEMA_RETURN_IF_ERROR(store.RunReadOnly([&](Transaction& tx) -> Status {
+      NOEMA_ASSIGN_OR_RETURN(report.rollups_rebuilt, tx.Count(Collection::kActivityDaily, {}));
+      return Status::Ok();
+    }));
+  } else if (events_changed && !rollups_imported) {
     NOEMA_RETURN_IF_ERROR(RebuildRollups(store, &report.rollups_rebuilt));
   }
   NOEMA_ASSIGN_OR_RETURN(report.audit, AuditLedger(store));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "noema/backup.h"
+#include "noema/service/analytics.h"
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
 #include "noema/store.h"
@@ -236,6 +237,18 @@ TEST_F(PortabilityTest, ImportingEventsWithoutRollupsRebuildsThem) {
   EXPECT_GT(imported->rollups_rebuilt, 0);
   EXPECT_EQ(CountOf(*target, Collection::kActivityDaily),
             CountOf(*source_, Collection::kActivityDaily));
+  // The rollups computed while the events went into the empty store are the ones the
+  // services kept, and the ones RebuildRollups computes from the stored events.
+  ASSERT_TRUE(Export(*source_, "source-all", JsonMode::kCanonical).ok());
+  ASSERT_TRUE(Export(*target, "target-all", JsonMode::kCanonical).ok());
+  const std::string rollups = ReadFile(dir_ + "/source-all/activityDaily.json");
+  EXPECT_FALSE(rollups.empty());
+  EXPECT_EQ(ReadFile(dir_ + "/target-all/activityDaily.json"), rollups);
+  int64_t rebuilt = 0;
+  ASSERT_TRUE(RebuildRollups(*target, &rebuilt).ok());
+  EXPECT_EQ(rebuilt, imported->rollups_rebuilt);
+  ASSERT_TRUE(Export(*target, "target-rebuilt", JsonMode::kCanonical).ok());
+  EXPECT_EQ(ReadFile(dir_ + "/target-rebuilt/activityDaily.json"), rollups);
 }
 
 TEST_F(PortabilityTest, ExportIntoAnUnwritablePlaceFailsAndLeavesNoFile) {
@@ -343,6 +356,117 @@ TEST_F(PortabilityTest, RejectedLinesAreReportedWithFileLineAndReasonAndTheRestI
   EXPECT_EQ(report->collections[0].read, 7);
   EXPECT_EQ(report->collections[0].inserted, 3);
   EXPECT_EQ(CountOf(*target, Collection::kUserEconomy), 3);
+}
+
+TEST_F(PortabilityTest, BulkImportIntoAnEmptyStoreReportsDuplicatesAndKeepsEveryIndexUsable) {
+  Seed(*source_, 4);
+  ASSERT_TRUE(Export(*source_, "good", JsonMode::kCanonical).ok());
+  // userEvents (non-unique indexes, built after the rows) with a repeated _id, and
+  // userCore (a unique multikey index, kept during the load) with a repeated identity.
+  std::vector<std::string> events;
+  {
+    std::stringstream in(ReadFile(dir_ + "/good/userEvents.json"));
+    for (std::string line; std::getline(in, line);) events.push_back(line);
+  }
+  ASSERT_GE(events.size(), 8u);
+  std::vector<std::string> users;
+  {
+    std::stringstream in(ReadFile(dir_ + "/good/userCore.json"));
+    for (std::string line; std::getline(in, line);) users.push_back(line);
+  }
+  ASSERT_EQ(users.size(), 4u);
+  std::string copycat = users[0];
+  const std::string id_key = "{ \"_id\" : { \"$oid\" : \"";
+  size_t at = copycat.find(id_key);
+  ASSERT_NE(at, std::string::npos) << copycat;
+  copycat.replace(at + id_key.size(), 24, ObjectId::Generate().ToHex());
+  fs::create_directories(dir_ + "/dup");
+  std::string text;
+  for (size_t i = 0; i < events.size(); ++i) {
+    text += events[i] + "\n";
+    if (i == 2) text += events[0] + "\n";  // line 4
+  }
+  WriteFile(dir_ + "/dup/userEvents.json", text);
+  WriteFile(dir_ + "/dup/userCore.json",
+            users[0] + "\n" + copycat + "\n" + users[1] + "\n" + users[2] + "\n" + users[3] + "\n");
+  auto target = Open("target");
+  std::vector<ImportRejection> rejections;
+  auto report = Import(*target, "dup", ImportMode::kInsert, &rejections);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(rejections.size(), 2u);
+  EXPECT_EQ(rejections[0].collection, Collection::kUserCore);
+  EXPECT_EQ(rejections[0].line, 2u);
+  EXPECT_EQ(rejections[0].reason.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(rejections[1].collection, Collection::kUserEvents);
+  EXPECT_EQ(rejections[1].file, dir_ + "/dup/userEvents.json");
+  EXPECT_EQ(rejections[1].line, 4u);
+  EXPECT_EQ(rejections[1].reason.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(CountOf(*target, Collection::kUserEvents), static_cast<int64_t>(events.size()));
+  EXPECT_EQ(CountOf(*target, Collection::kUserCore), 4);
+
+  // Queries over the indexed fields give what the source gives, and the unique index
+  // refuses a copy afterwards as before.
+  auto events_of = [](Store& store, const ObjectId& user) {
+    std::vector<std::string> ids;
+    EXPECT_TRUE(store
+                    .RunReadOnly([&](Transaction& tx) -> Status {
+                      ids.clear();
+                      Query query;
+                      query.filter.Eq("masterAccountId", user);
+                      query.sort_field = "timestamp";
+                      query.limit = kPageSizeMax;
+                      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserEvents, query));
+                      for (const Document& doc : page.items) {
+                        ids.push_back(doc.view().GetObjectId("_id")->ToHex());
+                      }
+                      return Status::Ok();
+                    })
+                    .ok());
+    return ids;
+  };
+  std::vector<ObjectId> user_ids;
+  ASSERT_TRUE(source_
+                  ->RunReadOnly([&](Transaction& tx) -> Status {
+                    Query query;
+                    query.limit = kPageSizeMax;
+                    NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserCore, query));
+                    for (const Document& doc : page.items) {
+                      user_ids.push_back(*doc.view().GetObjectId("_id"));
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_EQ(user_ids.size(), 4u);
+  for (const ObjectId& user : user_ids) {
+    EXPECT_FALSE(events_of(*source_, user).empty());
+    EXPECT_EQ(events_of(*target, user), events_of(*source_, user)) << user.ToHex();
+  }
+  auto first = Document::FromJson(events[0]);
+  ASSERT_TRUE(first.ok());
+  Filter by_type;
+  by_type.Eq("eventType", std::string(*first->view().GetString("eventType")));
+  auto count_by_type = [&](Store& store) {
+    int64_t n = -1;
+    EXPECT_TRUE(store
+                    .RunReadOnly([&](Transaction& tx) -> Status {
+                      NOEMA_ASSIGN_OR_RETURN(n, tx.Count(Collection::kUserEvents, by_type));
+                      return Status::Ok();
+                    })
+                    .ok());
+    return n;
+  };
+  EXPECT_GT(count_by_type(*target), 0);
+  EXPECT_EQ(count_by_type(*target), count_by_type(*source_));
+  std::string again = users[1];
+  again.replace(again.find(id_key) + id_key.size(), 24, ObjectId::Generate().ToHex());
+  auto again_doc = Document::FromJson(again);
+  ASSERT_TRUE(again_doc.ok());
+  EXPECT_EQ(InsertOne(*target, Collection::kUserCore, *again_doc).code(),
+            StatusCode::kAlreadyExists);
+  // A second import into the now non-empty store refuses every document as before.
+  auto twice = Import(*target, "dup", ImportMode::kInsert);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->rejected, static_cast<int64_t>(events.size() + 1 + 5));
 }
 
 TEST_F(PortabilityTest, InterruptedImportReRunInUpsertModeCompletesTheJob) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -137,5 +138,33 @@ class AnalyticsService {
 // bypassed the services): removes the existing rollups, then writes the recomputed ones.
 // `*documents` (optional) gets how many rollup documents were written.
 Status RebuildRollups(Store& store, int64_t* documents = nullptr);
+
+// The parts of RebuildRollups, for a caller that already holds the events: `noema import`
+// computes the rollups of the events it inserts into a store that had none while it
+// imports them, instead of reading them all back afterwards.
+//
+// Thread-safety: one thread at a time (Add may run on another thread than Clear and Flush
+// as long as the calls do not overlap).
+class RollupRebuild {
+ public:
+  explicit RollupRebuild(Store& store);
+  ~RollupRebuild();
+  RollupRebuild(const RollupRebuild&) = delete;
+  RollupRebuild& operator=(const RollupRebuild&) = delete;
+
+  // Removes every stored activityDaily document.
+  Status Clear();
+  // Counts `event` (a userEvents document) into its (day, user) rollup, in memory.
+  Status Add(DocumentView event);
+  // Rollups held in memory (Flush when it reaches kRebuildRollupsInMemoryMax).
+  size_t in_memory() const;
+  // Merges the rollups in memory into the stored ones and frees them.
+  Status Flush();
+
+ private:
+  struct Rollups;
+  Store& store_;
+  std::unique_ptr<Rollups> rollups_;
+};
 
 }  // namespace noema

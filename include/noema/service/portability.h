@@ -18,7 +18,7 @@
 // what the reader gives; use the canonical format (the default) for an exact copy.
 //
 // Thread-safety: the functions may run concurrently on distinct stores; the callbacks are
-// called on the calling thread.
+// called on the calling thread. Import reads and parses each file on a thread of its own.
 #pragma once
 
 #include <cstddef>
@@ -46,6 +46,11 @@ inline constexpr size_t kImportBatchSize = kInsertManyBatchMax;
 // The largest document import accepts: MongoDB's BSON limit. Its JSON text may be up to
 // kJsonDocumentBytesMax bytes (the reader's limit).
 inline constexpr size_t kImportDocumentBytesMax = kDocumentBytesMax;
+// Batches parsed ahead of the store by import's parsing thread (memory: this many batches
+// of kImportBatchSize documents, plus the one being parsed and the one being written).
+inline constexpr size_t kImportQueuedBatchesMax = 4;
+// The read buffer of an import file.
+inline constexpr size_t kImportReadBufferBytes = 1 << 20;
 // Rejections kept in an ImportReport (all are counted and passed to on_rejection).
 inline constexpr size_t kImportRejectionsKeptMax = 1000;
 // int32 -> int64 widenings tried on one document before it is rejected.

@@ -223,11 +223,7 @@ bool AppendOnly(Collection collection) {
 }
 
 Status CheckDocument(Collection collection, DocumentView doc) {
-  if (doc.size_bytes() > kDocumentBytesMax) {
-    return Status::ResourceExhausted("the document is larger than " +
-                                     std::to_string(kDocumentBytesMax) + " bytes");
-  }
-  NOEMA_RETURN_IF_ERROR(ValidatorFor(collection).Validate(doc));
+  NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
   const bson_t* bson = doc.get();
   bson_iter_t id;
   if (!bson_iter_init_find(&id, bson, "_id")) {

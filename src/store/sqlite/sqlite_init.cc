@@ -275,7 +275,114 @@ Status InitCollection(Connection& connection, const CollectionLayout& layout, Sc
   return ReconcileSideTables(connection, layout, schema, table_is_new, lines);
 }
 
+Status ExecBound(Connection& connection, const std::string& sql, std::string_view text,
+                 const std::string& what) {
+  NOEMA_ASSIGN_OR_RETURN(Statement * statement, connection.Prepare(sql));
+  StatementLease lease(statement);
+  lease->BindText(1, text);
+  int rc = lease->Step();
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return connection.ErrorFor(rc, what);
+  return Status::Ok();
+}
+
+std::string BulkLoadTableName() { return QuoteIdentifier(kBulkLoadTable); }
+
 }  // namespace
+
+Status DeferIndexes(Connection& connection, const CollectionLayout& layout, bool* deferred) {
+  *deferred = false;
+  std::vector<const ColumnIndex*> droppable;
+  for (const ColumnIndex& index : layout.indexes) {
+    if (!index.spec->unique) droppable.push_back(&index);
+  }
+  if (droppable.empty()) return Status::Ok();
+  {
+    NOEMA_ASSIGN_OR_RETURN(Statement * any,
+                           connection.Prepare("SELECT 1 FROM " + layout.quoted_table + " LIMIT 1"));
+    StatementLease lease(any);
+    int rc = lease->Step();
+    if (rc == SQLITE_ROW) return Status::Ok();  // not empty: indexes are kept up as usual
+    if (rc != SQLITE_DONE) return connection.ErrorFor(rc, "reading " + layout.table);
+  }
+  NOEMA_ASSIGN_OR_RETURN(Schema schema, ReadSchema(connection));
+  NOEMA_RETURN_IF_ERROR(Ddl(connection,
+                            "CREATE TABLE IF NOT EXISTS " + BulkLoadTableName() +
+                                " (collection TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID",
+                            "creating " + std::string(kBulkLoadTable)));
+  NOEMA_RETURN_IF_ERROR(ExecBound(
+      connection, "INSERT OR IGNORE INTO " + BulkLoadTableName() + " (collection) VALUES (?1)",
+      layout.table, "recording the bulk load of " + layout.table));
+  for (const ColumnIndex* index : droppable) {
+    if (schema.count(index->sql_name) == 0) continue;
+    NOEMA_RETURN_IF_ERROR(Ddl(connection, "DROP INDEX " + QuoteIdentifier(index->sql_name),
+                              "deferring index " + index->spec->name));
+  }
+  *deferred = true;
+  return Status::Ok();
+}
+
+Status RestoreIndexes(Connection& connection, const CollectionLayout& layout) {
+  NOEMA_ASSIGN_OR_RETURN(Schema schema, ReadSchema(connection));
+  for (const ColumnIndex& index : layout.indexes) {
+    if (schema.count(index.sql_name) != 0) continue;
+    NOEMA_RETURN_IF_ERROR(
+        Ddl(connection, index.ddl, "building index " + index.spec->name + " of " + layout.table));
+  }
+  if (schema.count(std::string(kBulkLoadTable)) == 0) return Status::Ok();
+  return ExecBound(connection, "DELETE FROM " + BulkLoadTableName() + " WHERE collection = ?1",
+                   layout.table, "ending the bulk load of " + layout.table);
+}
+
+Result<bool> HasInterruptedBulkLoads(Connection& connection) {
+  {
+    NOEMA_ASSIGN_OR_RETURN(
+        Statement * statement,
+        connection.Prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1"));
+    StatementLease lease(statement);
+    lease->BindText(1, kBulkLoadTable);
+    int rc = lease->Step();
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) return connection.ErrorFor(rc, "reading the schema");
+  }
+  NOEMA_ASSIGN_OR_RETURN(Statement * statement,
+                         connection.Prepare("SELECT 1 FROM " + BulkLoadTableName() + " LIMIT 1"));
+  StatementLease lease(statement);
+  int rc = lease->Step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) return connection.ErrorFor(rc, "reading " + std::string(kBulkLoadTable));
+  return false;
+}
+
+Status RestoreInterruptedBulkLoads(Connection& connection,
+                                   const std::vector<CollectionLayout>& layouts,
+                                   std::vector<std::string>* lines) {
+  NOEMA_ASSIGN_OR_RETURN(bool interrupted, HasInterruptedBulkLoads(connection));
+  if (!interrupted) return Status::Ok();
+  std::vector<std::string> names;
+  {
+    NOEMA_ASSIGN_OR_RETURN(Statement * statement,
+                           connection.Prepare("SELECT collection FROM " + BulkLoadTableName()));
+    StatementLease lease(statement);
+    int rc;
+    while ((rc = lease->Step()) == SQLITE_ROW) names.emplace_back(lease->ColumnText(0));
+    if (rc != SQLITE_DONE) {
+      return connection.ErrorFor(rc, "reading " + std::string(kBulkLoadTable));
+    }
+  }
+  for (const std::string& name : names) {
+    auto layout = std::find_if(layouts.begin(), layouts.end(),
+                               [&](const CollectionLayout& l) { return l.table == name; });
+    if (layout == layouts.end()) {
+      NOEMA_RETURN_IF_ERROR(
+          ExecBound(connection, "DELETE FROM " + BulkLoadTableName() + " WHERE collection = ?1",
+                    name, "forgetting the bulk load of " + name));
+      continue;
+    }
+    NOEMA_RETURN_IF_ERROR(RestoreIndexes(connection, *layout));
+    lines->push_back("built the indexes of " + name + " left out by an unfinished bulk load");
+  }
+  return Status::Ok();
+}
 
 Status CheckSchemaVersion(Connection& connection) {
   NOEMA_ASSIGN_OR_RETURN(int version, ReadUserVersion(connection));
@@ -291,6 +398,7 @@ Status InitSchema(Connection& connection, const std::vector<CollectionLayout>& l
                   std::vector<std::string>* lines) {
   NOEMA_RETURN_IF_ERROR(CheckSchemaVersion(connection));
   NOEMA_ASSIGN_OR_RETURN(int version, ReadUserVersion(connection));
+  NOEMA_RETURN_IF_ERROR(RestoreInterruptedBulkLoads(connection, layouts, lines));
   NOEMA_ASSIGN_OR_RETURN(Schema schema, ReadSchema(connection));
   for (const CollectionLayout& layout : layouts) {
     NOEMA_RETURN_IF_ERROR(InitCollection(connection, layout, schema, lines));

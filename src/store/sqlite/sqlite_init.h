@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "noema/status.h"
@@ -22,6 +23,32 @@ inline constexpr int kSchemaVersion = 1;
 
 // FailedPrecondition when the file was written by a newer layout than this build's.
 Status CheckSchemaVersion(Connection& connection);
+
+// Bulk loads (store.h BulkLoad): the collections whose non-unique indexes are dropped
+// while a bulk load fills them are listed in this table, in the same transaction as the
+// drop, and removed from it in the transaction that builds the indexes again.
+inline constexpr std::string_view kBulkLoadTable = "noema_bulk_load";
+
+// When `layout`'s table holds no row, drops its non-unique column indexes and records the
+// collection in kBulkLoadTable; sets *deferred when it did (false: the table is not
+// empty, or it has no such index). Unique indexes and multikey side tables stay.
+// REQUIRES: a write transaction is open on `connection`.
+Status DeferIndexes(Connection& connection, const CollectionLayout& layout, bool* deferred);
+
+// Creates `layout`'s missing column indexes (CREATE INDEX sorts the keys of the whole
+// table) and removes the collection from kBulkLoadTable. Safe to run again.
+// REQUIRES: a write transaction is open on `connection`.
+Status RestoreIndexes(Connection& connection, const CollectionLayout& layout);
+
+// Restores the indexes of every collection kBulkLoadTable lists (a bulk load that did not
+// finish: the process died, or another process is loading); one line per collection.
+// REQUIRES: a write transaction is open on `connection`.
+Status RestoreInterruptedBulkLoads(Connection& connection,
+                                   const std::vector<CollectionLayout>& layouts,
+                                   std::vector<std::string>* lines);
+
+// True when kBulkLoadTable exists and lists a collection (no transaction needed).
+Result<bool> HasInterruptedBulkLoads(Connection& connection);
 
 // REQUIRES: a write transaction is open on `connection`.
 Status InitSchema(Connection& connection, const std::vector<CollectionLayout>& layouts,

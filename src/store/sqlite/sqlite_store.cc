@@ -103,11 +103,7 @@ class TransactionGuard {
 };
 
 Status CheckDocument(Collection collection, DocumentView doc) {
-  if (doc.size_bytes() > kDocumentBytesMax) {
-    return Status::ResourceExhausted("the document is larger than " +
-                                     std::to_string(kDocumentBytesMax) + " bytes");
-  }
-  return ValidatorFor(collection).Validate(doc);
+  return CheckDocumentForStore(collection, doc);
 }
 
 }  // namespace
@@ -447,6 +443,16 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
   NOEMA_RETURN_IF_ERROR(sqlite::RegisterDocumentFunctions(store->writer_->get()));
   NOEMA_RETURN_IF_ERROR(sqlite::CheckSchemaVersion(*store->writer_));
+  // A bulk load that did not finish left some indexes out: build them now (queries are
+  // right without them, only slower, so a busy database just postpones this).
+  NOEMA_ASSIGN_OR_RETURN(bool interrupted, sqlite::HasInterruptedBulkLoads(*store->writer_));
+  if (interrupted) {
+    std::vector<std::string> lines;
+    Status restored = store->RunOnWriter([&](Connection& connection) {
+      return sqlite::RestoreInterruptedBulkLoads(connection, store->layouts_, &lines);
+    });
+    if (!restored.ok() && restored.code() != StatusCode::kUnavailable) return restored;
+  }
 
   sqlite::ConnectionOptions reader_options = writer_options;
   reader_options.query_only = true;
@@ -467,9 +473,9 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options,
 
 SqliteStore::~SqliteStore() { Close(); }
 
-Result<std::vector<std::string>> SqliteStore::Init() {
+Status SqliteStore::RunOnWriter(const std::function<Status(Connection&)>& fn) {
   if (sqlite::tls_unit_store == this) {
-    return Status::FailedPrecondition("Init cannot run inside a unit of work");
+    return Status::FailedPrecondition("a schema change cannot run inside a unit of work");
   }
   std::lock_guard<std::mutex> lock(writer_mutex_);
   if (writer_ == nullptr) return sqlite::ClosedStatus();
@@ -477,11 +483,19 @@ Result<std::vector<std::string>> SqliteStore::Init() {
   int rc = StepSlot(*writer_, sqlite::kSlotBeginImmediate, sqlite::kBeginImmediateSql, &status);
   if (rc != SQLITE_DONE) return status;
   TransactionGuard guard(*writer_);
-  std::vector<std::string> lines;
-  NOEMA_RETURN_IF_ERROR(sqlite::InitSchema(*writer_, layouts_, &lines));
+  NOEMA_RETURN_IF_ERROR(fn(*writer_));
   rc = StepSlot(*writer_, sqlite::kSlotCommit, sqlite::kCommitSql, &status);
   if (rc != SQLITE_DONE) return status;
   guard.Committed();
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> SqliteStore::Init() {
+  std::vector<std::string> lines;
+  NOEMA_RETURN_IF_ERROR(RunOnWriter([&](Connection& connection) {
+    lines.clear();
+    return sqlite::InitSchema(connection, layouts_, &lines);
+  }));
   if (lines.empty()) lines.push_back("already up to date");
   return lines;
 }
@@ -611,12 +625,17 @@ Status SqliteStore::InsertMany(Collection collection, const std::vector<Document
   std::vector<Status> checked;
   checked.reserve(docs.size());
   for (const Document& doc : docs) checked.push_back(sqlite::CheckDocument(collection, doc));
+  return InsertRows(collection, docs, &checked, results);
+}
+
+Status SqliteStore::InsertRows(Collection collection, const std::vector<Document>& docs,
+                               const std::vector<Status>* checked, std::vector<Status>* results) {
   results->assign(docs.size(), Status::Ok());
   Status status = RunTransaction([&](Transaction& transaction) -> Status {
     auto& sqlite_transaction = static_cast<SqliteTransaction&>(transaction);
     for (size_t i = 0; i < docs.size(); ++i) {
-      if (!checked[i].ok()) {
-        (*results)[i] = checked[i];
+      if (checked != nullptr && !(*checked)[i].ok()) {
+        (*results)[i] = (*checked)[i];
         continue;
       }
       Status inserted = sqlite_transaction.InsertChecked(collection, docs[i]);
@@ -627,6 +646,69 @@ Status SqliteStore::InsertMany(Collection collection, const std::vector<Document
   });
   if (!status.ok()) results->assign(docs.size(), status);
   return status;
+}
+
+namespace sqlite {
+
+// Helper threads SQLite's sorter may use while a bulk load builds its indexes.
+constexpr std::string_view kIndexBuildThreadsPragma = "PRAGMA threads=2";
+
+class SqliteBulkLoad final : public BulkLoad {
+ public:
+  SqliteBulkLoad(SqliteStore* store, Collection collection, bool deferred)
+      : store_(store), collection_(collection), deferred_(deferred) {}
+  ~SqliteBulkLoad() override {
+    if (finished_) return;
+    Status ignored = Finish();  // on failure the next open of the store builds them
+    (void)ignored;
+  }
+  SqliteBulkLoad(const SqliteBulkLoad&) = delete;
+  SqliteBulkLoad& operator=(const SqliteBulkLoad&) = delete;
+
+  Status Insert(const CheckedBatch& batch, std::vector<Status>* results) override {
+    if (results == nullptr) return Status::InvalidArgument("Insert needs a results vector");
+    if (finished_) return Status::FailedPrecondition("the bulk load is finished");
+    if (batch.collection() != collection_) {
+      return Status::InvalidArgument("the batch is for another collection", "collection");
+    }
+    if (batch.size() > kInsertManyBatchMax) {
+      return Status::ResourceExhausted(
+          "at most " + std::to_string(kInsertManyBatchMax) + " documents per batch", "documents");
+    }
+    // The batch's documents passed CheckedBatch::Add: no second validation.
+    return store_->InsertRows(collection_, batch.docs(), nullptr, results);
+  }
+
+  Status Finish() override {
+    if (finished_) return Status::Ok();
+    finished_ = true;
+    if (!deferred_) return Status::Ok();
+    const CollectionLayout& layout = store_->layouts_[static_cast<size_t>(collection_)];
+    return store_->RunOnWriter([&](Connection& connection) -> Status {
+      // CREATE INDEX sorts the keys; helper threads may share that work.
+      NOEMA_RETURN_IF_ERROR(connection.Exec(kIndexBuildThreadsPragma));
+      Status built = RestoreIndexes(connection, layout);
+      Status reset = connection.Exec("PRAGMA threads=0");
+      return built.ok() ? reset : built;
+    });
+  }
+
+ private:
+  SqliteStore* store_;
+  const Collection collection_;
+  const bool deferred_;
+  bool finished_ = false;
+};
+
+}  // namespace sqlite
+
+Result<std::unique_ptr<BulkLoad>> SqliteStore::BeginBulkLoad(Collection collection) {
+  if (closed_.load()) return sqlite::ClosedStatus();
+  const sqlite::CollectionLayout& layout = layouts_[static_cast<size_t>(collection)];
+  bool deferred = false;
+  NOEMA_RETURN_IF_ERROR(RunOnWriter(
+      [&](Connection& connection) { return sqlite::DeferIndexes(connection, layout, &deferred); }));
+  return std::unique_ptr<BulkLoad>(new sqlite::SqliteBulkLoad(this, collection, deferred));
 }
 
 Status SqliteStore::Ping() {

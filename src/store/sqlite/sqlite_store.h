@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,7 @@ namespace noema {
 
 namespace sqlite {
 class Connection;
+class SqliteBulkLoad;
 }  // namespace sqlite
 
 class SqliteStore final : public Store {
@@ -52,10 +54,23 @@ class SqliteStore final : public Store {
   Status RunReadOnly(const TransactionFn& fn) override;
   Status InsertMany(Collection collection, const std::vector<Document>& docs,
                     std::vector<Status>* results) override;
+  // Into an empty collection, defers its non-unique indexes to Finish (sqlite_init.h
+  // DeferIndexes); otherwise each batch is written as InsertMany writes it.
+  Result<std::unique_ptr<BulkLoad>> BeginBulkLoad(Collection collection) override;
   Status Ping() override;
   void Close() override;
 
  private:
+  friend class sqlite::SqliteBulkLoad;
+
+  // Runs `fn` on the writer connection inside BEGIN IMMEDIATE .. COMMIT (Init, bulk loads).
+  Status RunOnWriter(const std::function<Status(sqlite::Connection&)>& fn);
+
+  // InsertMany's write, with `checked` the outcome of each document's checks (nullptr:
+  // every document passed them, as in a CheckedBatch).
+  Status InsertRows(Collection collection, const std::vector<Document>& docs,
+                    const std::vector<Status>* checked, std::vector<Status>* results);
+
   SqliteStore(std::string path, const StoreOptions& options,
               std::vector<sqlite::CollectionLayout> layouts);
 

@@ -4,6 +4,7 @@
 // two processes; a raw sqlite3 connection stands in for an operator or an older build.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -82,9 +83,152 @@ class SqliteStoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
+  // The first column of the first row of `sql` as an integer, through a raw connection.
+  int64_t RawInt(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    int64_t out = -1;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      out = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+  }
+
+  int64_t EventIndexes() {
+    return RawInt(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE 'userEvents:%'");
+  }
+  int64_t BulkLoadsRecorded() {
+    if (RawInt("SELECT count(*) FROM sqlite_schema WHERE name = 'noema_bulk_load'") == 0) return 0;
+    return RawInt("SELECT count(*) FROM noema_bulk_load");
+  }
+
   std::string directory_;
   std::string path_;
 };
+
+// Events of one user (ids[0] twice) through a bulk load that never finishes: stands in
+// for a process that dies mid-load. Exits the process once the batch is written.
+Status LoadEventsAndDie(Store& store, const std::vector<ObjectId>& ids, const ObjectId& master) {
+  NOEMA_ASSIGN_OR_RETURN(std::unique_ptr<BulkLoad> loader,
+                         store.BeginBulkLoad(Collection::kUserEvents));
+  CheckedBatch batch(Collection::kUserEvents);
+  for (const ObjectId& id : ids) {
+    Document doc = MakeEvent(id, master);
+    NOEMA_RETURN_IF_ERROR(batch.Add(&doc));
+  }
+  Document again = MakeEvent(ids[0], master);
+  NOEMA_RETURN_IF_ERROR(batch.Add(&again));
+  std::vector<Status> results;
+  NOEMA_RETURN_IF_ERROR(loader->Insert(batch, &results));
+  if (results.size() != ids.size() + 1 || !results[0].ok() || results.back().ok()) {
+    return Status::Internal("unexpected results");
+  }
+  _exit(0);
+}
+
+int64_t CountEventsOf(Store& store, const ObjectId& master) {
+  int64_t n = -1;
+  Filter filter;
+  filter.Eq("masterAccountId", master);
+  EXPECT_TRUE(store
+                  .RunReadOnly([&](Transaction& tx) -> Status {
+                    NOEMA_ASSIGN_OR_RETURN(n, tx.Count(Collection::kUserEvents, filter));
+                    return Status::Ok();
+                  })
+                  .ok());
+  return n;
+}
+
+TEST_F(SqliteStoreTest, ABulkLoadIntoAnEmptyCollectionBuildsItsIndexesAfterTheRows) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Init().ok());
+  const int64_t indexes = EventIndexes();
+  ASSERT_EQ(indexes, 3);
+  ObjectId master = ObjectId::Generate();
+  std::vector<ObjectId> ids = {ObjectId::Generate(), ObjectId::Generate(), ObjectId::Generate()};
+  {
+    auto loader = store->BeginBulkLoad(Collection::kUserEvents);
+    ASSERT_TRUE(loader.ok()) << loader.status().ToString();
+    // The non-unique indexes are gone for the load, and the load is on record.
+    EXPECT_EQ(EventIndexes(), 0);
+    EXPECT_EQ(BulkLoadsRecorded(), 1);
+    CheckedBatch batch(Collection::kUserEvents);
+    for (const ObjectId& id : ids) {
+      Document doc = MakeEvent(id, master);
+      ASSERT_TRUE(batch.Add(&doc).ok());
+      EXPECT_TRUE(doc.view().empty());  // taken by the batch
+    }
+    Document again = MakeEvent(ids[0], master);  // the same _id: the primary key refuses it
+    ASSERT_TRUE(batch.Add(&again).ok());
+    DocumentBuilder broken;
+    broken.Append("_id", ObjectId::Generate()).Append("eventType", int32_t{7});
+    Document invalid = std::move(broken).Build();
+    Status refused = batch.Add(&invalid);
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+    EXPECT_FALSE(invalid.view().empty());  // left with the caller
+    std::vector<Status> results;
+    ASSERT_TRUE((*loader)->Insert(batch, &results).ok());
+    ASSERT_EQ(results.size(), 4u);
+    EXPECT_TRUE(results[0].ok() && results[1].ok() && results[2].ok());
+    EXPECT_EQ(results[3].code(), StatusCode::kAlreadyExists) << results[3].ToString();
+    // Reads during the load are right, only without those indexes.
+    EXPECT_EQ(CountEventsOf(*store, master), 3);
+    ASSERT_TRUE((*loader)->Finish().ok());
+    EXPECT_EQ((*loader)->Insert(batch, &results).code(), StatusCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(EventIndexes(), indexes);
+  EXPECT_EQ(BulkLoadsRecorded(), 0);
+  EXPECT_EQ(CountEventsOf(*store, master), 3);
+  EXPECT_EQ(*store->Init(), std::vector<std::string>{"already up to date"});
+
+  // Into a collection that holds documents, nothing is deferred.
+  auto loader = store->BeginBulkLoad(Collection::kUserEvents);
+  ASSERT_TRUE(loader.ok());
+  EXPECT_EQ(EventIndexes(), indexes);
+  EXPECT_EQ(BulkLoadsRecorded(), 0);
+  CheckedBatch more(Collection::kUserEvents);
+  Document doc = MakeEvent(ObjectId::Generate(), master);
+  ASSERT_TRUE(more.Add(&doc).ok());
+  std::vector<Status> results;
+  ASSERT_TRUE((*loader)->Insert(more, &results).ok());
+  EXPECT_TRUE(results[0].ok());
+  ASSERT_TRUE((*loader)->Finish().ok());
+  EXPECT_EQ(CountEventsOf(*store, master), 4);
+}
+
+TEST_F(SqliteStoreTest, ABulkLoadCutShortHasItsIndexesBuiltWhenTheStoreIsNextOpened) {
+  ASSERT_TRUE(Open()->Init().ok());
+  ObjectId master = ObjectId::Generate();
+  std::vector<ObjectId> ids = {ObjectId::Generate(), ObjectId::Generate()};
+  // A child process loads and dies without finishing (no destructor runs).
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = SqliteStore::Open(path_, {});
+    if (!store.ok()) _exit(2);
+    Status status = LoadEventsAndDie(**store, ids, master);
+    _exit(status.ok() ? 4 : 3);  // not reached when the load went through
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  ASSERT_EQ(WEXITSTATUS(wstatus), 0);
+  EXPECT_EQ(EventIndexes(), 0);
+  EXPECT_EQ(BulkLoadsRecorded(), 1);
+
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(EventIndexes(), 3);
+  EXPECT_EQ(BulkLoadsRecorded(), 0);
+  EXPECT_EQ(CountEventsOf(*store, master), 2);
+  EXPECT_EQ(*store->Init(), std::vector<std::string>{"already up to date"});
+}
 
 TEST_F(SqliteStoreTest, CreatesTheDirectoryAndUsesWriteAheadLogging) {
   auto store = Open();

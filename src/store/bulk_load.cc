@@ -1,0 +1,58 @@
+// The store-neutral parts of bulk loading: the checks of CheckedBatch, and the default
+// Store::BeginBulkLoad (each batch through InsertMany, nothing deferred).
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "noema/schema_catalog.h"
+#include "noema/store.h"
+
+namespace noema {
+namespace {
+
+class InsertManyBulkLoad final : public BulkLoad {
+ public:
+  InsertManyBulkLoad(Store* store, Collection collection)
+      : store_(store), collection_(collection) {}
+
+  Status Insert(const CheckedBatch& batch, std::vector<Status>* results) override {
+    if (finished_) return Status::FailedPrecondition("the bulk load is finished");
+    if (batch.collection() != collection_) {
+      return Status::InvalidArgument("the batch is for another collection", "collection");
+    }
+    return store_->InsertMany(collection_, batch.docs(), results);
+  }
+
+  Status Finish() override {
+    finished_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  Store* store_;
+  Collection collection_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+Status CheckDocumentForStore(Collection collection, DocumentView doc) {
+  if (doc.size_bytes() > kDocumentBytesMax) {
+    return Status::ResourceExhausted("the document is larger than " +
+                                     std::to_string(kDocumentBytesMax) + " bytes");
+  }
+  return ValidatorFor(collection).Validate(doc);
+}
+
+Status CheckedBatch::Add(Document* doc) {
+  NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection_, doc->view()));
+  docs_.push_back(std::move(*doc));
+  *doc = Document();
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<BulkLoad>> Store::BeginBulkLoad(Collection collection) {
+  return std::unique_ptr<BulkLoad>(new InsertManyBulkLoad(this, collection));
+}
+
+}  // namespace noema

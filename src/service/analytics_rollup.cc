@@ -230,37 +230,6 @@ Status IterMoney(const bson_iter_t& iter, std::string_view field, Money* out) {
   return Status::Ok();
 }
 
-Status IterCounts(const bson_iter_t& array, std::string_view field,
-                  std::map<std::string, int64_t>* out) {
-  if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(field, "expected an array");
-  bson_iter_t item;
-  if (!bson_iter_recurse(&array, &item)) return Malformed(field, "expected an array");
-  while (bson_iter_next(&item)) {
-    bson_iter_t kv;
-    if (!BSON_ITER_HOLDS_DOCUMENT(&item) || !bson_iter_recurse(&item, &kv)) {
-      return Malformed(field, "expected {k, n}");
-    }
-    std::string_view name;
-    int64_t n = 0;
-    bool has_name = false;
-    bool has_n = false;
-    while (bson_iter_next(&kv)) {
-      std::string_view key = KeyOf(kv);
-      if (key == "k" && BSON_ITER_HOLDS_UTF8(&kv)) {
-        uint32_t len = 0;
-        const char* text = bson_iter_utf8(&kv, &len);
-        name = std::string_view(text, len);
-        has_name = true;
-      } else if (key == "n") {
-        has_n = IterInteger(kv, &n);
-      }
-    }
-    if (!has_name || !has_n) return Malformed(field, "expected {k, n}");
-    (*out)[std::string(name)] += n;
-  }
-  return Status::Ok();
-}
-
 Status IterLongs(const bson_iter_t& array, std::string_view field, std::vector<int64_t>* out) {
   if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(field, "expected an array");
   bson_iter_t item;
@@ -273,120 +242,7 @@ Status IterLongs(const bson_iter_t& array, std::string_view field, std::vector<i
   return Status::Ok();
 }
 
-Status IterGenerations(const bson_iter_t& array, std::map<std::string, GenerationRollup>* out) {
-  constexpr std::string_view kField = "generations";
-  if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(kField, "expected an array");
-  bson_iter_t item;
-  if (!bson_iter_recurse(&array, &item)) return Malformed(kField, "expected an array");
-  while (bson_iter_next(&item)) {
-    bson_iter_t field;
-    if (!BSON_ITER_HOLDS_DOCUMENT(&item) || !bson_iter_recurse(&item, &field)) {
-      return Malformed(kField, "expected a document");
-    }
-    GenerationRollup g;
-    std::string_view service;
-    unsigned seen = 0;
-    while (bson_iter_next(&field)) {
-      std::string_view key = KeyOf(field);
-      bool ok = true;
-      if (key == "serviceName" && BSON_ITER_HOLDS_UTF8(&field)) {
-        uint32_t len = 0;
-        const char* text = bson_iter_utf8(&field, &len);
-        service = std::string_view(text, len);
-        seen |= 1u << 0;
-      } else if (key == "succeeded") {
-        ok = IterInteger(field, &g.succeeded);
-        seen |= 1u << 1;
-      } else if (key == "failed") {
-        ok = IterInteger(field, &g.failed);
-        seen |= 1u << 2;
-      } else if (key == "timedOut") {
-        ok = IterInteger(field, &g.timed_out);
-        seen |= 1u << 3;
-      } else if (key == "cancelled") {
-        ok = IterInteger(field, &g.cancelled);
-        seen |= 1u << 4;
-      } else if (key == "durationMsTotal") {
-        ok = IterInteger(field, &g.duration_ms_total);
-        seen |= 1u << 5;
-      } else if (key == "durationsMs") {
-        NOEMA_RETURN_IF_ERROR(IterLongs(field, kField, &g.durations_ms));
-        seen |= 1u << 6;
-      } else if (key == "costUsd") {
-        NOEMA_RETURN_IF_ERROR(IterMoney(field, kField, &g.cost));
-        seen |= 1u << 7;
-      }
-      if (!ok) return Malformed(kField, "expected an integer in " + std::string(key));
-    }
-    if (seen != 0xffu) return Malformed(kField, "a service entry lacks a field");
-    GenerationRollup& into = (*out)[std::string(service)];
-    if (into.total() == 0 && into.durations_ms.empty() && into.duration_ms_total == 0) {
-      into = std::move(g);
-    } else {
-      // A service named twice in one document (not written by this code): sum them.
-      into.succeeded += g.succeeded;
-      into.failed += g.failed;
-      into.timed_out += g.timed_out;
-      into.cancelled += g.cancelled;
-      into.duration_ms_total += g.duration_ms_total;
-      into.durations_ms.insert(into.durations_ms.end(), g.durations_ms.begin(),
-                               g.durations_ms.end());
-      NOEMA_RETURN_IF_ERROR(AddMoney(&into.cost, g.cost));
-    }
-  }
-  return Status::Ok();
-}
-
 }  // namespace
-
-Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts) {
-  DailyRollup r;
-  bson_iter_t iter;
-  if (!bson_iter_init(&iter, doc.get())) return Malformed("", "not a document");
-  unsigned seen = 0;  // day, masterAccountId, events, creditAddedUsd, creditSpentUsd
-  while (bson_iter_next(&iter)) {
-    std::string_view key = KeyOf(iter);
-    if (key == "day") {
-      if (!BSON_ITER_HOLDS_DATE_TIME(&iter)) return Malformed(key, "expected a date");
-      r.day = DayOf(Timestamp::FromMillis(bson_iter_date_time(&iter)));
-      seen |= 1u << 0;
-    } else if (key == "masterAccountId") {
-      if (!BSON_ITER_HOLDS_OID(&iter)) return Malformed(key, "expected an objectId");
-      r.master_account_id = ObjectId(*bson_iter_oid(&iter));
-      seen |= 1u << 1;
-    } else if (key == "events") {
-      if (!IterInteger(iter, &r.events)) return Malformed(key, "expected an integer");
-      seen |= 1u << 2;
-    } else if (key == "byType") {
-      if (parts & kRollupTypes) NOEMA_RETURN_IF_ERROR(IterCounts(iter, key, &r.by_type));
-    } else if (key == "byPlatform") {
-      if (parts & kRollupPlatforms) NOEMA_RETURN_IF_ERROR(IterCounts(iter, key, &r.by_platform));
-    } else if (key == "commands") {
-      if (parts & kRollupCommands) NOEMA_RETURN_IF_ERROR(IterCounts(iter, key, &r.commands));
-    } else if (key == "newAccounts") {
-      if (parts & kRollupNewAccounts) {
-        NOEMA_RETURN_IF_ERROR(IterCounts(iter, key, &r.new_accounts));
-      }
-    } else if (key == "sessionDurationsMs") {
-      if (parts & kRollupSessions) {
-        NOEMA_RETURN_IF_ERROR(IterLongs(iter, key, &r.session_durations_ms));
-      }
-    } else if (key == "generations") {
-      if (parts & kRollupGenerations) NOEMA_RETURN_IF_ERROR(IterGenerations(iter, &r.generations));
-    } else if (key == "creditAddedUsd") {
-      if (parts & kRollupCredit) NOEMA_RETURN_IF_ERROR(IterMoney(iter, key, &r.credit_added));
-      seen |= 1u << 3;
-    } else if (key == "creditSpentUsd") {
-      if (parts & kRollupCredit) NOEMA_RETURN_IF_ERROR(IterMoney(iter, key, &r.credit_spent));
-      seen |= 1u << 4;
-    }
-  }
-  if ((seen & 0x7u) != 0x7u) return Malformed("", "day, masterAccountId or events missing");
-  if ((parts & kRollupCredit) && (seen & 0x18u) != 0x18u) {
-    return Malformed("", "creditAddedUsd or creditSpentUsd missing");
-  }
-  return r;
-}
 
 namespace {
 
@@ -549,6 +405,43 @@ Status ReadRollupView(DocumentView doc, unsigned parts, RollupView* out) {
     return Malformed("", "creditAddedUsd or creditSpentUsd missing");
   }
   return Status::Ok();
+}
+
+Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts) {
+  RollupView view;
+  NOEMA_RETURN_IF_ERROR(ReadRollupView(doc, parts, &view));
+  DailyRollup r;
+  r.day = view.day;
+  r.master_account_id = view.master_account_id;
+  r.events = view.events;
+  auto copy = [](const RollupView::Counts& from, std::map<std::string, int64_t>* into) {
+    for (const auto& [name, n] : from) (*into)[std::string(name)] += n;
+  };
+  copy(view.by_type, &r.by_type);
+  copy(view.by_platform, &r.by_platform);
+  copy(view.commands, &r.commands);
+  copy(view.new_accounts, &r.new_accounts);
+  r.session_durations_ms = std::move(view.session_durations_ms);
+  for (size_t i = 0; i < view.generation_count; ++i) {
+    RollupView::Generation& g = view.generations[i];
+    GenerationRollup& into = r.generations[std::string(g.service)];
+    into.succeeded += g.succeeded;
+    into.failed += g.failed;
+    into.timed_out += g.timed_out;
+    into.cancelled += g.cancelled;
+    into.duration_ms_total += g.duration_ms_total;
+    if (into.durations_ms.empty()) {
+      into.durations_ms = std::move(g.durations_ms);
+    } else {
+      // A service named twice in one document (not written by this code).
+      into.durations_ms.insert(into.durations_ms.end(), g.durations_ms.begin(),
+                               g.durations_ms.end());
+    }
+    NOEMA_RETURN_IF_ERROR(AddMoney(&into.cost, g.cost));
+  }
+  r.credit_added = view.credit_added;
+  r.credit_spent = view.credit_spent;
+  return r;
 }
 
 Status UpdateRollupInTx(Transaction& tx, DocumentView event) {

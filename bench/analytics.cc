@@ -3,7 +3,7 @@
 // document of the range, i.e. what reading the raw events would cost without rollups).
 //
 //   bench_analytics [--events N] [--users N] [--days N] [--seed S] [--path DIR] [--keep]
-//                   [--reuse [--rebuild]]
+//                   [--reuse [--rebuild]] [--repeat N] [--only NAME]
 //
 // The history is written in bulk (Store::InsertMany into userCore and userEvents, like an
 // import that bypasses the services), then RebuildRollups computes activityDaily; both are
@@ -60,6 +60,7 @@ struct Options {
   bool keep = false;
   bool reuse = false;    // use the store at --path as it is (built by an earlier --keep run)
   bool rebuild = false;  // with --reuse: run RebuildRollups again first
+  std::string only;      // run only the queries whose name contains this (e.g. for perf)
 };
 
 const char* const kPlatforms[] = {"telegram", "telegram", "telegram", "discord", "web", "api"};
@@ -330,6 +331,7 @@ int Run(const Options& options) {
   };
   std::printf("%-40s %12s %12s\n", "query (30 days)", "median ms", "median CPU ms");
   for (const Case& c : cases) {
+    if (std::string(c.name).find(options.only) == std::string::npos) continue;
     std::vector<double> times;
     std::vector<double> cpu_times;
     for (int i = 0; i < options.repeat; ++i) {
@@ -380,6 +382,8 @@ int main(int argc, char** argv) {
       options.reuse = true;
     } else if (arg == "--rebuild") {
       options.rebuild = true;
+    } else if (arg == "--only") {
+      options.only = next();
     } else {
       std::fprintf(stderr, "unknown flag %s\n", arg.c_str());
       return 2;

@@ -82,6 +82,10 @@ struct Page {
   std::string next_cursor;  // empty when there are no more items
 };
 
+// Called by Transaction::Scan with each document. The view is valid only during the call
+// (it points into the store's own buffer). A non-OK Status stops the scan.
+using DocumentVisitor = std::function<Status(DocumentView)>;
+
 // The operations available inside one unit of work. Reads see the unit's own writes.
 class Transaction {
  public:
@@ -100,6 +104,15 @@ class Transaction {
   virtual Result<Page> Find(Collection collection, const Query& query) = 0;
 
   virtual Result<int64_t> Count(Collection collection, const Filter& filter) = 0;
+
+  // Visits every document matching the filter, in ascending `_id` order, as one streamed
+  // read: no pages, no cursor, no copy of each document (SQLite: one statement stepped to
+  // the end; MongoDB: one find whose batches are fetched with getMore). For bulk readers
+  // such as the analytics queries, which read tens of thousands of documents. Returns the
+  // first non-OK Status of `visit`, which stops the scan. `visit` must not use the
+  // Transaction (the scan's statement or cursor is still open).
+  virtual Status Scan(Collection collection, const Filter& filter,
+                      const DocumentVisitor& visit) = 0;
 
   // Replaces the whole document with `_id` == id by `doc` (whose `_id` must be id), but
   // only if the stored document matches `precondition` (empty: always). NotFound when

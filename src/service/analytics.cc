@@ -1,13 +1,20 @@
 // AnalyticsService: every measure computed from the activityDaily rollup (docs/analytics.md).
+//
+// Each measure is an accumulator fed one rollup document at a time by a streamed scan of the
+// range (Transaction::Scan), decoded into a reused RollupView: nothing per document is kept
+// or allocated, and the report feeds every section's accumulator from one scan.
 #include "noema/service/analytics.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "service/analytics_rollup.h"
@@ -16,7 +23,20 @@ namespace noema {
 namespace {
 
 namespace si = service_internal;
-using Rollups = std::vector<si::DailyRollup>;
+using View = si::RollupView;
+// Per-user state: a hash map (every use is order-independent: counts, or values sorted).
+struct UserHash {
+  size_t operator()(const ObjectId& id) const {
+    // All 12 bytes: ids made in one process share the first 9 bytes within a second.
+    return std::hash<std::string_view>()(
+        std::string_view(reinterpret_cast<const char*>(id.raw().bytes), sizeof id.raw().bytes));
+  }
+};
+template <typename T>
+using ByUser = std::unordered_map<ObjectId, T, UserHash>;
+
+// Counts by name, found by string_view without building a string.
+using CountMap = std::map<std::string, int64_t, std::less<>>;
 
 // Platforms every per-platform DAU map lists, even at 0 (the API contract).
 const std::vector<std::string>& KnownPlatforms() {
@@ -55,69 +75,50 @@ constexpr unsigned kFeatureParts = si::kRollupTypes | si::kRollupCommands | si::
 
 Timestamp DayStart(int64_t day) { return Timestamp::FromMillis(day * kMillisPerDay); }
 
-// The rollups of [from_day, to_day], optionally of one user, in one read-only snapshot.
-// The smallest ObjectId greater than `id` (nullopt after the largest).
-std::optional<ObjectId> Successor(const ObjectId& id) {
-  bson_oid_t oid = id.raw();
-  for (int i = 11; i >= 0; --i) {
-    if (++oid.bytes[i] != 0) return ObjectId(oid);
+void AddCount(CountMap* counts, std::string_view name, int64_t n) {
+  auto it = counts->find(name);
+  if (it == counts->end()) {
+    counts->emplace(std::string(name), n);
+  } else {
+    it->second += n;
   }
-  return std::nullopt;
 }
 
-Result<Rollups> LoadRollups(Store& store, int64_t from_day, int64_t to_day, unsigned parts,
-                            const ObjectId* user = nullptr) {
-  Rollups out;
+// Feeds the rollups of [from_day, to_day] (optionally of one user) to a fresh `Acc` (made
+// by `make`), in one read-only snapshot and one streamed Scan, and returns it. A re-run unit
+// of work starts over with a fresh accumulator.
+template <typename Acc, typename Make>
+Result<Acc> Accumulate(Store& store, int64_t from_day, int64_t to_day, unsigned parts,
+                       const ObjectId* user, const Make& make) {
+  Filter filter;
+  if (user != nullptr) {
+    // One user: the (masterAccountId, day) index; at most kAnalyticsRangeDaysMax + 29 days.
+    filter.Eq("masterAccountId", *user);
+    filter.Range("day", Value(DayStart(from_day)), Value(DayStart(to_day + 1)));
+  } else {
+    // Every user: one primary-key range scan (the day leads the _id).
+    filter.Range("_id", Value(si::FirstRollupIdOfDay(std::max<int64_t>(0, from_day))),
+                 Value(si::FirstRollupIdOfDay(to_day + 1)));
+  }
+  std::optional<Acc> acc;
+  View view;
   Status status = store.RunReadOnly([&](Transaction& tx) -> Status {
-    out.clear();
-    auto add = [&](const Page& page) -> Status {
-      for (const Document& doc : page.items) {
-        NOEMA_ASSIGN_OR_RETURN(si::DailyRollup rollup, si::RollupFromDocument(doc.view(), parts));
-        out.push_back(std::move(rollup));
-      }
-      return Status::Ok();
-    };
-    Query query;
-    query.limit = kPageSizeMax;
-    if (user != nullptr) {
-      // One user: the (masterAccountId, day) index; at most kAnalyticsRangeDaysMax + 29 days.
-      query.filter.Eq("masterAccountId", *user);
-      query.filter.Range("day", Value(DayStart(from_day)), Value(DayStart(to_day + 1)));
-      query.sort_field = "day";
-      while (true) {
-        NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
-        NOEMA_RETURN_IF_ERROR(add(page));
-        if (page.next_cursor.empty()) break;
-        query.cursor = std::move(page.next_cursor);
-      }
-      return Status::Ok();
-    }
-    // Every user: primary-key range scans (the day leads the _id). Each page starts a new
-    // range just after the last _id read rather than passing a cursor, so that every page
-    // is one seek (a cursor plus a range gives the engine two lower bounds on _id).
-    std::optional<ObjectId> next = si::FirstRollupIdOfDay(std::max<int64_t>(0, from_day));
-    const ObjectId end = si::FirstRollupIdOfDay(to_day + 1);
-    while (next.has_value()) {
-      query.filter = Filter();
-      query.filter.Range("_id", Value(*next), Value(end));
-      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kActivityDaily, query));
-      NOEMA_RETURN_IF_ERROR(add(page));
-      if (page.next_cursor.empty() || page.items.empty()) break;
-      NOEMA_ASSIGN_OR_RETURN(ObjectId last, page.items.back().view().GetObjectId("_id"));
-      next = Successor(last);
-    }
-    return Status::Ok();
+    acc.emplace(make());
+    return tx.Scan(Collection::kActivityDaily, filter, [&](DocumentView doc) -> Status {
+      NOEMA_RETURN_IF_ERROR(si::ReadRollupView(doc, parts, &view));
+      return acc->Add(view);
+    });
   });
   if (!status.ok()) return status;
-  return out;
+  return std::move(*acc);
 }
 
 void AppendRange(DocumentBuilder& b, const DayRange& range) {
   b.Append("from", DayString(range.from_day)).Append("to", DayString(range.to_day));
 }
 
-void AppendCountMap(DocumentBuilder& b, std::string_view key,
-                    const std::map<std::string, int64_t>& counts) {
+template <typename Map>
+void AppendCountMap(DocumentBuilder& b, std::string_view key, const Map& counts) {
   b.StartDocument(key);
   for (const auto& [name, n] : counts) b.Append(name, n);
   b.End();
@@ -131,212 +132,301 @@ size_t DayCount(const DayRange& range) {
   return static_cast<size_t>(range.to_day - range.from_day + 1);
 }
 
-// ---- the measures, over rollups that cover (at least) what each needs ----
+// ---- the measures: accumulators fed the rollups that cover (at least) what each needs ----
 
-Document ActiveUsersOf(const Rollups& rollups, const DayRange& range) {
-  const size_t n = DayCount(range);
-  std::vector<int64_t> dau(n, 0);
-  std::map<std::string, std::vector<int64_t>> by_platform;
-  for (const std::string& p : KnownPlatforms()) by_platform[p].assign(n, 0);
-  std::map<ObjectId, std::vector<int64_t>> user_days;
-  for (const si::DailyRollup& r : rollups) {
-    if (r.day > range.to_day || r.day < range.from_day - 29) continue;
-    user_days[r.master_account_id].push_back(r.day);
-    if (!InRange(r.day, range)) continue;
-    dau[DayIndex(r.day, range)] += 1;
+class ActiveUsersAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupPlatforms;
+  static int64_t FirstDay(const DayRange& range) { return range.from_day - 29; }
+
+  explicit ActiveUsersAcc(const DayRange& range) : range_(range), n_(DayCount(range)), dau_(n_) {
+    for (const std::string& p : KnownPlatforms()) by_platform_[p].assign(n_, 0);
+  }
+
+  Status Add(const View& r) {
+    if (r.day > range_.to_day || r.day < range_.from_day - 29) return Status::Ok();
+    user_days_[r.master_account_id].push_back(r.day);
+    if (!InRange(r.day, range_)) return Status::Ok();
+    const size_t i = DayIndex(r.day, range_);
+    dau_[i] += 1;
     for (const auto& [platform, count] : r.by_platform) {
       if (count <= 0) continue;
-      auto& series = by_platform[platform];
-      if (series.empty()) series.assign(n, 0);
-      series[DayIndex(r.day, range)] += 1;
-    }
-  }
-  // WAU/MAU: each active day d covers [d, d + window - 1]; a user counts once per day.
-  auto window_counts = [&](int64_t window) {
-    std::vector<int64_t> diff(n + 1, 0);
-    for (auto& [user, days] : user_days) {
-      std::sort(days.begin(), days.end());
-      int64_t covered_until = std::numeric_limits<int64_t>::min() / 2;
-      for (int64_t d : days) {
-        int64_t start = std::max({d, covered_until + 1, range.from_day});
-        int64_t end = std::min(d + window - 1, range.to_day);
-        covered_until = std::max(covered_until, d + window - 1);
-        if (start > end) continue;
-        diff[DayIndex(start, range)] += 1;
-        diff[DayIndex(end, range) + 1] -= 1;
+      auto it = by_platform_.find(platform);
+      if (it == by_platform_.end()) {
+        it = by_platform_.emplace(std::string(platform), std::vector<int64_t>(n_, 0)).first;
       }
+      it->second[i] += 1;
     }
-    std::vector<int64_t> out(n, 0);
-    int64_t running = 0;
-    for (size_t i = 0; i < n; ++i) out[i] = running += diff[i];
-    return out;
-  };
-  std::vector<int64_t> wau = window_counts(7);
-  std::vector<int64_t> mau = window_counts(30);
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("days");
-  for (size_t i = 0; i < n; ++i) {
-    b.StartDocument(b.NextArrayKey())
-        .Append("day", DayString(range.from_day + static_cast<int64_t>(i)))
-        .Append("dau", dau[i])
-        .Append("wau", wau[i])
-        .Append("mau", mau[i]);
-    b.StartDocument("dauByPlatform");
-    for (const std::string& p : KnownPlatforms()) b.Append(p, by_platform[p][i]);
-    for (const auto& [p, series] : by_platform) {
-      if (std::find(KnownPlatforms().begin(), KnownPlatforms().end(), p) ==
-          KnownPlatforms().end()) {
-        b.Append(p, series[i]);
-      }
-    }
-    b.End().End();
+    return Status::Ok();
   }
-  b.End();
-  return std::move(b).Build();
-}
 
-Document NewAccountsOf(const Rollups& rollups, const DayRange& range) {
-  const size_t n = DayCount(range);
-  std::vector<std::map<std::string, int64_t>> by_platform(n);
-  std::vector<int64_t> total(n, 0);
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
+  Document Build() {
+    // WAU/MAU: each active day d covers [d, d + window - 1]; a user counts once per day.
+    for (auto& [user, days] : user_days_) std::sort(days.begin(), days.end());
+    auto window_counts = [&](int64_t window) {
+      std::vector<int64_t> diff(n_ + 1, 0);
+      for (const auto& [user, days] : user_days_) {
+        int64_t covered_until = std::numeric_limits<int64_t>::min() / 2;
+        for (int64_t d : days) {
+          int64_t start = std::max({d, covered_until + 1, range_.from_day});
+          int64_t end = std::min(d + window - 1, range_.to_day);
+          covered_until = std::max(covered_until, d + window - 1);
+          if (start > end) continue;
+          diff[DayIndex(start, range_)] += 1;
+          diff[DayIndex(end, range_) + 1] -= 1;
+        }
+      }
+      std::vector<int64_t> out(n_, 0);
+      int64_t running = 0;
+      for (size_t i = 0; i < n_; ++i) out[i] = running += diff[i];
+      return out;
+    };
+    std::vector<int64_t> wau = window_counts(7);
+    std::vector<int64_t> mau = window_counts(30);
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("days");
+    for (size_t i = 0; i < n_; ++i) {
+      b.StartDocument(b.NextArrayKey())
+          .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
+          .Append("dau", dau_[i])
+          .Append("wau", wau[i])
+          .Append("mau", mau[i]);
+      b.StartDocument("dauByPlatform");
+      for (const std::string& p : KnownPlatforms()) b.Append(p, by_platform_[p][i]);
+      for (const auto& [p, series] : by_platform_) {
+        if (std::find(KnownPlatforms().begin(), KnownPlatforms().end(), p) ==
+            KnownPlatforms().end()) {
+          b.Append(p, series[i]);
+        }
+      }
+      b.End().End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  size_t n_;
+  std::vector<int64_t> dau_;
+  std::map<std::string, std::vector<int64_t>, std::less<>> by_platform_;
+  ByUser<std::vector<int64_t>> user_days_;
+};
+
+class NewAccountsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupNewAccounts;
+
+  explicit NewAccountsAcc(const DayRange& range)
+      : range_(range), by_platform_(DayCount(range)), total_(DayCount(range)) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    const size_t i = DayIndex(r.day, range_);
     for (const auto& [platform, count] : r.new_accounts) {
-      by_platform[DayIndex(r.day, range)][platform] += count;
-      total[DayIndex(r.day, range)] += count;
+      AddCount(&by_platform_[i], platform, count);
+      total_[i] += count;
     }
+    return Status::Ok();
   }
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("days");
-  for (size_t i = 0; i < n; ++i) {
-    b.StartDocument(b.NextArrayKey())
-        .Append("day", DayString(range.from_day + static_cast<int64_t>(i)))
-        .Append("total", total[i]);
-    AppendCountMap(b, "byPlatform", by_platform[i]);
-    b.End();
-  }
-  b.End();
-  return std::move(b).Build();
-}
 
-Document SessionsOf(const Rollups& rollups, const DayRange& range) {
-  std::map<ObjectId, int64_t> per_user;
-  std::vector<int64_t> durations;
-  int64_t sessions = 0;
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    int64_t started = r.Type("session_started");
+  Document Build() const {
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("days");
+    for (size_t i = 0; i < total_.size(); ++i) {
+      b.StartDocument(b.NextArrayKey())
+          .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
+          .Append("total", total_[i]);
+      AppendCountMap(b, "byPlatform", by_platform_[i]);
+      b.End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  std::vector<CountMap> by_platform_;
+  std::vector<int64_t> total_;
+};
+
+class SessionsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupTypes | si::kRollupSessions;
+
+  explicit SessionsAcc(const DayRange& range) : range_(range) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    int64_t started = r.Type(View::kSessionStarted);
     if (started > 0) {
-      per_user[r.master_account_id] += started;
-      sessions += started;
+      per_user_[r.master_account_id] += started;
+      sessions_ += started;
     }
-    durations.insert(durations.end(), r.session_durations_ms.begin(), r.session_durations_ms.end());
+    durations_.insert(durations_.end(), r.session_durations_ms.begin(),
+                      r.session_durations_ms.end());
+    return Status::Ok();
   }
-  std::vector<int64_t> counts;
-  counts.reserve(per_user.size());
-  for (const auto& [user, count] : per_user) counts.push_back(count);
-  std::sort(counts.begin(), counts.end());
-  std::sort(durations.begin(), durations.end());
-  const auto users = static_cast<int64_t>(per_user.size());
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.Append("sessions", sessions).Append("users", users);
-  b.StartDocument("sessionsPerUser")
-      .Append("mean", Ratio(static_cast<double>(sessions), static_cast<double>(users)))
-      .Append("p50", Percentile(counts, 0.5))
-      .Append("p90", Percentile(counts, 0.9))
-      .End();
-  b.StartDocument("durationMs")
-      .Append("p50", Percentile(durations, 0.5))
-      .Append("p90", Percentile(durations, 0.9))
-      .End();
-  return std::move(b).Build();
-}
 
-Document EventsOf(const Rollups& rollups, const DayRange& range) {
-  const size_t n = DayCount(range);
-  std::vector<std::map<std::string, int64_t>> by_type(n);
-  std::vector<int64_t> total(n, 0);
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    total[DayIndex(r.day, range)] += r.events;
-    for (const auto& [type, count] : r.by_type) by_type[DayIndex(r.day, range)][type] += count;
-  }
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("days");
-  for (size_t i = 0; i < n; ++i) {
-    b.StartDocument(b.NextArrayKey())
-        .Append("day", DayString(range.from_day + static_cast<int64_t>(i)))
-        .Append("total", total[i]);
-    AppendCountMap(b, "byType", by_type[i]);
-    b.End();
-  }
-  b.End();
-  return std::move(b).Build();
-}
-
-Document CommandsOf(const Rollups& rollups, const DayRange& range, int limit) {
-  std::map<std::string, int64_t> counts;
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    for (const auto& [name, count] : r.commands) counts[name] += count;
-  }
-  std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-  if (sorted.size() > static_cast<size_t>(limit)) sorted.resize(static_cast<size_t>(limit));
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("commands");
-  for (const auto& [name, count] : sorted) {
-    b.StartDocument(b.NextArrayKey()).Append("commandName", name).Append("count", count).End();
-  }
-  b.End();
-  return std::move(b).Build();
-}
-
-Document FunnelOf(const Rollups& rollups, const DayRange& range) {
-  static const std::vector<std::string> kSteps = {"session_started", "generation_requested",
-                                                  "generation_completed"};
-  std::map<ObjectId, std::vector<bool>> reached;
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    auto& steps = reached[r.master_account_id];
-    steps.resize(kSteps.size(), false);
-    for (size_t i = 0; i < kSteps.size(); ++i) {
-      if (r.Type(kSteps[i]) > 0) steps[i] = true;
-    }
-  }
-  // A user reaches a step when they did it and every earlier step in the range.
-  std::vector<int64_t> counts(kSteps.size(), 0);
-  for (const auto& [user, steps] : reached) {
-    for (size_t i = 0; i < kSteps.size() && steps[i]; ++i) counts[i] += 1;
-  }
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("steps");
-  for (size_t i = 0; i < kSteps.size(); ++i) {
-    double conversion =
-        i == 0 ? 1.0 : Ratio(static_cast<double>(counts[i]), static_cast<double>(counts[i - 1]));
-    b.StartDocument(b.NextArrayKey())
-        .Append("eventType", kSteps[i])
-        .Append("count", counts[i])
-        .Append("conversion", conversion)
+  Document Build() {
+    std::vector<int64_t> counts;
+    counts.reserve(per_user_.size());
+    for (const auto& [user, count] : per_user_) counts.push_back(count);
+    std::sort(counts.begin(), counts.end());
+    std::sort(durations_.begin(), durations_.end());
+    const auto users = static_cast<int64_t>(per_user_.size());
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.Append("sessions", sessions_).Append("users", users);
+    b.StartDocument("sessionsPerUser")
+        .Append("mean", Ratio(static_cast<double>(sessions_), static_cast<double>(users)))
+        .Append("p50", Percentile(counts, 0.5))
+        .Append("p90", Percentile(counts, 0.9))
         .End();
+    b.StartDocument("durationMs")
+        .Append("p50", Percentile(durations_, 0.5))
+        .Append("p90", Percentile(durations_, 0.9))
+        .End();
+    return std::move(b).Build();
   }
-  b.End();
-  return std::move(b).Build();
-}
 
-Result<Document> GenerationsOf(const Rollups& rollups, const DayRange& range) {
-  std::map<std::string, si::GenerationRollup> services;
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    for (const auto& [name, g] : r.generations) {
-      si::GenerationRollup& sum = services[name];
+ private:
+  DayRange range_;
+  ByUser<int64_t> per_user_;
+  std::vector<int64_t> durations_;
+  int64_t sessions_ = 0;
+};
+
+class EventsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupTypes;
+
+  explicit EventsAcc(const DayRange& range)
+      : range_(range), by_type_(DayCount(range)), total_(DayCount(range)) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    const size_t i = DayIndex(r.day, range_);
+    total_[i] += r.events;
+    for (const auto& [type, count] : r.by_type) AddCount(&by_type_[i], type, count);
+    return Status::Ok();
+  }
+
+  Document Build() const {
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("days");
+    for (size_t i = 0; i < total_.size(); ++i) {
+      b.StartDocument(b.NextArrayKey())
+          .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
+          .Append("total", total_[i]);
+      AppendCountMap(b, "byType", by_type_[i]);
+      b.End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  std::vector<CountMap> by_type_;
+  std::vector<int64_t> total_;
+};
+
+class CommandsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupCommands;
+
+  CommandsAcc(const DayRange& range, int limit) : range_(range), limit_(limit) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    for (const auto& [name, count] : r.commands) AddCount(&counts_, name, count);
+    return Status::Ok();
+  }
+
+  Document Build() const {
+    std::vector<std::pair<std::string, int64_t>> sorted(counts_.begin(), counts_.end());
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    if (sorted.size() > static_cast<size_t>(limit_)) sorted.resize(static_cast<size_t>(limit_));
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("commands");
+    for (const auto& [name, count] : sorted) {
+      b.StartDocument(b.NextArrayKey()).Append("commandName", name).Append("count", count).End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  int limit_;
+  CountMap counts_;
+};
+
+class FunnelAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupTypes;
+  static constexpr std::array<std::string_view, 3> kSteps = {
+      "session_started", "generation_requested", "generation_completed"};
+  static constexpr std::array<View::KnownType, 3> kStepTypes = {
+      View::kSessionStarted, View::kGenerationRequested, View::kGenerationCompleted};
+
+  explicit FunnelAcc(const DayRange& range) : range_(range) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    auto& steps = reached_[r.master_account_id];
+    for (size_t i = 0; i < kSteps.size(); ++i) {
+      if (r.Type(kStepTypes[i]) > 0) steps[i] = true;
+    }
+    return Status::Ok();
+  }
+
+  Document Build() const {
+    // A user reaches a step when they did it and every earlier step in the range.
+    std::vector<int64_t> counts(kSteps.size(), 0);
+    for (const auto& [user, steps] : reached_) {
+      for (size_t i = 0; i < kSteps.size() && steps[i]; ++i) counts[i] += 1;
+    }
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("steps");
+    for (size_t i = 0; i < kSteps.size(); ++i) {
+      double conversion =
+          i == 0 ? 1.0 : Ratio(static_cast<double>(counts[i]), static_cast<double>(counts[i - 1]));
+      b.StartDocument(b.NextArrayKey())
+          .Append("eventType", kSteps[i])
+          .Append("count", counts[i])
+          .Append("conversion", conversion)
+          .End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  ByUser<std::array<bool, kSteps.size()>> reached_;
+};
+
+class GenerationsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupGenerations;
+
+  explicit GenerationsAcc(const DayRange& range) : range_(range) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    for (size_t i = 0; i < r.generation_count; ++i) {
+      const View::Generation& g = r.generations[i];
+      auto it = services_.find(g.service);
+      if (it == services_.end()) it = services_.emplace(std::string(g.service), Sum()).first;
+      Sum& sum = it->second;
       sum.succeeded += g.succeeded;
       sum.failed += g.failed;
       sum.timed_out += g.timed_out;
@@ -345,131 +435,233 @@ Result<Document> GenerationsOf(const Rollups& rollups, const DayRange& range) {
       sum.durations_ms.insert(sum.durations_ms.end(), g.durations_ms.begin(), g.durations_ms.end());
       NOEMA_ASSIGN_OR_RETURN(sum.cost, sum.cost.Add(g.cost));
     }
+    return Status::Ok();
   }
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("services");
-  for (auto& [name, g] : services) {
-    std::sort(g.durations_ms.begin(), g.durations_ms.end());
-    b.StartDocument(b.NextArrayKey())
-        .Append("serviceName", name)
-        .Append("total", g.total())
-        .Append("succeeded", g.succeeded)
-        .Append("failed", g.failed)
-        .Append("timedOut", g.timed_out)
-        .Append("cancelled", g.cancelled)
-        .Append("successRate",
-                Ratio(static_cast<double>(g.succeeded), static_cast<double>(g.total())));
-    b.StartDocument("durationMs")
-        .Append("p50", Percentile(g.durations_ms, 0.5))
-        .Append("p95", Percentile(g.durations_ms, 0.95))
-        .End();
-    b.Append("costUsd", g.cost).End();
-  }
-  b.End();
-  return std::move(b).Build();
-}
 
-Result<Document> CreditOf(const Rollups& rollups, const DayRange& range) {
-  const size_t n = DayCount(range);
-  std::vector<Money> added(n, Money::Zero());
-  std::vector<Money> spent(n, Money::Zero());
-  for (const si::DailyRollup& r : rollups) {
-    if (!InRange(r.day, range)) continue;
-    size_t i = DayIndex(r.day, range);
-    NOEMA_ASSIGN_OR_RETURN(added[i], added[i].Add(r.credit_added));
-    NOEMA_ASSIGN_OR_RETURN(spent[i], spent[i].Add(r.credit_spent));
+  Document Build() {
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("services");
+    for (auto& [name, g] : services_) {
+      std::sort(g.durations_ms.begin(), g.durations_ms.end());
+      b.StartDocument(b.NextArrayKey())
+          .Append("serviceName", name)
+          .Append("total", g.total())
+          .Append("succeeded", g.succeeded)
+          .Append("failed", g.failed)
+          .Append("timedOut", g.timed_out)
+          .Append("cancelled", g.cancelled)
+          .Append("successRate",
+                  Ratio(static_cast<double>(g.succeeded), static_cast<double>(g.total())));
+      b.StartDocument("durationMs")
+          .Append("p50", Percentile(g.durations_ms, 0.5))
+          .Append("p95", Percentile(g.durations_ms, 0.95))
+          .End();
+      b.Append("costUsd", g.cost).End();
+    }
+    b.End();
+    return std::move(b).Build();
   }
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.StartArray("days");
-  for (size_t i = 0; i < n; ++i) {
-    b.StartDocument(b.NextArrayKey())
-        .Append("day", DayString(range.from_day + static_cast<int64_t>(i)))
-        .Append("addedUsd", added[i])
-        .Append("spentUsd", spent[i])
-        .End();
+
+ private:
+  using Sum = si::GenerationRollup;
+  DayRange range_;
+  std::map<std::string, Sum, std::less<>> services_;
+};
+
+class CreditAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupCredit;
+
+  explicit CreditAcc(const DayRange& range)
+      : range_(range), added_(DayCount(range), Money::Zero()), spent_(added_) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    const size_t i = DayIndex(r.day, range_);
+    NOEMA_ASSIGN_OR_RETURN(added_[i], added_[i].Add(r.credit_added));
+    NOEMA_ASSIGN_OR_RETURN(spent_[i], spent_[i].Add(r.credit_spent));
+    return Status::Ok();
   }
-  b.End();
-  return std::move(b).Build();
-}
+
+  Document Build() const {
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.StartArray("days");
+    for (size_t i = 0; i < added_.size(); ++i) {
+      b.StartDocument(b.NextArrayKey())
+          .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
+          .Append("addedUsd", added_[i])
+          .Append("spentUsd", spent_[i])
+          .End();
+    }
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  std::vector<Money> added_;
+  std::vector<Money> spent_;
+};
 
 int64_t FirstCohortMonday(const DayRange& range, int weeks) {
   return MondayOf(range.to_day) - 7 * static_cast<int64_t>(weeks - 1);
 }
 
-Document RetentionOf(const Rollups& rollups, const DayRange& range, int weeks) {
-  const int64_t last_monday = MondayOf(range.to_day);
-  const int64_t first_monday = FirstCohortMonday(range, weeks);
-  std::map<ObjectId, int64_t> created;  // user → Monday of the week of account creation
-  std::map<ObjectId, std::set<int64_t>> active_weeks;
-  for (const si::DailyRollup& r : rollups) {
-    if (r.day < first_monday || r.day > range.to_day) continue;
-    active_weeks[r.master_account_id].insert(MondayOf(r.day));
+static_assert(kAnalyticsRetentionWeeksMax <= 32, "RetentionAcc keeps a week per bit of a uint32");
+
+class RetentionAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupNewAccounts;
+
+  RetentionAcc(const DayRange& range, int weeks)
+      : range_(range), first_monday_(FirstCohortMonday(range, weeks)) {}
+
+  Status Add(const View& r) {
+    if (r.day < first_monday_ || r.day > range_.to_day) return Status::Ok();
+    // Weeks from first_monday_: at most kAnalyticsRetentionWeeksMax (26), one bit each.
+    active_weeks_[r.master_account_id] |= uint32_t{1}
+                                          << static_cast<unsigned>((r.day - first_monday_) / 7);
     if (!r.new_accounts.empty()) {
-      auto [it, inserted] = created.emplace(r.master_account_id, MondayOf(r.day));
+      auto [it, inserted] = created_.emplace(r.master_account_id, MondayOf(r.day));
       if (!inserted) it->second = std::min(it->second, MondayOf(r.day));
     }
+    return Status::Ok();
   }
-  DocumentBuilder b;
-  b.StartArray("cohorts");
-  for (int64_t monday = first_monday; monday <= last_monday; monday += 7) {
-    const size_t columns = static_cast<size_t>((last_monday - monday) / 7 + 1);
-    std::vector<int64_t> retained(columns, 0);
-    int64_t size = 0;
-    for (const auto& [user, cohort] : created) {
-      if (cohort != monday) continue;
-      ++size;
-      for (int64_t week : active_weeks[user]) {
-        if (week >= monday) retained[static_cast<size_t>((week - monday) / 7)] += 1;
+
+  Document Build() {
+    const int64_t last_monday = MondayOf(range_.to_day);
+    DocumentBuilder b;
+    b.StartArray("cohorts");
+    for (int64_t monday = first_monday_; monday <= last_monday; monday += 7) {
+      const size_t columns = static_cast<size_t>((last_monday - monday) / 7 + 1);
+      std::vector<int64_t> retained(columns, 0);
+      int64_t size = 0;
+      for (const auto& [user, cohort] : created_) {
+        if (cohort != monday) continue;
+        ++size;
+        const uint32_t weeks = active_weeks_[user];
+        for (unsigned bit = 0; bit < 32; ++bit) {
+          const int64_t week = first_monday_ + 7 * static_cast<int64_t>(bit);
+          if ((weeks >> bit & 1u) != 0 && week >= monday) {
+            retained[static_cast<size_t>((week - monday) / 7)] += 1;
+          }
+        }
       }
+      b.StartDocument(b.NextArrayKey()).Append("weekStart", DayString(monday)).Append("size", size);
+      b.StartArray("retained");
+      for (int64_t count : retained) b.Append(b.NextArrayKey(), count);
+      b.End().StartArray("rates");
+      for (int64_t count : retained) {
+        b.Append(b.NextArrayKey(), Ratio(static_cast<double>(count), static_cast<double>(size)));
+      }
+      b.End().End();
     }
-    b.StartDocument(b.NextArrayKey()).Append("weekStart", DayString(monday)).Append("size", size);
-    b.StartArray("retained");
-    for (int64_t count : retained) b.Append(b.NextArrayKey(), count);
-    b.End().StartArray("rates");
-    for (int64_t count : retained) {
-      b.Append(b.NextArrayKey(), Ratio(static_cast<double>(count), static_cast<double>(size)));
-    }
-    b.End().End();
+    b.End();
+    return std::move(b).Build();
   }
-  b.End();
-  return std::move(b).Build();
-}
 
-void AddFeatures(const si::DailyRollup& r, UserFeatures* f) {
-  f->sessions += r.Type("session_started");
+ private:
+  DayRange range_;
+  int64_t first_monday_;
+  ByUser<int64_t> created_;        // user → Monday of the week of account creation
+  ByUser<uint32_t> active_weeks_;  // bit k: active in week first_monday_ + 7k
+};
+
+void AddFeatures(const View& r, UserFeatures* f) {
+  f->sessions += r.Type(View::kSessionStarted);
   f->events += r.events;
-  f->commands += r.Type("command_executed");
-  f->menu_interactions += r.Type("menu_item_clicked");
-  f->errors += r.Type("user_facing_error_displayed") + r.Type("command_failed_validation");
-  for (const auto& [name, g] : r.generations) {
-    f->generations += g.total();
-    f->generation_ms += g.duration_ms_total;
+  f->commands += r.Type(View::kCommandExecuted);
+  f->menu_interactions += r.Type(View::kMenuItemClicked);
+  f->errors += r.Type(View::kUserFacingError) + r.Type(View::kCommandFailedValidation);
+  for (size_t i = 0; i < r.generation_count; ++i) {
+    f->generations += r.generations[i].total();
+    f->generation_ms += r.generations[i].duration_ms_total;
   }
-  for (const auto& [name, count] : r.commands) f->commands_by_name[name] += count;
+  for (const auto& [name, count] : r.commands) f->commands_by_name[std::string(name)] += count;
 }
 
-std::map<ObjectId, UserFeatures> FeaturesByUser(const Rollups& rollups, const DayRange& range) {
-  std::map<ObjectId, UserFeatures> users;
-  for (const si::DailyRollup& r : rollups) {
-    if (InRange(r.day, range)) AddFeatures(r, &users[r.master_account_id]);
+// The features of one user (a scan of that user's rollups).
+struct FeaturesAcc {
+  static constexpr unsigned kParts = kFeatureParts;
+  Status Add(const View& r) {
+    AddFeatures(r, &features);
+    return Status::Ok();
   }
-  return users;
-}
+  UserFeatures features;
+};
 
-Document ArchetypesOf(const Rollups& rollups, const DayRange& range, const ArchetypeRules& rules) {
-  std::map<std::string, int64_t> mix;
-  std::map<ObjectId, UserFeatures> users = FeaturesByUser(rollups, range);
-  for (const auto& [user, features] : users) mix[ClassifyArchetype(features, rules)] += 1;
-  DocumentBuilder b;
-  AppendRange(b, range);
-  b.Append("users", static_cast<int64_t>(users.size()));
-  b.StartDocument("mix");
-  for (const std::string& name : ArchetypeNames()) b.Append(name, mix[name]);
-  b.End();
-  return std::move(b).Build();
-}
+class ArchetypesAcc {
+ public:
+  static constexpr unsigned kParts = kFeatureParts;
+
+  ArchetypesAcc(const DayRange& range, const ArchetypeRules* rules)
+      : range_(range), rules_(rules) {}
+
+  Status Add(const View& r) {
+    if (InRange(r.day, range_)) AddFeatures(r, &users_[r.master_account_id]);
+    return Status::Ok();
+  }
+
+  Document Build() const {
+    std::map<std::string, int64_t> mix;
+    for (const auto& [user, features] : users_) mix[ClassifyArchetype(features, *rules_)] += 1;
+    DocumentBuilder b;
+    AppendRange(b, range_);
+    b.Append("users", static_cast<int64_t>(users_.size()));
+    b.StartDocument("mix");
+    for (const std::string& name : ArchetypeNames()) b.Append(name, mix[name]);
+    b.End();
+    return std::move(b).Build();
+  }
+
+ private:
+  DayRange range_;
+  const ArchetypeRules* rules_;
+  ByUser<UserFeatures> users_;
+};
+
+// Every section, fed from one scan.
+struct ReportAcc {
+  static constexpr unsigned kParts = si::kRollupAll;
+
+  ReportAcc(const DayRange& range, int weeks, const ArchetypeRules* rules)
+      : active(range),
+        accounts(range),
+        sessions(range),
+        events(range),
+        commands(range, kAnalyticsCommandsLimitDefault),
+        funnel(range),
+        generations(range),
+        credit(range),
+        retention(range, weeks),
+        archetypes(range, rules) {}
+
+  Status Add(const View& r) {
+    NOEMA_RETURN_IF_ERROR(active.Add(r));
+    NOEMA_RETURN_IF_ERROR(accounts.Add(r));
+    NOEMA_RETURN_IF_ERROR(sessions.Add(r));
+    NOEMA_RETURN_IF_ERROR(events.Add(r));
+    NOEMA_RETURN_IF_ERROR(commands.Add(r));
+    NOEMA_RETURN_IF_ERROR(funnel.Add(r));
+    NOEMA_RETURN_IF_ERROR(generations.Add(r));
+    NOEMA_RETURN_IF_ERROR(credit.Add(r));
+    NOEMA_RETURN_IF_ERROR(retention.Add(r));
+    return archetypes.Add(r);
+  }
+
+  ActiveUsersAcc active;
+  NewAccountsAcc accounts;
+  SessionsAcc sessions;
+  EventsAcc events;
+  CommandsAcc commands;
+  FunnelAcc funnel;
+  GenerationsAcc generations;
+  CreditAcc credit;
+  RetentionAcc retention;
+  ArchetypesAcc archetypes;
+};
 
 Status CheckLimit(int value, int max, std::string_view field) {
   if (value < 1 || value > max) {
@@ -590,65 +782,85 @@ std::string ClassifyArchetype(const UserFeatures& f, const ArchetypeRules& rules
 }
 
 Result<Document> AnalyticsService::ActiveUsers(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day - 29,
-                                                      range.to_day, si::kRollupPlatforms));
-  return ActiveUsersOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(ActiveUsersAcc acc,
+                         Accumulate<ActiveUsersAcc>(*ctx_->store, ActiveUsersAcc::FirstDay(range),
+                                                    range.to_day, ActiveUsersAcc::kParts, nullptr,
+                                                    [&] { return ActiveUsersAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::NewAccounts(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
-                                                      si::kRollupNewAccounts));
-  return NewAccountsOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(
+      NewAccountsAcc acc,
+      Accumulate<NewAccountsAcc>(*ctx_->store, range.from_day, range.to_day, NewAccountsAcc::kParts,
+                                 nullptr, [&] { return NewAccountsAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Sessions(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
-                                                      si::kRollupTypes | si::kRollupSessions));
-  return SessionsOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(
+      SessionsAcc acc,
+      Accumulate<SessionsAcc>(*ctx_->store, range.from_day, range.to_day, SessionsAcc::kParts,
+                              nullptr, [&] { return SessionsAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Events(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupTypes));
-  return EventsOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(
+      EventsAcc acc,
+      Accumulate<EventsAcc>(*ctx_->store, range.from_day, range.to_day, EventsAcc::kParts, nullptr,
+                            [&] { return EventsAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Commands(const DayRange& range, int limit) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(limit, kAnalyticsCommandsLimitMax, "limit"));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
-                                                      si::kRollupCommands));
-  return CommandsOf(rollups, range, limit);
+  NOEMA_ASSIGN_OR_RETURN(
+      CommandsAcc acc,
+      Accumulate<CommandsAcc>(*ctx_->store, range.from_day, range.to_day, CommandsAcc::kParts,
+                              nullptr, [&] { return CommandsAcc(range, limit); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Funnel(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupTypes));
-  return FunnelOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(
+      FunnelAcc acc,
+      Accumulate<FunnelAcc>(*ctx_->store, range.from_day, range.to_day, FunnelAcc::kParts, nullptr,
+                            [&] { return FunnelAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Generations(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
-                                                      si::kRollupGenerations));
-  return GenerationsOf(rollups, range);
+  NOEMA_ASSIGN_OR_RETURN(
+      GenerationsAcc acc,
+      Accumulate<GenerationsAcc>(*ctx_->store, range.from_day, range.to_day, GenerationsAcc::kParts,
+                                 nullptr, [&] { return GenerationsAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Credit(const DayRange& range) const {
   NOEMA_ASSIGN_OR_RETURN(
-      Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day, si::kRollupCredit));
-  return CreditOf(rollups, range);
+      CreditAcc acc,
+      Accumulate<CreditAcc>(*ctx_->store, range.from_day, range.to_day, CreditAcc::kParts, nullptr,
+                            [&] { return CreditAcc(range); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Retention(const DayRange& range, int weeks) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(weeks, kAnalyticsRetentionWeeksMax, "weeks"));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, FirstCohortMonday(range, weeks),
-                                                      range.to_day, si::kRollupNewAccounts));
-  return RetentionOf(rollups, range, weeks);
+  NOEMA_ASSIGN_OR_RETURN(RetentionAcc acc,
+                         Accumulate<RetentionAcc>(*ctx_->store, FirstCohortMonday(range, weeks),
+                                                  range.to_day, RetentionAcc::kParts, nullptr,
+                                                  [&] { return RetentionAcc(range, weeks); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::Archetypes(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, range.from_day, range.to_day, kFeatureParts));
-  return ArchetypesOf(rollups, range, rules_);
+  NOEMA_ASSIGN_OR_RETURN(
+      ArchetypesAcc acc,
+      Accumulate<ArchetypesAcc>(*ctx_->store, range.from_day, range.to_day, ArchetypesAcc::kParts,
+                                nullptr, [&] { return ArchetypesAcc(range, &rules_); }));
+  return acc.Build();
 }
 
 Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account_id,
@@ -661,10 +873,11 @@ Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account
     return user.status();
   });
   NOEMA_RETURN_IF_ERROR(exists);
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups, LoadRollups(*ctx_->store, range.from_day, range.to_day,
-                                                      kFeatureParts, &master_account_id));
-  UserFeatures f;
-  for (const si::DailyRollup& r : rollups) AddFeatures(r, &f);
+  NOEMA_ASSIGN_OR_RETURN(
+      FeaturesAcc acc,
+      Accumulate<FeaturesAcc>(*ctx_->store, range.from_day, range.to_day, FeaturesAcc::kParts,
+                              &master_account_id, [] { return FeaturesAcc(); }));
+  const UserFeatures& f = acc.features;
   const auto sessions = static_cast<double>(f.sessions);
   DocumentBuilder b;
   b.Append("masterAccountId", master_account_id.ToHex());
@@ -687,19 +900,22 @@ Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account
 
 Result<Document> AnalyticsService::Report(const DayRange& range, int weeks) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(weeks, kAnalyticsRetentionWeeksMax, "weeks"));
-  int64_t first = std::min(range.from_day - 29, FirstCohortMonday(range, weeks));
-  NOEMA_ASSIGN_OR_RETURN(Rollups rollups,
-                         LoadRollups(*ctx_->store, first, range.to_day, si::kRollupAll));
-  NOEMA_ASSIGN_OR_RETURN(Document generations, GenerationsOf(rollups, range));
-  NOEMA_ASSIGN_OR_RETURN(Document credit, CreditOf(rollups, range));
-  const Document active = ActiveUsersOf(rollups, range);
-  const Document accounts = NewAccountsOf(rollups, range);
-  const Document sessions = SessionsOf(rollups, range);
-  const Document events = EventsOf(rollups, range);
-  const Document commands = CommandsOf(rollups, range, kAnalyticsCommandsLimitDefault);
-  const Document funnel = FunnelOf(rollups, range);
-  const Document retention = RetentionOf(rollups, range, weeks);
-  const Document archetypes = ArchetypesOf(rollups, range, rules_);
+  // One scan from the earliest day any section reads.
+  int64_t first = std::min(ActiveUsersAcc::FirstDay(range), FirstCohortMonday(range, weeks));
+  NOEMA_ASSIGN_OR_RETURN(
+      ReportAcc acc,
+      Accumulate<ReportAcc>(*ctx_->store, first, range.to_day, ReportAcc::kParts, nullptr,
+                            [&] { return ReportAcc(range, weeks, &rules_); }));
+  const Document active = acc.active.Build();
+  const Document accounts = acc.accounts.Build();
+  const Document sessions = acc.sessions.Build();
+  const Document events = acc.events.Build();
+  const Document commands = acc.commands.Build();
+  const Document funnel = acc.funnel.Build();
+  const Document generations = acc.generations.Build();
+  const Document credit = acc.credit.Build();
+  const Document retention = acc.retention.Build();
+  const Document archetypes = acc.archetypes.Build();
   DocumentBuilder b;
   AppendRange(b, range);
   b.AppendDocument("activeUsers", active)

@@ -54,42 +54,6 @@ void AppendLongs(DocumentBuilder& b, std::string_view key, const std::vector<int
   b.End();
 }
 
-Status ReadCounts(DocumentView doc, std::string_view key, std::map<std::string, int64_t>* out) {
-  if (!doc.Has(key)) return Status::Ok();
-  NOEMA_ASSIGN_OR_RETURN(DocumentView array, doc.GetArray(key));
-  bson_iter_t iter;
-  bson_iter_init(&iter, array.get());
-  while (bson_iter_next(&iter)) {
-    if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
-      return Status::InvalidArgument("expected {k, n}", std::string(key));
-    }
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    bson_iter_document(&iter, &len, &data);
-    DocumentView item(data, len);
-    NOEMA_ASSIGN_OR_RETURN(std::string_view name, item.GetString("k"));
-    NOEMA_ASSIGN_OR_RETURN(int64_t n, item.GetInteger("n"));
-    (*out)[std::string(name)] += n;
-  }
-  return Status::Ok();
-}
-
-Status ReadLongs(DocumentView doc, std::string_view key, std::vector<int64_t>* out) {
-  NOEMA_ASSIGN_OR_RETURN(DocumentView array, doc.GetArray(key));
-  bson_iter_t iter;
-  bson_iter_init(&iter, array.get());
-  while (bson_iter_next(&iter)) {
-    if (BSON_ITER_HOLDS_INT64(&iter)) {
-      out->push_back(bson_iter_int64(&iter));
-    } else if (BSON_ITER_HOLDS_INT32(&iter)) {
-      out->push_back(bson_iter_int32(&iter));
-    } else {
-      return Status::InvalidArgument("expected a long", std::string(key));
-    }
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 int64_t DayOf(Timestamp time) {
@@ -233,50 +197,250 @@ Document RollupToDocument(const DailyRollup& rollup) {
   return std::move(b).Build();
 }
 
-Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts) {
-  DailyRollup r;
-  NOEMA_ASSIGN_OR_RETURN(Timestamp day, doc.GetDate("day"));
-  r.day = DayOf(day);
-  NOEMA_ASSIGN_OR_RETURN(r.master_account_id, doc.GetObjectId("masterAccountId"));
-  NOEMA_ASSIGN_OR_RETURN(r.events, doc.GetInteger("events"));
-  if (parts & kRollupTypes) NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byType", &r.by_type));
-  if (parts & kRollupPlatforms) {
-    NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "byPlatform", &r.by_platform));
+namespace {
+
+// One pass over a rollup document with bson_iter (no path look-ups): the readers run it on
+// tens of thousands of documents per query.
+
+Status Malformed(std::string_view field, std::string_view what) {
+  return Status(StatusCode::kDataLoss, "activityDaily document: " + std::string(what),
+                std::string(field));
+}
+
+std::string_view KeyOf(const bson_iter_t& iter) {
+  return {bson_iter_key(&iter), bson_iter_key_len(&iter)};
+}
+
+bool IterInteger(const bson_iter_t& iter, int64_t* out) {
+  if (BSON_ITER_HOLDS_INT64(&iter)) {
+    *out = bson_iter_int64(&iter);
+  } else if (BSON_ITER_HOLDS_INT32(&iter)) {
+    *out = bson_iter_int32(&iter);
+  } else {
+    return false;
   }
-  if (parts & kRollupCommands) NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "commands", &r.commands));
-  if (parts & kRollupNewAccounts) {
-    NOEMA_RETURN_IF_ERROR(ReadCounts(doc, "newAccounts", &r.new_accounts));
+  return true;
+}
+
+Status IterMoney(const bson_iter_t& iter, std::string_view field, Money* out) {
+  if (!BSON_ITER_HOLDS_DECIMAL128(&iter)) return Malformed(field, "expected a decimal");
+  bson_decimal128_t dec;
+  bson_iter_decimal128(&iter, &dec);
+  NOEMA_ASSIGN_OR_RETURN(*out, Money::FromDecimal128(dec, field));
+  return Status::Ok();
+}
+
+Status IterLongs(const bson_iter_t& array, std::string_view field, std::vector<int64_t>* out) {
+  if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(field, "expected an array");
+  bson_iter_t item;
+  if (!bson_iter_recurse(&array, &item)) return Malformed(field, "expected an array");
+  while (bson_iter_next(&item)) {
+    int64_t value = 0;
+    if (!IterInteger(item, &value)) return Malformed(field, "expected a long");
+    out->push_back(value);
   }
-  if (parts & kRollupSessions) {
-    NOEMA_RETURN_IF_ERROR(ReadLongs(doc, "sessionDurationsMs", &r.session_durations_ms));
-  }
-  if (parts & kRollupGenerations) {
-    NOEMA_ASSIGN_OR_RETURN(DocumentView generations, doc.GetArray("generations"));
-    bson_iter_t iter;
-    bson_iter_init(&iter, generations.get());
-    while (bson_iter_next(&iter)) {
-      if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
-        return Status::InvalidArgument("expected a document", "generations");
+  return Status::Ok();
+}
+
+}  // namespace
+
+namespace {
+
+Status ViewCounts(const bson_iter_t& array, std::string_view field, RollupView::Counts* out) {
+  if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(field, "expected an array");
+  bson_iter_t item;
+  if (!bson_iter_recurse(&array, &item)) return Malformed(field, "expected an array");
+  while (bson_iter_next(&item)) {
+    bson_iter_t kv;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&item) || !bson_iter_recurse(&item, &kv)) {
+      return Malformed(field, "expected {k, n}");
+    }
+    std::string_view name;
+    int64_t n = 0;
+    bool has_name = false;
+    bool has_n = false;
+    while (bson_iter_next(&kv)) {
+      std::string_view key = KeyOf(kv);
+      if (key == "k" && BSON_ITER_HOLDS_UTF8(&kv)) {
+        uint32_t len = 0;
+        const char* text = bson_iter_utf8(&kv, &len);
+        name = std::string_view(text, len);
+        has_name = true;
+      } else if (key == "n") {
+        has_n = IterInteger(kv, &n);
       }
-      uint32_t len = 0;
-      const uint8_t* data = nullptr;
-      bson_iter_document(&iter, &len, &data);
-      DocumentView item(data, len);
-      NOEMA_ASSIGN_OR_RETURN(std::string_view service, item.GetString("serviceName"));
-      GenerationRollup& g = r.generations[std::string(service)];
-      NOEMA_ASSIGN_OR_RETURN(g.succeeded, item.GetInteger("succeeded"));
-      NOEMA_ASSIGN_OR_RETURN(g.failed, item.GetInteger("failed"));
-      NOEMA_ASSIGN_OR_RETURN(g.timed_out, item.GetInteger("timedOut"));
-      NOEMA_ASSIGN_OR_RETURN(g.cancelled, item.GetInteger("cancelled"));
-      NOEMA_ASSIGN_OR_RETURN(g.duration_ms_total, item.GetInteger("durationMsTotal"));
-      NOEMA_RETURN_IF_ERROR(ReadLongs(item, "durationsMs", &g.durations_ms));
-      NOEMA_ASSIGN_OR_RETURN(g.cost, item.GetMoney("costUsd"));
+    }
+    if (!has_name || !has_n) return Malformed(field, "expected {k, n}");
+    out->emplace_back(name, n);
+  }
+  return Status::Ok();
+}
+
+Status ViewGenerations(const bson_iter_t& array, RollupView* out) {
+  constexpr std::string_view kField = "generations";
+  if (!BSON_ITER_HOLDS_ARRAY(&array)) return Malformed(kField, "expected an array");
+  bson_iter_t item;
+  if (!bson_iter_recurse(&array, &item)) return Malformed(kField, "expected an array");
+  while (bson_iter_next(&item)) {
+    bson_iter_t field;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&item) || !bson_iter_recurse(&item, &field)) {
+      return Malformed(kField, "expected a document");
+    }
+    if (out->generations.size() == out->generation_count) out->generations.emplace_back();
+    RollupView::Generation& g = out->generations[out->generation_count++];
+    g.durations_ms.clear();
+    unsigned seen = 0;
+    while (bson_iter_next(&field)) {
+      std::string_view key = KeyOf(field);
+      bool ok = true;
+      if (key == "serviceName" && BSON_ITER_HOLDS_UTF8(&field)) {
+        uint32_t len = 0;
+        const char* text = bson_iter_utf8(&field, &len);
+        g.service = std::string_view(text, len);
+        seen |= 1u << 0;
+      } else if (key == "succeeded") {
+        ok = IterInteger(field, &g.succeeded);
+        seen |= 1u << 1;
+      } else if (key == "failed") {
+        ok = IterInteger(field, &g.failed);
+        seen |= 1u << 2;
+      } else if (key == "timedOut") {
+        ok = IterInteger(field, &g.timed_out);
+        seen |= 1u << 3;
+      } else if (key == "cancelled") {
+        ok = IterInteger(field, &g.cancelled);
+        seen |= 1u << 4;
+      } else if (key == "durationMsTotal") {
+        ok = IterInteger(field, &g.duration_ms_total);
+        seen |= 1u << 5;
+      } else if (key == "durationsMs") {
+        NOEMA_RETURN_IF_ERROR(IterLongs(field, kField, &g.durations_ms));
+        seen |= 1u << 6;
+      } else if (key == "costUsd") {
+        NOEMA_RETURN_IF_ERROR(IterMoney(field, kField, &g.cost));
+        seen |= 1u << 7;
+      }
+      if (!ok) return Malformed(kField, "expected an integer in " + std::string(key));
+    }
+    if (seen != 0xffu) return Malformed(kField, "a service entry lacks a field");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const std::array<std::string_view, RollupView::kKnownTypes>& RollupView::KnownTypeNames() {
+  static const std::array<std::string_view, kKnownTypes> names = {
+      "session_started",           "command_executed",
+      "menu_item_clicked",         "user_facing_error_displayed",
+      "command_failed_validation", "generation_requested",
+      "generation_completed"};
+  return names;
+}
+
+Status ReadRollupView(DocumentView doc, unsigned parts, RollupView* out) {
+  RollupView& r = *out;
+  r.known.fill(0);
+  r.by_type.clear();
+  r.by_platform.clear();
+  r.commands.clear();
+  r.new_accounts.clear();
+  r.session_durations_ms.clear();
+  r.generation_count = 0;
+  r.credit_added = Money::Zero();
+  r.credit_spent = Money::Zero();
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, doc.get())) return Malformed("", "not a document");
+  unsigned seen = 0;  // day, masterAccountId, events, creditAddedUsd, creditSpentUsd
+  while (bson_iter_next(&iter)) {
+    std::string_view key = KeyOf(iter);
+    if (key == "day") {
+      if (!BSON_ITER_HOLDS_DATE_TIME(&iter)) return Malformed(key, "expected a date");
+      r.day = DayOf(Timestamp::FromMillis(bson_iter_date_time(&iter)));
+      seen |= 1u << 0;
+    } else if (key == "masterAccountId") {
+      if (!BSON_ITER_HOLDS_OID(&iter)) return Malformed(key, "expected an objectId");
+      r.master_account_id = ObjectId(*bson_iter_oid(&iter));
+      seen |= 1u << 1;
+    } else if (key == "events") {
+      if (!IterInteger(iter, &r.events)) return Malformed(key, "expected an integer");
+      seen |= 1u << 2;
+    } else if (key == "byType") {
+      if (parts & kRollupTypes) {
+        NOEMA_RETURN_IF_ERROR(ViewCounts(iter, key, &r.by_type));
+        const auto& names = RollupView::KnownTypeNames();
+        for (const auto& [name, n] : r.by_type) {
+          for (size_t i = 0; i < names.size(); ++i) {
+            if (name.size() == names[i].size() && name == names[i]) {
+              r.known[i] += n;
+              break;
+            }
+          }
+        }
+      }
+    } else if (key == "byPlatform") {
+      if (parts & kRollupPlatforms) NOEMA_RETURN_IF_ERROR(ViewCounts(iter, key, &r.by_platform));
+    } else if (key == "commands") {
+      if (parts & kRollupCommands) NOEMA_RETURN_IF_ERROR(ViewCounts(iter, key, &r.commands));
+    } else if (key == "newAccounts") {
+      if (parts & kRollupNewAccounts) {
+        NOEMA_RETURN_IF_ERROR(ViewCounts(iter, key, &r.new_accounts));
+      }
+    } else if (key == "sessionDurationsMs") {
+      if (parts & kRollupSessions) {
+        NOEMA_RETURN_IF_ERROR(IterLongs(iter, key, &r.session_durations_ms));
+      }
+    } else if (key == "generations") {
+      if (parts & kRollupGenerations) NOEMA_RETURN_IF_ERROR(ViewGenerations(iter, &r));
+    } else if (key == "creditAddedUsd") {
+      if (parts & kRollupCredit) NOEMA_RETURN_IF_ERROR(IterMoney(iter, key, &r.credit_added));
+      seen |= 1u << 3;
+    } else if (key == "creditSpentUsd") {
+      if (parts & kRollupCredit) NOEMA_RETURN_IF_ERROR(IterMoney(iter, key, &r.credit_spent));
+      seen |= 1u << 4;
     }
   }
-  if (parts & kRollupCredit) {
-    NOEMA_ASSIGN_OR_RETURN(r.credit_added, doc.GetMoney("creditAddedUsd"));
-    NOEMA_ASSIGN_OR_RETURN(r.credit_spent, doc.GetMoney("creditSpentUsd"));
+  if ((seen & 0x7u) != 0x7u) return Malformed("", "day, masterAccountId or events missing");
+  if ((parts & kRollupCredit) && (seen & 0x18u) != 0x18u) {
+    return Malformed("", "creditAddedUsd or creditSpentUsd missing");
   }
+  return Status::Ok();
+}
+
+Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts) {
+  RollupView view;
+  NOEMA_RETURN_IF_ERROR(ReadRollupView(doc, parts, &view));
+  DailyRollup r;
+  r.day = view.day;
+  r.master_account_id = view.master_account_id;
+  r.events = view.events;
+  auto copy = [](const RollupView::Counts& from, std::map<std::string, int64_t>* into) {
+    for (const auto& [name, n] : from) (*into)[std::string(name)] += n;
+  };
+  copy(view.by_type, &r.by_type);
+  copy(view.by_platform, &r.by_platform);
+  copy(view.commands, &r.commands);
+  copy(view.new_accounts, &r.new_accounts);
+  r.session_durations_ms = std::move(view.session_durations_ms);
+  for (size_t i = 0; i < view.generation_count; ++i) {
+    RollupView::Generation& g = view.generations[i];
+    GenerationRollup& into = r.generations[std::string(g.service)];
+    into.succeeded += g.succeeded;
+    into.failed += g.failed;
+    into.timed_out += g.timed_out;
+    into.cancelled += g.cancelled;
+    into.duration_ms_total += g.duration_ms_total;
+    if (into.durations_ms.empty()) {
+      into.durations_ms = std::move(g.durations_ms);
+    } else {
+      // A service named twice in one document (not written by this code).
+      into.durations_ms.insert(into.durations_ms.end(), g.durations_ms.begin(),
+                               g.durations_ms.end());
+    }
+    NOEMA_RETURN_IF_ERROR(AddMoney(&into.cost, g.cost));
+  }
+  r.credit_added = view.credit_added;
+  r.credit_spent = view.credit_spent;
   return r;
 }
 

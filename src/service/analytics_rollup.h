@@ -8,9 +8,12 @@
 // userEvents with the same ApplyEventToRollup, so both paths give identical documents.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "noema/bson.h"
@@ -91,6 +94,67 @@ enum RollupPart : unsigned {
 };
 
 Result<DailyRollup> RollupFromDocument(DocumentView doc, unsigned parts = kRollupAll);
+
+// A rollup document decoded without copying its strings: names are views into the BSON
+// document, valid while it is. The analytics readers decode every document of a range into
+// one RollupView reused from document to document, so that reading allocates nothing once
+// the vectors have grown (a DailyRollup's maps cost a dozen allocations per document).
+struct RollupView {
+  // The event types the measures look up, counted apart while decoding byType so that a
+  // look-up is an array read (Type() searches the rest).
+  enum KnownType : size_t {
+    kSessionStarted,
+    kCommandExecuted,
+    kMenuItemClicked,
+    kUserFacingError,
+    kCommandFailedValidation,
+    kGenerationRequested,
+    kGenerationCompleted,
+    kKnownTypes,
+  };
+  static const std::array<std::string_view, kKnownTypes>& KnownTypeNames();
+
+  using Counts = std::vector<std::pair<std::string_view, int64_t>>;  // in stored order
+  struct Generation {
+    std::string_view service;
+    int64_t succeeded = 0;
+    int64_t failed = 0;
+    int64_t timed_out = 0;
+    int64_t cancelled = 0;
+    int64_t duration_ms_total = 0;
+    std::vector<int64_t> durations_ms;  // ascending
+    Money cost = Money::Zero();
+    int64_t total() const { return succeeded + failed + timed_out + cancelled; }
+  };
+
+  int64_t day = 0;
+  ObjectId master_account_id;
+  int64_t events = 0;
+  Counts by_type;
+  Counts by_platform;
+  Counts commands;
+  Counts new_accounts;
+  std::vector<int64_t> session_durations_ms;
+  std::vector<Generation> generations;  // the first `generation_count` are this document's
+  size_t generation_count = 0;
+  Money credit_added = Money::Zero();
+  Money credit_spent = Money::Zero();
+
+  std::array<int64_t, kKnownTypes> known{};  // by_type counts of the known types
+
+  int64_t Type(KnownType type) const { return known[type]; }
+  int64_t Type(std::string_view type) const {
+    int64_t n = 0;
+    for (const auto& [name, count] : by_type) {
+      if (name == type) n += count;
+    }
+    return n;
+  }
+};
+
+// Decodes `doc` into `out` (its previous content is replaced; parts not asked for are
+// left empty). DataLoss naming the field for a document that is not a rollup.
+Status ReadRollupView(DocumentView doc, unsigned parts, RollupView* out);
 
 // Adds `event` (a userEvents document just inserted in `tx`) to its day's rollup in `tx`.
 Status UpdateRollupInTx(Transaction& tx, DocumentView event);

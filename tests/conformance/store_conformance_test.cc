@@ -763,6 +763,52 @@ TEST_P(PagingTest, CountsWithEveryKindOfPredicate) {
   EXPECT_EQ(count(Filter().Range("_id", std::nullopt, Value("z"))), 0);
 }
 
+TEST_P(PagingTest, ScanVisitsEveryMatchOnceInIdOrderAndStopsOnError) {
+  std::vector<ObjectId> ids;
+  ASSERT_OK(store_->RunReadOnly([&](Transaction& tx) {
+    ids.clear();
+    return tx.Scan(Collection::kUserEvents, RangeQuery(false).filter, [&](DocumentView doc) {
+      NOEMA_ASSIGN_OR_RETURN(ObjectId master, doc.GetObjectId("masterAccountId"));
+      EXPECT_EQ(master, master_);
+      NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.GetObjectId("_id"));
+      ids.push_back(id);
+      return Status::Ok();
+    });
+  }));
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kInRange));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<ObjectId>(ids.begin(), ids.end()).size(), ids.size());
+
+  // A residual predicate (no index on eventData.commandName), and no match at all.
+  int64_t visited = 0;
+  auto count_visits = [&](const Filter& filter) {
+    visited = 0;
+    return store_->RunReadOnly([&](Transaction& tx) {
+      return tx.Scan(Collection::kUserEvents, filter, [&](DocumentView) {
+        ++visited;
+        return Status::Ok();
+      });
+    });
+  };
+  ASSERT_OK(count_visits(Filter().Eq("eventData.commandName", "/make")));
+  EXPECT_EQ(visited, 60 + 30);
+  ASSERT_OK(count_visits(Filter().Eq("masterAccountId", ObjectId::Generate())));
+  EXPECT_EQ(visited, 0);
+  // Ranges on _id (what the analytics readers use).
+  ASSERT_OK(count_visits(Filter().Range("_id", Value(ids[10]), Value(ids[20]))));
+  EXPECT_EQ(visited, 10);
+
+  // The visitor's error stops the scan and is the scan's result.
+  int calls = 0;
+  Status stopped = store_->RunReadOnly([&](Transaction& tx) {
+    return tx.Scan(Collection::kUserEvents, Filter(), [&](DocumentView) {
+      return ++calls == 3 ? Status::FailedPrecondition("enough") : Status::Ok();
+    });
+  });
+  EXPECT_EQ(stopped.code(), StatusCode::kFailedPrecondition) << stopped.ToString();
+  EXPECT_EQ(calls, 3);
+}
+
 TEST_P(StoreConformanceTest, FindOneOnAMultikeyField) {
   ObjectId alice = ObjectId::Generate();
   UserSpec spec{{{"telegram", "100"}, {"discord", "200"}}, {kWalletA}, {KeyHash('c')}};

@@ -312,6 +312,46 @@ TEST_F(MongoWireTest, FindSendsFilterSortAndLimitAndPagesWithGetMoreAndTheCursor
   EXPECT_NE(JsonAt(next, "txnNumber"), JsonAt(find, "txnNumber"));
 }
 
+TEST_F(MongoWireTest, ScanIsOneFindInIdOrderWithoutLimitFollowedByGetMoreToTheEnd) {
+  const ObjectId user = ObjectId::Generate();
+  Document d1 = EventDoc(ObjectId::Generate(), user, At(2000));
+  Document d2 = EventDoc(ObjectId::Generate(), user, At(3000));
+  Document d3 = EventDoc(ObjectId::Generate(), user, At(4000));
+  const int64_t server_cursor = 91;
+
+  MockScenario scenario;
+  scenario.Reply("find", CursorReply("userEvents", server_cursor, "firstBatch", {&d1, &d2}))
+      .Reply("getMore", CursorReply("userEvents", 0, "nextBatch", {&d3}))
+      .Reply("commitTransaction", "{}");
+  Start(scenario);
+
+  Filter filter;
+  filter.Eq("masterAccountId", user).Range("timestamp", Value(At(1000)), Value(At(5000)));
+  std::vector<std::string> seen;
+  Status status = store_->RunReadOnly([&](Transaction& tx) -> Status {
+    seen.clear();
+    return tx.Scan(Collection::kUserEvents, filter, [&](DocumentView doc) {
+      seen.push_back(doc.ToJson(JsonMode::kCanonical));
+      return Status::Ok();
+    });
+  });
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(seen, (std::vector<std::string>{Canonical(d1), Canonical(d2), Canonical(d3)}));
+  std::vector<MockRequest> requests = Finish();
+
+  std::vector<const MockRequest*> commands = UnitCommands(requests);
+  ASSERT_EQ(Names(commands), std::vector<std::string>({"find", "getMore", "commitTransaction"}));
+  const Document& find = commands[0]->doc;
+  DocumentBuilder expected;
+  expected.Append("masterAccountId", user);
+  expected.StartDocument("timestamp").Append("$gte", At(1000)).Append("$lt", At(5000)).End();
+  EXPECT_EQ(CanonicalAt(find, "filter"), Canonical(std::move(expected).Build()));
+  EXPECT_EQ(JsonAt(find, "sort"), R"({ "_id" : 1 })");
+  EXPECT_EQ(JsonAt(find, "limit"), "<missing>") << "a scan reads to the end";
+  EXPECT_EQ(JsonAt(find, "readConcern.level"), "\"snapshot\"");
+  EXPECT_EQ(JsonAt(commands[1]->doc, "getMore"), "91");
+}
+
 TEST_F(MongoWireTest, ReplaceWithPreconditionIsOneConditionalUpdateAndExplainsAMiss) {
   const ObjectId user = ObjectId::Generate();
   const ObjectId id = ObjectId::Generate();

@@ -52,6 +52,9 @@ class RefusingTransaction : public Transaction {
   Result<int64_t> Count(Collection collection, const Filter& filter) override {
     return inner_->Count(collection, filter);
   }
+  Status Scan(Collection collection, const Filter& filter, const DocumentVisitor& visit) override {
+    return inner_->Scan(collection, filter, visit);
+  }
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
     return inner_->Replace(collection, id, doc, precondition);

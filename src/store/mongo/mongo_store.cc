@@ -217,6 +217,25 @@ class MongoTransaction final : public Transaction {
     return page;
   }
 
+  Status Scan(Collection collection, const Filter& filter, const DocumentVisitor& visit) override {
+    NOEMA_ASSIGN_OR_RETURN(Document query, FilterQuery(filter));
+    Document extra;
+    bson_t sort;
+    bson_append_document_begin(extra.mutable_get(), "sort", 4, &sort);
+    bson_append_int32(&sort, "_id", 3, 1);
+    bson_append_document_end(extra.mutable_get(), &sort);
+    NOEMA_ASSIGN_OR_RETURN(Document options, Options(extra.get()));
+    CursorHandle cursor(
+        mongoc_collection_find_with_opts(Handle(collection), query.get(), options.get(), nullptr));
+    const bson_t* doc = nullptr;
+    while (mongoc_cursor_next(cursor.get(), &doc)) {
+      // The view points into the cursor's current batch, valid until the next document.
+      NOEMA_RETURN_IF_ERROR(visit(DocumentView(doc)));
+    }
+    return CursorStatus(cursor.get(), {"scanning " + Name(collection), collection},
+                        &transient_failure_);
+  }
+
   Result<int64_t> Count(Collection collection, const Filter& filter) override {
     NOEMA_ASSIGN_OR_RETURN(Document query, FilterQuery(filter));
     NOEMA_ASSIGN_OR_RETURN(Document options, Options(nullptr));

@@ -301,6 +301,14 @@ Status QueryPlan::PlanCount(const CollectionLayout& layout, const Filter& filter
   return Status::Ok();
 }
 
+Status QueryPlan::PlanScan(const CollectionLayout& layout, const Filter& filter) {
+  filter_ = &filter;
+  std::string where;
+  NOEMA_RETURN_IF_ERROR(PlanWhere(layout, filter, &where));
+  sql_ = "SELECT _id, doc FROM " + layout.quoted_table + where + " ORDER BY _id";
+  return Status::Ok();
+}
+
 uint32_t QueryPlan::QueryFingerprint() const {
   Fingerprint fingerprint;
   fingerprint.Add(sort_field_);

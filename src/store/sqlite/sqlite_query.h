@@ -49,6 +49,9 @@ class QueryPlan {
     return PlanFind(layout, query.filter, query.sort_field, query.descending, query.limit,
                     query.cursor);
   }
+  // Scan: the statement returns (_id, doc) of every match in _id order, with no limit.
+  // `filter` must outlive the plan.
+  Status PlanScan(const CollectionLayout& layout, const Filter& filter);
   // Count: the statement returns one row, count(*).
   Status PlanCount(const CollectionLayout& layout, const Filter& filter);
 

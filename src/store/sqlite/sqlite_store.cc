@@ -177,6 +177,23 @@ class SqliteTransaction final : public Transaction {
     return lease->ColumnInt64(0);
   }
 
+  Status Scan(Collection collection, const Filter& filter, const DocumentVisitor& visit) override {
+    const CollectionLayout& layout = Layout(collection);
+    QueryPlan plan;
+    NOEMA_RETURN_IF_ERROR(plan.PlanScan(layout, filter));
+    NOEMA_ASSIGN_OR_RETURN(Statement * statement, connection_.Prepare(plan.sql()));
+    StatementLease lease(statement);
+    plan.BindTo(*lease);
+    int rc;
+    while ((rc = lease->Step()) == SQLITE_ROW) {
+      // The view points into SQLite's row buffer, valid until the next step.
+      NOEMA_ASSIGN_OR_RETURN(DocumentView doc, ColumnDocumentView(*lease, 1, layout.table));
+      NOEMA_RETURN_IF_ERROR(visit(doc));
+    }
+    if (rc != SQLITE_DONE) return EngineError(rc, layout, "scanning " + layout.table);
+    return Status::Ok();
+  }
+
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <utility>
 
 namespace noema {
 namespace {
@@ -97,6 +98,34 @@ TEST(MoneyTest, RoundTripsThroughDecimal128) {
     auto back = Money::FromDecimal128(m.ToDecimal128());
     ASSERT_TRUE(back.ok()) << text;
     EXPECT_EQ(*back, m) << text;
+  }
+}
+
+TEST(MoneyTest, FromDecimal128ReadsEveryEncodingOfAnAmount) {
+  // Same amount, different Decimal128 encodings (exponent and trailing zeros), and the
+  // limits of int64 units: the arithmetic fast path and the text path must agree.
+  const std::pair<const char*, const char*> cases[] = {
+      {"1.5E+3", "1500.00"},
+      {"0.123456780", "0.12345678"},
+      {"12.5000000000000", "12.50"},
+      {"-0", "0.00"},
+      {"0E-30", "0.00"},
+      {"0E+30", "0.00"},
+      {"7E+2", "700.00"},
+      {"-92233720368.54775808", "-92233720368.54775808"},
+      {"92233720368.54775807", "92233720368.54775807"},
+  };
+  for (const auto& [decimal, expected] : cases) {
+    bson_decimal128_t dec;
+    ASSERT_TRUE(bson_decimal128_from_string(decimal, &dec)) << decimal;
+    auto m = Money::FromDecimal128(dec);
+    ASSERT_TRUE(m.ok()) << decimal << ": " << m.status().ToString();
+    EXPECT_EQ(m->ToString(), expected) << decimal;
+  }
+  for (const char* decimal : {"92233720368.54775808", "1E+20", "0.000000001"}) {
+    bson_decimal128_t dec;
+    ASSERT_TRUE(bson_decimal128_from_string(decimal, &dec)) << decimal;
+    EXPECT_FALSE(Money::FromDecimal128(dec).ok()) << decimal;
   }
 }
 

@@ -113,6 +113,14 @@ Result<Acc> Accumulate(Store& store, int64_t from_day, int64_t to_day, unsigned 
   return std::move(*acc);
 }
 
+// One measure over every user's rollups of [from_day, to_day]: its reply document.
+template <typename Acc, typename Make>
+Result<Document> Measure(Store& store, int64_t from_day, int64_t to_day, const Make& make) {
+  NOEMA_ASSIGN_OR_RETURN(Acc acc,
+                         Accumulate<Acc>(store, from_day, to_day, Acc::kParts, nullptr, make));
+  return acc.Build();
+}
+
 void AppendRange(DocumentBuilder& b, const DayRange& range) {
   b.Append("from", DayString(range.from_day)).Append("to", DayString(range.to_day));
 }
@@ -782,85 +790,55 @@ std::string ClassifyArchetype(const UserFeatures& f, const ArchetypeRules& rules
 }
 
 Result<Document> AnalyticsService::ActiveUsers(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(ActiveUsersAcc acc,
-                         Accumulate<ActiveUsersAcc>(*ctx_->store, ActiveUsersAcc::FirstDay(range),
-                                                    range.to_day, ActiveUsersAcc::kParts, nullptr,
-                                                    [&] { return ActiveUsersAcc(range); }));
-  return acc.Build();
+  return Measure<ActiveUsersAcc>(*ctx_->store, ActiveUsersAcc::FirstDay(range), range.to_day,
+                                 [&] { return ActiveUsersAcc(range); });
 }
 
 Result<Document> AnalyticsService::NewAccounts(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      NewAccountsAcc acc,
-      Accumulate<NewAccountsAcc>(*ctx_->store, range.from_day, range.to_day, NewAccountsAcc::kParts,
-                                 nullptr, [&] { return NewAccountsAcc(range); }));
-  return acc.Build();
+  return Measure<NewAccountsAcc>(*ctx_->store, range.from_day, range.to_day,
+                                 [&] { return NewAccountsAcc(range); });
 }
 
 Result<Document> AnalyticsService::Sessions(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      SessionsAcc acc,
-      Accumulate<SessionsAcc>(*ctx_->store, range.from_day, range.to_day, SessionsAcc::kParts,
-                              nullptr, [&] { return SessionsAcc(range); }));
-  return acc.Build();
+  return Measure<SessionsAcc>(*ctx_->store, range.from_day, range.to_day,
+                              [&] { return SessionsAcc(range); });
 }
 
 Result<Document> AnalyticsService::Events(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      EventsAcc acc,
-      Accumulate<EventsAcc>(*ctx_->store, range.from_day, range.to_day, EventsAcc::kParts, nullptr,
-                            [&] { return EventsAcc(range); }));
-  return acc.Build();
+  return Measure<EventsAcc>(*ctx_->store, range.from_day, range.to_day,
+                            [&] { return EventsAcc(range); });
 }
 
 Result<Document> AnalyticsService::Commands(const DayRange& range, int limit) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(limit, kAnalyticsCommandsLimitMax, "limit"));
-  NOEMA_ASSIGN_OR_RETURN(
-      CommandsAcc acc,
-      Accumulate<CommandsAcc>(*ctx_->store, range.from_day, range.to_day, CommandsAcc::kParts,
-                              nullptr, [&] { return CommandsAcc(range, limit); }));
-  return acc.Build();
+  return Measure<CommandsAcc>(*ctx_->store, range.from_day, range.to_day,
+                              [&] { return CommandsAcc(range, limit); });
 }
 
 Result<Document> AnalyticsService::Funnel(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      FunnelAcc acc,
-      Accumulate<FunnelAcc>(*ctx_->store, range.from_day, range.to_day, FunnelAcc::kParts, nullptr,
-                            [&] { return FunnelAcc(range); }));
-  return acc.Build();
+  return Measure<FunnelAcc>(*ctx_->store, range.from_day, range.to_day,
+                            [&] { return FunnelAcc(range); });
 }
 
 Result<Document> AnalyticsService::Generations(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      GenerationsAcc acc,
-      Accumulate<GenerationsAcc>(*ctx_->store, range.from_day, range.to_day, GenerationsAcc::kParts,
-                                 nullptr, [&] { return GenerationsAcc(range); }));
-  return acc.Build();
+  return Measure<GenerationsAcc>(*ctx_->store, range.from_day, range.to_day,
+                                 [&] { return GenerationsAcc(range); });
 }
 
 Result<Document> AnalyticsService::Credit(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      CreditAcc acc,
-      Accumulate<CreditAcc>(*ctx_->store, range.from_day, range.to_day, CreditAcc::kParts, nullptr,
-                            [&] { return CreditAcc(range); }));
-  return acc.Build();
+  return Measure<CreditAcc>(*ctx_->store, range.from_day, range.to_day,
+                            [&] { return CreditAcc(range); });
 }
 
 Result<Document> AnalyticsService::Retention(const DayRange& range, int weeks) const {
   NOEMA_RETURN_IF_ERROR(CheckLimit(weeks, kAnalyticsRetentionWeeksMax, "weeks"));
-  NOEMA_ASSIGN_OR_RETURN(RetentionAcc acc,
-                         Accumulate<RetentionAcc>(*ctx_->store, FirstCohortMonday(range, weeks),
-                                                  range.to_day, RetentionAcc::kParts, nullptr,
-                                                  [&] { return RetentionAcc(range, weeks); }));
-  return acc.Build();
+  return Measure<RetentionAcc>(*ctx_->store, FirstCohortMonday(range, weeks), range.to_day,
+                               [&] { return RetentionAcc(range, weeks); });
 }
 
 Result<Document> AnalyticsService::Archetypes(const DayRange& range) const {
-  NOEMA_ASSIGN_OR_RETURN(
-      ArchetypesAcc acc,
-      Accumulate<ArchetypesAcc>(*ctx_->store, range.from_day, range.to_day, ArchetypesAcc::kParts,
-                                nullptr, [&] { return ArchetypesAcc(range, &rules_); }));
-  return acc.Build();
+  return Measure<ArchetypesAcc>(*ctx_->store, range.from_day, range.to_day,
+                                [&] { return ArchetypesAcc(range, &rules_); });
 }
 
 Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account_id,

@@ -159,14 +159,12 @@ class BoundedQueue {
  public:
   explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
 
-  // Waits for room; false when the consumer cancelled (the item is dropped).
-  bool Push(T item) {
+  // Waits for room (the consumer drains the queue to its end).
+  void Push(T item) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return items_.size() < capacity_ || cancelled_; });
-    if (cancelled_) return false;
+    cv_.wait(lock, [&] { return items_.size() < capacity_; });
     items_.push_back(std::move(item));
     cv_.notify_all();
-    return true;
   }
   // The next item, or nullopt once the producer closed the queue and it is empty.
   std::optional<T> Pop() {
@@ -183,11 +181,6 @@ class BoundedQueue {
     closed_ = true;
     cv_.notify_all();
   }
-  void Cancel() {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancelled_ = true;
-    cv_.notify_all();
-  }
 
  private:
   const size_t capacity_;
@@ -195,7 +188,6 @@ class BoundedQueue {
   std::condition_variable cv_;
   std::deque<T> items_;
   bool closed_ = false;
-  bool cancelled_ = false;
 };
 
 // ---- writing --------------------------------------------------------------------------
@@ -284,24 +276,22 @@ struct WrittenBatch {
   std::vector<bool> inserted;
 };
 
-// Reads `in` to the end, queueing batches; closes the queue when done (or stops when the
-// writer cancelled it).
+// Reads `in` to the end, queueing batches; closes the queue when done.
 void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t file_bytes,
                   BoundedQueue<ParsedBatch>& queue) {
   const JsonSchema& schema = ValidatorFor(collection);
   ExtendedJsonReader reader(&in);
   ParsedBatch batch(collection);
-  auto hand_over = [&]() -> bool {
+  auto hand_over = [&] {
     std::streamoff at = in.tellg();
     batch.bytes_done = at < 0 ? file_bytes : static_cast<int64_t>(at);
-    bool taken = queue.Push(std::move(batch));
+    queue.Push(std::move(batch));
     batch = ParsedBatch(collection);
-    return taken;
   };
   while (std::optional<ReadItem> item = reader.Next()) {
     // Memory stays bounded: at most one batch of documents and of rejections.
     if (batch.lines.size() >= kImportBatchSize || batch.rejected.size() >= kImportBatchSize) {
-      if (!hand_over()) return;
+      hand_over();
     }
     ++batch.read;
     if (!item->doc) {

@@ -57,29 +57,14 @@ class Reader {
   std::string_view bytes_;
 };
 
-// FNV-1a, 32 bits: enough to catch a cursor used with another query by mistake.
-class Fingerprint {
- public:
-  void Add(std::string_view text) {
-    for (char c : text) {
-      hash_ ^= static_cast<uint8_t>(c);
-      hash_ *= 16777619u;
-    }
-    hash_ ^= 0xff;  // separator, so ("ab","c") and ("a","bc") differ
-    hash_ *= 16777619u;
-  }
-  // A BSON value by its type and bytes (no allocation: the bson_t buffer is inline).
-  void AddValue(const Value& value) {
-    bson_t holder = BSON_INITIALIZER;
-    bson_append_value(&holder, "v", 1, &value.raw());
-    Add(std::string_view(reinterpret_cast<const char*>(bson_get_data(&holder)), holder.len));
-    bson_destroy(&holder);
-  }
-  uint32_t value() const { return hash_; }
-
- private:
-  uint32_t hash_ = 2166136261u;
-};
+// A BSON value in a fingerprint by its type and bytes (the bson_t buffer is inline).
+void AddValue(store_internal::QueryFingerprint& fingerprint, const Value& value) {
+  bson_t holder = BSON_INITIALIZER;
+  bson_append_value(&holder, "v", 1, &value.raw());
+  fingerprint.Add(
+      std::string_view(reinterpret_cast<const char*>(bson_get_data(&holder)), holder.len));
+  bson_destroy(&holder);
+}
 
 Status MalformedCursor() {
   return Status::InvalidArgument("malformed cursor: pass the next_cursor of a previous page",
@@ -310,18 +295,18 @@ Status QueryPlan::PlanScan(const CollectionLayout& layout, const Filter& filter)
 }
 
 uint32_t QueryPlan::QueryFingerprint() const {
-  Fingerprint fingerprint;
+  store_internal::QueryFingerprint fingerprint;
   fingerprint.Add(sort_field_);
   fingerprint.Add(descending_ ? "desc" : "asc");
   if (filter_ != nullptr) {
     for (const auto& [field, value] : filter_->equals) {
       fingerprint.Add(field);
-      fingerprint.AddValue(value);
+      AddValue(fingerprint, value);
     }
     fingerprint.Add(filter_->range_field);
-    if (filter_->range_min) fingerprint.AddValue(*filter_->range_min);
+    if (filter_->range_min) AddValue(fingerprint, *filter_->range_min);
     fingerprint.Add("-");
-    if (filter_->range_max) fingerprint.AddValue(*filter_->range_max);
+    if (filter_->range_max) AddValue(fingerprint, *filter_->range_max);
     fingerprint.Add("-");
     for (const auto& [field, present] : filter_->exists) {
       fingerprint.Add(field);

@@ -102,10 +102,6 @@ class TransactionGuard {
   bool committed_ = false;
 };
 
-Status CheckDocument(Collection collection, DocumentView doc) {
-  return CheckDocumentForStore(collection, doc);
-}
-
 }  // namespace
 
 // The operations of one unit of work on one connection.
@@ -117,11 +113,11 @@ class SqliteTransaction final : public Transaction {
 
   Status Insert(Collection collection, DocumentView doc) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
-    NOEMA_RETURN_IF_ERROR(CheckDocument(collection, doc));
+    NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
     return InsertChecked(collection, doc);
   }
 
-  // Insert of a document that has passed CheckDocument.
+  // Insert of a document that has passed CheckDocumentForStore.
   Status InsertChecked(Collection collection, DocumentView doc) {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
     const CollectionLayout& layout = Layout(collection);
@@ -197,7 +193,7 @@ class SqliteTransaction final : public Transaction {
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
-    NOEMA_RETURN_IF_ERROR(CheckDocument(collection, doc));
+    NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
     const CollectionLayout& layout = Layout(collection);
     NOEMA_RETURN_IF_ERROR(ExtractRow(layout, doc, &row_));
     if (row_.id != OidBytes(id.raw())) {
@@ -641,7 +637,7 @@ Status SqliteStore::InsertMany(Collection collection, const std::vector<Document
   // Validation needs no connection: it runs before the writer lock is taken.
   std::vector<Status> checked;
   checked.reserve(docs.size());
-  for (const Document& doc : docs) checked.push_back(sqlite::CheckDocument(collection, doc));
+  for (const Document& doc : docs) checked.push_back(CheckDocumentForStore(collection, doc));
   return InsertRows(collection, docs, &checked, results);
 }
 

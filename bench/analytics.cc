@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.h"
 #include "noema/bson.h"
 #include "noema/money.h"
 #include "noema/object_id.h"
@@ -39,16 +40,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// CPU seconds of this process (the machine may be shared: wall time then overstates cost).
-double CpuSeconds() {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Seconds(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using bench::CpuSeconds;
+using bench::Seconds;
 
 struct Options {
   int64_t events = 1'000'000;

@@ -17,17 +17,14 @@
 #include <filesystem>
 #include <string>
 
+#include "bench_clock.h"
 #include "noema/collections.h"
 #include "noema/service/demo.h"
 #include "noema/store.h"
 
 namespace {
 
-double CpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
+using noema::bench::CpuSeconds;
 
 int Usage() {
   std::fprintf(stderr,

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.h"
 #include "noema/bson.h"
 #include "noema/object_id.h"
 #include "noema/service/context.h"
@@ -43,16 +44,8 @@ struct Args {
   bool keep = false;
 };
 
-// The process's CPU time (all threads), less inflated than wall time by other processes.
-double CpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
+using bench::CpuSeconds;
+using bench::Seconds;
 
 // One legacy history line; `i` picks the type.
 std::string HistoryLine(size_t i, size_t user, int64_t ms) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.h"
 #include "noema/bson.h"
 #include "noema/object_id.h"
 #include "noema/service/portability.h"
@@ -40,17 +41,8 @@ struct Options {
   bool keep = false;
 };
 
-// CPU seconds used by this process so far (user + system): on a machine shared with other
-// builds, wall-clock rates fall with the load; CPU rates show the work done per document.
-double CpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
+using bench::CpuSeconds;
+using bench::Seconds;
 
 [[noreturn]] void Die(const std::string& what, const Status& status) {
   std::fprintf(stderr, "bench_portability: %s: %s\n", what.c_str(), status.ToString().c_str());

@@ -13,6 +13,7 @@
 #include "store/sqlite/sqlite_functions.h"
 #include "store/sqlite/sqlite_init.h"
 #include "store/sqlite/sqlite_query.h"
+#include "store/sqlite/wal_checkpointer.h"
 
 namespace noema {
 namespace sqlite {
@@ -455,6 +456,9 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   writer_options.sync_every_commit = options.sync_every_commit;
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
   NOEMA_RETURN_IF_ERROR(sqlite::RegisterDocumentFunctions(store->writer_->get()));
+  NOEMA_ASSIGN_OR_RETURN(
+      store->checkpointer_,
+      sqlite::WalCheckpointer::Start(path, store->writer_->get(), {}, options.busy_timeout_ms));
   NOEMA_RETURN_IF_ERROR(sqlite::CheckSchemaVersion(*store->writer_));
   // A bulk load that did not finish left some indexes out: build them now (queries are
   // right without them, only slower, so a busy database just postpones this).
@@ -752,6 +756,7 @@ void SqliteStore::Close() {
     readers_.clear();
   }
   std::lock_guard<std::mutex> lock(writer_mutex_);
+  checkpointer_.reset();
   writer_.reset();
 }
 

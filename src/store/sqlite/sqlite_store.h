@@ -34,6 +34,7 @@ namespace noema {
 namespace sqlite {
 class Connection;
 class SqliteBulkLoad;
+class WalCheckpointer;
 }  // namespace sqlite
 
 class SqliteStore final : public Store {
@@ -89,6 +90,9 @@ class SqliteStore final : public Store {
 
   std::mutex writer_mutex_;
   std::unique_ptr<sqlite::Connection> writer_;  // guarded by writer_mutex_
+  // Checkpoints the writer's WAL on a thread of its own (wal_checkpointer.h); closed
+  // before writer_.
+  std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;  // guarded by writer_mutex_
 
   std::mutex readers_mutex_;
   std::condition_variable reader_released_;

@@ -119,7 +119,7 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   sqlite3* db = nullptr;
   int flags =
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, options.vfs);
   // sqlite3_open_v2 hands out a handle even when it fails; the Connection owns it from
   // here on so that every path closes it.
   std::unique_ptr<Connection> connection(new Connection(db));

@@ -138,6 +138,8 @@ struct ConnectionOptions {
   bool query_only = false;
   // false: PRAGMA synchronous=NORMAL instead of FULL (StoreOptions::sync_every_commit).
   bool sync_every_commit = true;
+  // The VFS to open the file with (sqlite3_open_v2's last argument); nullptr: the default.
+  const char* vfs = nullptr;
 };
 
 class Connection {

@@ -110,6 +110,16 @@ std::string QuoteIdentifier(std::string_view name) {
   return out;
 }
 
+std::string CollectionLayout::PartialUpdateSql(uint32_t changed) const {
+  std::string sql = "UPDATE " + quoted_table + " SET doc = ?2";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if ((changed & (uint32_t{1} << i)) == 0) continue;
+    sql += ", " + columns[i].quoted_name + " = ?" + std::to_string(i + 3);
+  }
+  sql += " WHERE _id = ?1";
+  return sql;
+}
+
 int CollectionLayout::ColumnOf(std::string_view path) const {
   for (size_t i = 0; i < columns.size(); ++i) {
     if (columns[i].path == path) return static_cast<int>(i);
@@ -207,6 +217,8 @@ Result<CollectionLayout> BuildLayout(Collection collection, const std::vector<In
       "INSERT INTO " + layout.quoted_table + " (" + column_list + ") VALUES (" + placeholders + ")";
   layout.update_sql = "UPDATE " + layout.quoted_table + " SET " + assignments + " WHERE _id = ?1";
   layout.get_sql = "SELECT doc FROM " + layout.quoted_table + " WHERE _id = ?1";
+  layout.get_row_sql = "SELECT " + column_list.substr(std::string_view("_id, ").size()) + " FROM " +
+                       layout.quoted_table + " WHERE _id = ?1";
   layout.delete_sql = "DELETE FROM " + layout.quoted_table + " WHERE _id = ?1";
   return layout;
 }

@@ -75,10 +75,16 @@ struct CollectionLayout {
   std::vector<SideTable> side_tables;
 
   std::string create_table_sql;
-  std::string insert_sql;  // (_id, doc, columns...)
-  std::string update_sql;  // SET doc, columns... WHERE _id
-  std::string get_sql;     // doc by _id
-  std::string delete_sql;  // by _id
+  std::string insert_sql;   // (_id, doc, columns...)
+  std::string update_sql;   // SET doc, columns... WHERE _id
+  std::string get_sql;      // doc by _id
+  std::string get_row_sql;  // doc, columns... by _id (Replace compares the columns)
+  std::string delete_sql;   // by _id
+
+  // UPDATE of doc and of the columns whose bit is set in `changed` (bit i: columns[i]),
+  // with update_sql's parameter numbers: an index over unchanged columns is not touched
+  // (SQLite rewrites the entries of every index over an assigned column, changed or not).
+  std::string PartialUpdateSql(uint32_t changed) const;
 
   // The position of `path` in `columns`, or -1.
   int ColumnOf(std::string_view path) const;

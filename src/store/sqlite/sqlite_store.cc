@@ -14,6 +14,7 @@
 #include "store/sqlite/sqlite_init.h"
 #include "store/sqlite/sqlite_query.h"
 #include "store/sqlite/wal_checkpointer.h"
+#include "store/sqlite/wal_write_vfs.h"
 
 namespace noema {
 namespace sqlite {
@@ -25,6 +26,7 @@ enum CollectionSlot : size_t {
   kSlotInsert = 0,
   kSlotUpdate,
   kSlotGet,
+  kSlotGetRow,
   kSlotDelete,
   kSlotSideInsert,  // + side table index
   kSlotSideDelete = kSlotSideInsert + kSideTablesMax,
@@ -201,8 +203,10 @@ class SqliteTransaction final : public Transaction {
       return Status::InvalidArgument(
           "must equal the _id of the document being replaced (" + id.ToHex() + ")", "_id");
     }
-    NOEMA_ASSIGN_OR_RETURN(Statement * statement,
-                           connection_.PrepareSlot(Slot(collection, kSlotGet), layout.get_sql));
+    NOEMA_ASSIGN_OR_RETURN(
+        Statement * statement,
+        connection_.PrepareSlot(Slot(collection, kSlotGetRow), layout.get_row_sql));
+    uint32_t changed = 0;  // bit i: columns[i] differs from the stored row's
     {
       StatementLease lease(statement);
       lease->BindBlob(1, id.raw().bytes, kObjectIdBytes);
@@ -218,8 +222,14 @@ class SqliteTransaction final : public Transaction {
                                             id.ToHex() + " does not match the precondition");
         }
       }
+      for (size_t i = 0; i < layout.columns.size(); ++i) {
+        SqlScalar stored = lease->ColumnScalar(static_cast<int>(i + 1));
+        if (stored.type != row_.columns[i].type || CompareScalars(stored, row_.columns[i]) != 0) {
+          changed |= uint32_t{1} << i;
+        }
+      }
     }
-    return WriteRow(layout, doc, /*update=*/true);
+    return WriteRow(layout, doc, /*update=*/true, changed);
   }
 
   Status Delete(Collection collection, const ObjectId& id) override {
@@ -281,13 +291,21 @@ class SqliteTransaction final : public Transaction {
     return result;
   }
 
-  // Writes row_ (extracted from `doc`) as a new row or over the row with its _id.
-  Status WriteRow(const CollectionLayout& layout, DocumentView doc, bool update) {
+  // Writes row_ (extracted from `doc`) as a new row or over the row with its _id; an
+  // update assigns only the columns whose bit is set in `changed` (bit i: columns[i]).
+  Status WriteRow(const CollectionLayout& layout, DocumentView doc, bool update,
+                  uint32_t changed = ~uint32_t{0}) {
     return Atomically(layout, [&]() -> Status {
-      size_t slot = Slot(layout.collection, update ? kSlotUpdate : kSlotInsert);
-      NOEMA_ASSIGN_OR_RETURN(
-          Statement * statement,
-          connection_.PrepareSlot(slot, update ? layout.update_sql : layout.insert_sql));
+      const uint32_t all = (uint32_t{1} << layout.columns.size()) - 1;
+      Statement* statement = nullptr;
+      if (update && (changed & all) != all) {
+        NOEMA_ASSIGN_OR_RETURN(statement, connection_.Prepare(layout.PartialUpdateSql(changed)));
+      } else {
+        size_t slot = Slot(layout.collection, update ? kSlotUpdate : kSlotInsert);
+        NOEMA_ASSIGN_OR_RETURN(
+            statement,
+            connection_.PrepareSlot(slot, update ? layout.update_sql : layout.insert_sql));
+      }
       {
         StatementLease lease(statement);
         lease->BindBlob(1, row_.id.data(), row_.id.size());
@@ -454,6 +472,8 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   sqlite::ConnectionOptions writer_options;
   writer_options.busy_timeout_ms = options.busy_timeout_ms;
   writer_options.sync_every_commit = options.sync_every_commit;
+  // Every commit syncs the WAL: its frame writes can be gathered (wal_write_vfs.h).
+  if (options.sync_every_commit) writer_options.vfs = sqlite::WalWriteVfsName();
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
   NOEMA_RETURN_IF_ERROR(sqlite::RegisterDocumentFunctions(store->writer_->get()));
   NOEMA_ASSIGN_OR_RETURN(
@@ -473,6 +493,7 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
 
   sqlite::ConnectionOptions reader_options = writer_options;
   reader_options.query_only = true;
+  reader_options.vfs = nullptr;
   int readers = std::clamp(options.read_connections, 1, kReadConnectionsMax);
   for (int i = 0; i < readers; ++i) {
     NOEMA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,

@@ -1,16 +1,41 @@
 #include "noema/object_id.h"
 
+#include <pthread.h>
+
+#include <atomic>
+#include <mutex>
+
 namespace noema {
+namespace {
+
+// libbson's default context asks the kernel for the process id on every new id, to
+// notice a fork: a system call per id, on the event write path. This context remembers
+// the id, and a fork handler gives a child process a context of its own (fresh random
+// bytes), which is what libbson asks of programs that fork (bson-types.h). The context of
+// a parent is never freed in the child: other threads of the parent may have been using
+// it.
+std::atomic<bson_context_t*> id_context{nullptr};
+
+bson_context_t* IdContext() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    id_context.store(bson_context_new(BSON_CONTEXT_NONE));
+    pthread_atfork(nullptr, nullptr, [] { id_context.store(bson_context_new(BSON_CONTEXT_NONE)); });
+  });
+  return id_context.load();
+}
+
+}  // namespace
 
 ObjectId ObjectId::Generate() {
   bson_oid_t oid;
-  bson_oid_init(&oid, nullptr);
+  bson_oid_init(&oid, IdContext());
   return ObjectId(oid);
 }
 
 ObjectId ObjectId::GenerateAt(Timestamp time) {
   bson_oid_t oid;
-  bson_oid_init(&oid, nullptr);
+  bson_oid_init(&oid, IdContext());
   uint32_t secs = static_cast<uint32_t>(time.millis() / 1000);
   oid.bytes[0] = static_cast<uint8_t>(secs >> 24);
   oid.bytes[1] = static_cast<uint8_t>(secs >> 16);

@@ -53,7 +53,12 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, asio::io_context* io, HttpServer::Impl* server)
-      : stream_(std::move(socket)), io_(io), server_(server) {}
+      : stream_(std::move(socket)), io_(io), server_(server) {
+    // Once per connection: remote_endpoint is a system call (getpeername).
+    beast::error_code ec;
+    auto endpoint = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_address_ = endpoint.address().to_string();
+  }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -120,9 +125,7 @@ class Session : public std::enable_shared_from_this<Session> {
       request.content_type = std::string(it->value());
     }
     request.body = req.body();
-    beast::error_code addr_ec;
-    auto endpoint = stream_.socket().remote_endpoint(addr_ec);
-    if (!addr_ec) request.remote_address = endpoint.address().to_string();
+    request.remote_address = remote_address_;
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     bool head = request.method == Method::kHead;
@@ -186,6 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool busy_ = false;
   bool first_request_ = true;
+  std::string remote_address_;  // empty when the socket could not tell
 };
 
 }  // namespace

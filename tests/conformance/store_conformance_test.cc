@@ -932,6 +932,61 @@ TEST_P(StoreConformanceTest, ReplaceMovesMultikeyEntries) {
   EXPECT_TRUE(still->has_value());
 }
 
+// `doc` with `key` set to `value` (the other fields as they were, in order).
+template <typename T>
+Document WithField(const Document& doc, std::string_view key, T value) {
+  DocumentBuilder b;
+  bson_iter_t iter;
+  bson_iter_init(&iter, doc.view().get());
+  while (bson_iter_next(&iter)) {
+    std::string_view name(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    if (name == key) {
+      b.Append(name, value);
+    } else {
+      b.AppendIter(name, iter);
+    }
+  }
+  return std::move(b).Build();
+}
+
+// A replace moves the index entries of the indexed fields it changes and keeps those of
+// the fields it leaves alone (the SQLite store assigns only changed columns).
+TEST_P(StoreConformanceTest, ReplaceMovesTheEntriesOfChangedIndexedFieldsOnly) {
+  ObjectId master = ObjectId::Generate();
+  ObjectId session = ObjectId::Generate();
+  Document original = MakeSession(session, master, /*active=*/true);
+  ASSERT_OK(Insert(Collection::kUserSessions, original));
+  const Timestamp later = kT0 + 5 * kMillisPerMinute;
+  Document moved = WithField(original, "lastUserActivityTimestamp", later);
+  ASSERT_OK(store_->RunTransaction(
+      [&](Transaction& tx) { return ReplaceDoc(tx, Collection::kUserSessions, session, moved); }));
+  auto active_at = [&](Timestamp from, Timestamp through) {  // both inclusive
+    return Count(Collection::kUserSessions,
+                 Filter()
+                     .Eq("isActive", true)
+                     .Range("lastUserActivityTimestamp", Value(from), Value(through + 1)));
+  };
+  auto by_user = [&](bool active) {
+    return Count(
+        Collection::kUserSessions,
+        Filter().Eq("masterAccountId", master).Eq("platform", "telegram").Eq("isActive", active));
+  };
+  EXPECT_EQ(*active_at(kT0, kT0), 0);
+  EXPECT_EQ(*active_at(later, later), 1);
+  EXPECT_EQ(*by_user(true), 1);
+
+  Document ended = WithField(moved, "isActive", false);
+  ASSERT_OK(store_->RunTransaction(
+      [&](Transaction& tx) { return ReplaceDoc(tx, Collection::kUserSessions, session, ended); }));
+  EXPECT_EQ(*active_at(kT0, later), 0);
+  EXPECT_EQ(*by_user(true), 0);
+  EXPECT_EQ(*by_user(false), 1);
+  auto stored = Get(Collection::kUserSessions, session);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored->view().GetBool("isActive"), false);
+  EXPECT_EQ(*stored->view().GetDate("lastUserActivityTimestamp"), later);
+}
+
 TEST_P(StoreConformanceTest, DeleteIsRefusedOnAppendOnlyCollections) {
   ObjectId event = ObjectId::Generate();
   ASSERT_OK(Insert(Collection::kUserEvents,

@@ -4,11 +4,11 @@
 // (the 24-byte frame header, then the page), all at increasing offsets, then one fsync.
 // Under event ingest that is thousands of system calls per commit, and on this project's
 // virtual machines a system call costs more than the copy it does (docs/benchmarks.md).
-// This VFS keeps each WAL file's contiguous writes in a buffer (up to kWalWriteBufferBytes)
-// and hands them to the default VFS in 64 KiB writes (the most it takes in one call) at
-// the next sync, or sooner when a write
-// does not continue the buffer, the buffer is full, or anything else touches the file
-// (a read, a size query, a truncation, a file control, close).
+// This VFS keeps each WAL file's contiguous writes in a buffer (up to
+// kWalWriteBufferBytes) and hands them to the default VFS in 64 KiB writes (the most it
+// takes in one call) at the next sync, or sooner when a write does not continue the
+// buffer, the buffer is full, or anything else touches the file (a read, a size query, a
+// truncation, a file control, close).
 //
 // Why this is safe: nothing reads a WAL frame before the commit that holds it is
 // published, and SQLite publishes a commit (the WAL-index header in shared memory) only

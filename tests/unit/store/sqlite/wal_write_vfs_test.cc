@@ -22,12 +22,13 @@ class WalWriteVfsTest : public ::testing::Test {
     path_ = directory_ + "/vfs.db";
     const char* vfs = WalWriteVfsName();
     ASSERT_NE(vfs, nullptr);
-    ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &writer_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                              vfs),
-              SQLITE_OK);
-    Exec(writer_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                  "PRAGMA wal_autocheckpoint=0;"
-                  "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
+    ASSERT_EQ(
+        sqlite3_open_v2(path_.c_str(), &writer_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+        SQLITE_OK);
+    Exec(writer_,
+         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+         "PRAGMA wal_autocheckpoint=0;"
+         "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
     ASSERT_EQ(sqlite3_open(path_.c_str(), &reader_), SQLITE_OK);
   }
   void TearDown() override {

@@ -142,7 +142,6 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
     NOEMA_RETURN_IF_ERROR(connection->Exec("PRAGMA synchronous=NORMAL"));
   }
   if (options.query_only) {
-    NOEMA_RETURN_IF_ERROR(connection->Exec(kReaderCachePragma));
     NOEMA_RETURN_IF_ERROR(connection->Exec("PRAGMA query_only=1"));
   }
   return connection;

@@ -29,7 +29,12 @@ namespace noema::sqlite {
 //                           or power loss (NORMAL could lose the last commits)
 //   journal_size_limit      the WAL file is truncated to 64 MiB after a checkpoint
 //   temp_store=MEMORY       sorts and temporary indexes never touch the disk
-//   cache_size              64 MiB of page cache for the writer (readers: kReaderCachePragma)
+//   cache_size              16 MiB of page cache per connection. Not more for the writer:
+//                           SQLite 3.40 scans the whole page-cache hash table at every
+//                           commit once a b-tree split has parked a page on the lock-byte
+//                           page number (balance_nonroot's swap), which happens in almost
+//                           every event batch; the scan grows with the cache (64 MiB:
+//                           about a fifth of the event committer's time). docs/storage.md
 //   mmap_size               read the database file through a 1 GiB memory map (fewer preads)
 inline constexpr std::string_view kConnectionPragmas =
     "PRAGMA journal_mode=WAL;"
@@ -37,10 +42,8 @@ inline constexpr std::string_view kConnectionPragmas =
     "PRAGMA journal_size_limit=67108864;"
     "PRAGMA foreign_keys=OFF;"
     "PRAGMA temp_store=MEMORY;"
-    "PRAGMA cache_size=-65536;"
+    "PRAGMA cache_size=-16384;"
     "PRAGMA mmap_size=1073741824;";
-// Readers keep a smaller cache each (16 MiB): there are several of them.
-inline constexpr std::string_view kReaderCachePragma = "PRAGMA cache_size=-16384;";
 
 // Translates a SQLite result code into a Status. `context` says what was being done
 // ("insert into userEvents"); the connection's error message is appended when `db` is

@@ -176,8 +176,11 @@ int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* handle, int flags
   int rc = root_vfs->xOpen(root_vfs, name, file->real, flags, out_flags);
   if (file->real->pMethods == nullptr) return rc;
   if (file->real->pMethods->iVersion < 3) {
-    // Not the unix VFS this was written against: keep its file, without gathering.
-    file->gather = false;
+    // kMethods forwards the version-3 methods (shared memory, memory maps); a default VFS
+    // without them is not the unix VFS this was written against: refuse the file rather
+    // than forward to methods it lacks.
+    file->real->pMethods->xClose(file->real);
+    return SQLITE_CANTOPEN;
   }
   file->base.pMethods = &kMethods;
   return rc;

@@ -1,5 +1,6 @@
 #include "server/event_batcher.h"
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <string>
@@ -20,9 +21,11 @@ Status WithoutIndex(const Status& status, size_t index) {
 
 }  // namespace
 
-EventBatcher::EventBatcher(EventService* events, size_t batch_max)
+EventBatcher::EventBatcher(EventService* events, size_t batch_max, size_t committers)
     : events_(events), batch_max_(batch_max == 0 ? 1 : batch_max) {
-  committer_ = std::thread([this] { Run(); });
+  for (size_t i = 0; i < std::max<size_t>(committers, 1); ++i) {
+    committers_.emplace_back([this] { Run(); });
+  }
 }
 
 EventBatcher::~EventBatcher() {
@@ -30,8 +33,8 @@ EventBatcher::~EventBatcher() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
-  ready_.notify_one();
-  committer_.join();
+  ready_.notify_all();
+  for (std::thread& committer : committers_) committer.join();
 }
 
 void EventBatcher::Submit(std::vector<EventInput> events, Done done) {
@@ -43,7 +46,7 @@ void EventBatcher::Submit(std::vector<EventInput> events, Done done) {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(Request{std::move(events), std::move(done)});
   }
-  ready_.notify_one();  // no system call when the committer is busy writing
+  ready_.notify_one();  // no system call when no committer is waiting
 }
 
 EventBatcher::Outcomes EventBatcher::Write(std::vector<EventInput> events) {

@@ -4,9 +4,12 @@
 // requests. No request is answered before the commit that holds its events: acknowledged
 // still means durable.
 //
-// One committer thread takes what is queued (whole requests, up to `batch_max` events in
+// A committer thread takes what is queued (whole requests, up to `batch_max` events in
 // all; a request is never split) and writes it; while it writes, new requests queue up
-// and form the next batch. There is no timer: a lone request is written at once.
+// and form the next batch. There is no timer: a lone request is written at once. There
+// are kEventCommitters of them: the store runs one unit of work at a time, but on SQLite
+// a commit waits for its fsync after releasing the writer (group_sync.h), so while one
+// committer waits for the disk the other writes the next batch.
 // Requests do not wait on threads of their own: each carries a completion that the
 // committer calls after the commit (the HTTP layer answers from it), so a batch of N
 // requests costs no N thread wake-ups.
@@ -41,13 +44,16 @@ class EventBatcher {
   using Outcomes = Result<std::vector<Result<ObjectId>>>;
   using Done = std::function<void(Outcomes)>;
 
+  // Committer threads: two, so that one batch's fsync overlaps the next batch's writing.
+  static constexpr size_t kEventCommitters = 2;
+
   // `batch_max`: events per unit of work (EventService::LogBatch's limit).
-  EventBatcher(EventService* events, size_t batch_max);
+  EventBatcher(EventService* events, size_t batch_max, size_t committers = kEventCommitters);
   ~EventBatcher();
   EventBatcher(const EventBatcher&) = delete;
   EventBatcher& operator=(const EventBatcher&) = delete;
 
-  // Queues the events of one request (at most batch_max); `done` is called on the
+  // Queues the events of one request (at most batch_max); `done` is called on a
   // committer thread once they are committed.
   void Submit(std::vector<EventInput> events, Done done);
 
@@ -70,7 +76,7 @@ class EventBatcher {
   std::condition_variable ready_;
   std::deque<Request> queue_;
   bool stopping_ = false;
-  std::thread committer_;  // last: started once the rest is ready
+  std::vector<std::thread> committers_;  // last: started once the rest is ready
 };
 
 }  // namespace noema::server

@@ -1,6 +1,10 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -9,6 +13,7 @@
 
 #include "noema/schema_catalog.h"
 #include "store/sqlite/document_match.h"
+#include "store/sqlite/group_sync.h"
 #include "store/sqlite/sqlite_connection.h"
 #include "store/sqlite/sqlite_functions.h"
 #include "store/sqlite/sqlite_init.h"
@@ -475,6 +480,12 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   // Every commit syncs the WAL: its frame writes can be gathered (wal_write_vfs.h).
   if (options.sync_every_commit) writer_options.vfs = sqlite::WalWriteVfsName();
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
+  if (writer_options.vfs != nullptr) {
+    store->defer_wal_syncs_ = true;
+    SqliteStore* self = store.get();
+    store->group_sync_ = std::make_unique<sqlite::GroupSync>(
+        [self] { return ::fdatasync(self->wal_fd_.load()) == 0 ? 0 : errno; });
+  }
   NOEMA_RETURN_IF_ERROR(sqlite::RegisterDocumentFunctions(store->writer_->get()));
   NOEMA_ASSIGN_OR_RETURN(
       store->checkpointer_,
@@ -509,7 +520,10 @@ SqliteStore::SqliteStore(std::string path, const StoreOptions& options,
                          std::vector<sqlite::CollectionLayout> layouts)
     : path_(std::move(path)), options_(options), layouts_(std::move(layouts)) {}
 
-SqliteStore::~SqliteStore() { Close(); }
+SqliteStore::~SqliteStore() {
+  Close();
+  if (int fd = wal_fd_.exchange(-1); fd >= 0) ::close(fd);
+}
 
 Status SqliteStore::RunOnWriter(const std::function<Status(Connection&)>& fn) {
   if (sqlite::tls_unit_store == this) {
@@ -538,10 +552,12 @@ Result<std::vector<std::string>> SqliteStore::Init() {
   return lines;
 }
 
-Status SqliteStore::AttemptWrite(const TransactionFn& fn, bool* retry) {
+Status SqliteStore::AttemptWrite(const TransactionFn& fn, bool* retry, uint64_t* ticket) {
   *retry = false;
+  *ticket = 0;
   std::lock_guard<std::mutex> lock(writer_mutex_);
   if (writer_ == nullptr) return sqlite::ClosedStatus();
+  if (group_sync_ != nullptr) NOEMA_RETURN_IF_ERROR(group_sync_->failure());
   Connection& connection = *writer_;
   Status status;
   int rc = StepSlot(connection, sqlite::kSlotBeginImmediate, sqlite::kBeginImmediateSql, &status);
@@ -567,13 +583,36 @@ Status SqliteStore::AttemptWrite(const TransactionFn& fn, bool* retry) {
                ? transaction.engine_status()
                : Status::Internal("the unit of work was ended by SQLite before its commit");
   }
-  rc = StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, &status);
+  rc = CommitWriter(&status, ticket);
   if (rc != SQLITE_DONE) {
     *retry = sqlite::IsTransient(rc);
     return status;
   }
   guard.Committed();
   return Status::Ok();
+}
+
+int SqliteStore::CommitWriter(Status* status, uint64_t* ticket) {
+  Connection& connection = *writer_;
+  sqlite3* db = connection.get();
+  if (!defer_wal_syncs_)
+    return StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, status);
+  if (wal_fd_.load() < 0) {
+    // The WAL opens with the connection's first transaction; from then on the store
+    // fsyncs it through a descriptor of its own, usable from any thread.
+    int fd = sqlite::WalSyncDescriptor(db);
+    if (fd >= 0) wal_fd_.store(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  }
+  // Without a descriptor (not yet, or dup failed) the commit syncs itself, as before.
+  const bool deferred = wal_fd_.load() >= 0 && sqlite::SetWalSyncDeferred(db, true);
+  const int64_t deferred_before = sqlite::WalSyncCountsOf(db).deferred;
+  int rc = StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, status);
+  if (deferred) sqlite::SetWalSyncDeferred(db, false);
+  // A commit that wrote no frames deferred no sync and has nothing to wait for.
+  if (rc == SQLITE_DONE && sqlite::WalSyncCountsOf(db).deferred != deferred_before) {
+    *ticket = group_sync_->Committed();
+  }
+  return rc;
 }
 
 Status SqliteStore::RunTransaction(const TransactionFn& fn, const TransactionOptions& options) {
@@ -590,7 +629,11 @@ Status SqliteStore::RunTransaction(const TransactionFn& fn, const TransactionOpt
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     }
     bool retry = false;
-    last = AttemptWrite(fn, &retry);
+    uint64_t ticket = 0;
+    last = AttemptWrite(fn, &retry, &ticket);
+    // Acknowledged means durable: a commit whose WAL sync was deferred returns only once
+    // an fsync covers it (group_sync.h). Not retried: the unit of work is committed.
+    if (last.ok() && ticket != 0) return group_sync_->WaitDurable(ticket);
     if (!retry) return last;
   }
   return Status::Unavailable("the database stayed busy through " + std::to_string(attempts) +

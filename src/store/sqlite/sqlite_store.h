@@ -33,6 +33,7 @@ namespace noema {
 
 namespace sqlite {
 class Connection;
+class GroupSync;
 class SqliteBulkLoad;
 class WalCheckpointer;
 }  // namespace sqlite
@@ -76,8 +77,14 @@ class SqliteStore final : public Store {
               std::vector<sqlite::CollectionLayout> layouts);
 
   // One attempt of a unit of work on the writer connection. Sets *retry when the attempt
-  // failed in a way that a re-run may fix (the database was busy).
-  Status AttemptWrite(const TransactionFn& fn, bool* retry);
+  // failed in a way that a re-run may fix (the database was busy). On success, *ticket is
+  // the commit's GroupSync ticket to wait for outside the writer lock (0: nothing to wait
+  // for, the commit synced itself).
+  Status AttemptWrite(const TransactionFn& fn, bool* retry, uint64_t* ticket);
+
+  // COMMITs the writer's unit of work, its WAL sync deferred to group_sync_ when it can
+  // be (sets *ticket then). REQUIRES: writer_mutex_ held.
+  int CommitWriter(Status* status, uint64_t* ticket);
 
   // A reader connection, waiting up to busy_timeout_ms for one to be free.
   Result<sqlite::Connection*> AcquireReader();
@@ -93,6 +100,13 @@ class SqliteStore final : public Store {
   // Checkpoints the writer's WAL on a thread of its own (wal_checkpointer.h); closed
   // before writer_.
   std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;  // guarded by writer_mutex_
+  // Pipelined durability (group_sync.h): set when every commit syncs and the writer's WAL
+  // goes through the noema-wal VFS. RunTransaction then fsyncs after releasing the writer,
+  // one fsync for all the commits made meanwhile, through wal_fd_ (the store's own
+  // duplicate of the WAL's descriptor, opened at the first commit; -1 until then).
+  bool defer_wal_syncs_ = false;
+  std::atomic<int> wal_fd_{-1};
+  std::unique_ptr<sqlite::GroupSync> group_sync_;
 
   std::mutex readers_mutex_;
   std::condition_variable reader_released_;

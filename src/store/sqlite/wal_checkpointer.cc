@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "store/sqlite/sqlite_connection.h"
+#include "store/sqlite/wal_write_vfs.h"
 
 namespace noema::sqlite {
 
@@ -49,8 +50,12 @@ int WalCheckpointer::Hook(void* self, sqlite3* db, const char* database, int fra
   auto* checkpointer = static_cast<WalCheckpointer*>(self);
   if (frames >= checkpointer->options_.inline_frames) {
     // The background thread is behind: bound the WAL here, as SQLite's own hook would. A
-    // checkpoint already running elsewhere makes this one return at once.
+    // checkpoint already running elsewhere makes this one return at once. This runs inside
+    // the COMMIT, whose WAL syncs the store may have deferred: a checkpoint's must be done
+    // before it copies pages into the database file (wal_write_vfs.h).
+    const bool deferred = SetWalSyncDeferred(db, false);
     sqlite3_wal_checkpoint_v2(db, database, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (deferred) SetWalSyncDeferred(db, true);
     std::lock_guard<std::mutex> lock(checkpointer->mutex_);
     ++checkpointer->inline_;
     return SQLITE_OK;

@@ -1,6 +1,8 @@
 #include "store/sqlite/wal_write_vfs.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -22,6 +24,16 @@ struct WalFile {
   unsigned char* buffer;
   size_t used;
   sqlite3_int64 offset;  // of buffer[0] in the file
+  // Set around a commit by SetWalSyncDeferred: xSync writes the buffer to the OS but does
+  // not fsync; the caller makes the file durable itself before it acknowledges.
+  bool defer_sync;
+  // The WAL header (offset 0) was written since the last sync: SQLite writes it when it
+  // restarts the WAL, with new salts, and syncs it before any new frame can reach the disk
+  // over the old ones; that sync is never deferred.
+  bool header_written;
+  int sync_fd;  // a descriptor of our own of a WAL file, for WalSyncDescriptor; or -1
+  int64_t deferred_syncs;
+  int64_t syncs;
 };
 
 constexpr size_t kRealOffset = (sizeof(WalFile) + 15) & ~size_t{15};
@@ -50,6 +62,8 @@ int Close(sqlite3_file* handle) {
   WalFile* file = Self(handle);
   int flushed = Flush(file);
   int rc = file->real->pMethods->xClose(file->real);
+  if (file->sync_fd >= 0) ::close(file->sync_fd);
+  file->sync_fd = -1;
   std::free(file->buffer);
   file->buffer = nullptr;
   return flushed != SQLITE_OK ? flushed : rc;
@@ -63,6 +77,7 @@ int Read(sqlite3_file* handle, void* data, int amount, sqlite3_int64 offset) {
 
 int Write(sqlite3_file* handle, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* file = Self(handle);
+  if (offset == 0) file->header_written = true;
   if (!file->gather) return file->real->pMethods->xWrite(file->real, data, amount, offset);
   const auto size = static_cast<size_t>(amount);
   if (file->used > 0 && offset == file->offset + static_cast<sqlite3_int64>(file->used) &&
@@ -95,6 +110,12 @@ int Truncate(sqlite3_file* handle, sqlite3_int64 size) {
 int Sync(sqlite3_file* handle, int flags) {
   WalFile* file = Self(handle);
   if (int rc = Flush(file); rc != SQLITE_OK) return rc;
+  if (file->gather && file->defer_sync && !file->header_written) {
+    ++file->deferred_syncs;
+    return SQLITE_OK;
+  }
+  file->header_written = false;
+  ++file->syncs;
   return file->real->pMethods->xSync(file->real, flags);
 }
 
@@ -173,6 +194,11 @@ int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* handle, int flags
   file->buffer = nullptr;
   file->used = 0;
   file->offset = 0;
+  file->defer_sync = false;
+  file->header_written = false;
+  file->sync_fd = -1;
+  file->deferred_syncs = 0;
+  file->syncs = 0;
   int rc = root_vfs->xOpen(root_vfs, name, file->real, flags, out_flags);
   if (file->real->pMethods == nullptr) return rc;
   if (file->real->pMethods->iVersion < 3) {
@@ -183,6 +209,12 @@ int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* handle, int flags
     return SQLITE_CANTOPEN;
   }
   file->base.pMethods = &kMethods;
+  if (file->gather && name != nullptr) {
+    // Read-only suffices for fdatasync on Linux. SQLite holds no POSIX locks on a WAL
+    // file (its locks are on the database and its -shm file), so closing this descriptor
+    // releases none of them.
+    file->sync_fd = ::open(name, O_RDONLY | O_CLOEXEC);
+  }
   return rc;
 }
 
@@ -216,7 +248,37 @@ int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
 
 sqlite3_vfs vfs;
 
+// The WAL file `db` has open through this VFS, or nullptr.
+WalFile* WalFileOf(sqlite3* db) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods != &kMethods) {
+    return nullptr;
+  }
+  WalFile* wal = Self(file);
+  return wal->gather ? wal : nullptr;
+}
+
 }  // namespace
+
+bool SetWalSyncDeferred(sqlite3* db, bool deferred) {
+  WalFile* wal = WalFileOf(db);
+  if (wal == nullptr || (deferred && wal->sync_fd < 0)) return false;
+  bool previous = wal->defer_sync;
+  wal->defer_sync = deferred;
+  return previous;
+}
+
+int WalSyncDescriptor(sqlite3* db) {
+  WalFile* wal = WalFileOf(db);
+  return wal == nullptr ? -1 : wal->sync_fd;
+}
+
+WalSyncCounts WalSyncCountsOf(sqlite3* db) {
+  WalFile* wal = WalFileOf(db);
+  if (wal == nullptr) return {};
+  return {wal->syncs, wal->deferred_syncs};
+}
 
 const char* WalWriteVfsName() {
   static std::once_flag once;

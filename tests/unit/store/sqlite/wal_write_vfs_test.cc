@@ -1,11 +1,15 @@
 // The "noema-wal" VFS (src/store/sqlite/wal_write_vfs.h): a writer whose WAL writes are
 // gathered commits exactly what a plain writer commits, every commit is visible to other
 // connections as soon as it returns, and the WAL starts over after checkpoints as usual.
+// With syncs deferred, a commit reaches the OS without an fsync, except the syncs that
+// must not wait: after a restarted WAL's header, and in a checkpoint.
 #include "store/sqlite/wal_write_vfs.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
+
+#include "store/sqlite/wal_checkpointer.h"
 
 #include <filesystem>
 #include <string>
@@ -93,6 +97,60 @@ TEST_F(WalWriteVfsTest, ATransactionLargerThanTheBufferCommitsWhole) {
   EXPECT_EQ(One(again, "SELECT count(*) FROM t"), std::to_string(rows));
   EXPECT_EQ(One(again, "PRAGMA integrity_check"), "ok");
   sqlite3_close(again);
+}
+
+TEST_F(WalWriteVfsTest, ADeferredCommitReachesOtherConnectionsWithoutAnFsync) {
+  ASSERT_GE(WalSyncDescriptor(writer_), 0);
+  const WalSyncCounts before = WalSyncCountsOf(writer_);
+  EXPECT_FALSE(SetWalSyncDeferred(writer_, true));  // returns the previous setting
+  Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  EXPECT_TRUE(SetWalSyncDeferred(writer_, false));
+  WalSyncCounts after = WalSyncCountsOf(writer_);
+  EXPECT_EQ(after.deferred, before.deferred + 1);
+  EXPECT_EQ(after.syncs, before.syncs);
+  // The frames are in the file (not only in the buffer), and the caller's fsync works.
+  EXPECT_EQ(One(reader_, "SELECT count(*) FROM t"), "1");
+  EXPECT_EQ(fdatasync(WalSyncDescriptor(writer_)), 0);
+  // Not deferred any more: the next commit syncs itself.
+  Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  EXPECT_EQ(WalSyncCountsOf(writer_).syncs, after.syncs + 1);
+  EXPECT_EQ(WalSyncCountsOf(writer_).deferred, after.deferred);
+}
+
+TEST_F(WalWriteVfsTest, TheSyncOfARestartedWalHeaderIsNeverDeferred) {
+  Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  // Every frame copied back: the writer's next commit starts the WAL over, header first.
+  Exec(reader_, "PRAGMA wal_checkpoint(PASSIVE)");
+  const WalSyncCounts before = WalSyncCountsOf(writer_);
+  SetWalSyncDeferred(writer_, true);
+  Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  SetWalSyncDeferred(writer_, false);
+  const WalSyncCounts after = WalSyncCountsOf(writer_);
+  EXPECT_EQ(after.syncs, before.syncs + 1);        // the header's
+  EXPECT_EQ(after.deferred, before.deferred + 1);  // the commit's
+  EXPECT_EQ(One(reader_, "SELECT count(*) FROM t"), "2");
+}
+
+TEST_F(WalWriteVfsTest, AnInlineCheckpointSyncsTheWalEvenWhenCommitSyncsAreDeferred) {
+  WalCheckpointOptions options;
+  options.start_frames = 1'000'000;  // only the committing thread checkpoints
+  options.inline_frames = 5;
+  auto checkpointer = WalCheckpointer::Start(path_, writer_, options, 1000);
+  ASSERT_TRUE(checkpointer.ok()) << checkpointer.status().ToString();
+  Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  const WalSyncCounts before = WalSyncCountsOf(writer_);
+  SetWalSyncDeferred(writer_, true);
+  Exec(writer_, "BEGIN IMMEDIATE");
+  for (int r = 0; r < 20; ++r) Exec(writer_, "INSERT INTO t(body) VALUES (randomblob(1500))");
+  Exec(writer_, "COMMIT");
+  // The checkpoint ran inside that COMMIT and left the setting as it found it.
+  EXPECT_TRUE(SetWalSyncDeferred(writer_, false));
+  EXPECT_GT((*checkpointer)->inline_checkpoints(), 0);
+  const WalSyncCounts after = WalSyncCountsOf(writer_);
+  EXPECT_EQ(after.deferred, before.deferred + 1);  // the commit's own
+  EXPECT_GE(after.syncs, before.syncs + 1);        // the checkpoint's, before it copied
+  EXPECT_EQ(One(reader_, "SELECT count(*) FROM t"), "21");
+  EXPECT_EQ(One(reader_, "PRAGMA integrity_check"), "ok");
 }
 
 }  // namespace

@@ -987,6 +987,55 @@ TEST_P(StoreConformanceTest, ReplaceMovesTheEntriesOfChangedIndexedFieldsOnly) {
   EXPECT_EQ(*stored->view().GetDate("lastUserActivityTimestamp"), later);
 }
 
+// Read-modify-replace in one unit: each Replace compares with what is stored at that
+// moment, including the unit's own earlier writes, so that the index entries follow the
+// document (the SQLite store assigns only the indexed columns that changed).
+TEST_P(StoreConformanceTest, ReplacesAfterAGetInOneUnitSeeTheUnitsOwnWrites) {
+  ObjectId master = ObjectId::Generate();
+  ObjectId session = ObjectId::Generate();
+  Document original = MakeSession(session, master, /*active=*/true);
+  ASSERT_OK(Insert(Collection::kUserSessions, original));
+  const Timestamp later = kT0 + 5 * kMillisPerMinute;
+  ASSERT_OK(store_->RunTransaction([&](Transaction& tx) -> Status {
+    NOEMA_ASSIGN_OR_RETURN(Document read, tx.Get(Collection::kUserSessions, session));
+    NOEMA_RETURN_IF_ERROR(ReplaceDoc(tx, Collection::kUserSessions, session,
+                                     WithField(read, "lastUserActivityTimestamp", later)));
+    // Back to the value Get saw: the index entry must move back too.
+    return ReplaceDoc(tx, Collection::kUserSessions, session, read);
+  }));
+  auto active_at = [&](Timestamp at) {
+    return Count(
+        Collection::kUserSessions,
+        Filter().Eq("isActive", true).Range("lastUserActivityTimestamp", Value(at), Value(at + 1)));
+  };
+  EXPECT_EQ(*active_at(kT0), 1);
+  EXPECT_EQ(*active_at(later), 0);
+
+  // A precondition is checked against the document as stored, read or not.
+  Filter inactive;
+  inactive.Eq("isActive", false);
+  Status refused = store_->RunTransaction([&](Transaction& tx) -> Status {
+    NOEMA_ASSIGN_OR_RETURN(Document read, tx.Get(Collection::kUserSessions, session));
+    return ReplaceDoc(tx, Collection::kUserSessions, session,
+                      WithField(read, "lastUserActivityTimestamp", later), inactive);
+  });
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+  EXPECT_EQ(*active_at(kT0), 1);
+
+  // Get of one document, Replace of another: the other's stored columns are used.
+  ObjectId other = ObjectId::Generate();
+  ASSERT_OK(Insert(Collection::kUserSessions, MakeSession(other, master, /*active=*/true)));
+  ASSERT_OK(store_->RunTransaction([&](Transaction& tx) -> Status {
+    NOEMA_ASSIGN_OR_RETURN(Document read, tx.Get(Collection::kUserSessions, session));
+    NOEMA_ASSIGN_OR_RETURN(Document second, tx.Get(Collection::kUserSessions, other));
+    (void)read;
+    return ReplaceDoc(tx, Collection::kUserSessions, other,
+                      WithField(second, "lastUserActivityTimestamp", later));
+  }));
+  EXPECT_EQ(*active_at(kT0), 1);
+  EXPECT_EQ(*active_at(later), 1);
+}
+
 TEST_P(StoreConformanceTest, DeleteIsRefusedOnAppendOnlyCollections) {
   ObjectId event = ObjectId::Generate();
   ASSERT_OK(Insert(Collection::kUserEvents,

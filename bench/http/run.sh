@@ -7,8 +7,9 @@
 #   event         POST /v1/events, one event per request (acknowledged = durable)
 #   batch100      POST /v1/events with {"events":[100 events]}
 #
-# For each: requests/s, p50 and p99 latency, the ratio to nginx, and the peak RSS of
-# `noema serve` (VmHWM) at the end. Prints a Markdown table for docs/benchmarks.md.
+# For each: requests/s, p50 and p99 latency, the ratio to nginx; at the end the peak RSS
+# of `noema serve` (VmHWM) and its own memory apart from the mapped database file
+# (RssAnon). Prints a Markdown table for docs/benchmarks.md.
 #
 # usage: bench/http/run.sh [NOEMA_BINARY]     (default: build/noema)
 # env:   DURATION (10s) THREADS (2) CONNECTIONS (32) USERS (1000) NOEMA_THREADS (server
@@ -150,6 +151,21 @@ run_wrk() {  # run_wrk NAME SCRIPT PORT PATH → "rps p50 p99 errors"
   echo "$rps $p50 $p99 $errors"
 }
 
+# The peak of noema's own memory (RssAnon), sampled: VmHWM also counts the pages of the
+# memory-mapped database file (page cache, shared and reclaimable), which grow with the
+# database the benchmark itself writes.
+anon_peak_file="$work/anon_peak_kb"
+echo 0 >"$anon_peak_file"
+(
+  peak=0
+  while kill -0 "$noema_pid" 2>/dev/null; do
+    kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$noema_pid/status" 2>/dev/null)
+    if [ -n "$kb" ] && [ "$kb" -gt "$peak" ]; then peak=$kb; echo "$peak" >"$anon_peak_file"; fi
+    sleep 0.2
+  done
+) &
+sampler_pid=$!
+
 echo "| scenario | server | requests/s | p50 ms | p99 ms | errors | noema/nginx |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for scenario in by_identity event batch100; do
@@ -162,8 +178,13 @@ for scenario in by_identity event batch100; do
   echo "| $scenario | noema | $q_rps | $q_p50 | $q_p99 | $q_err | $ratio |"
 done
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$noema_pid/status")
+file_kb=$(awk '/^RssFile:/ {print $2}' "/proc/$noema_pid/status")
+kill "$sampler_pid" 2>/dev/null || true
+wait "$sampler_pid" 2>/dev/null || true
 echo
-echo "peak RSS of noema serve (VmHWM): $((hwm_kb / 1024)) MB"
+echo "peak RSS of noema serve (VmHWM): $((hwm_kb / 1024)) MB, of which file-backed at the end" \
+  "(the mapped database, RssFile): $((file_kb / 1024)) MB"
+echo "peak anonymous RSS of noema serve (RssAnon, sampled every 0.2 s): $(($(cat "$anon_peak_file") / 1024)) MB"
 echo "events stored: $(curl -sf http://127.0.0.1:"$noema_port"/metrics | awk '/^noema_events_ingested / {print $2}')"
 echo "settings: wrk -t$threads -c$connections -d$duration; noema I/O threads: ${NOEMA_THREADS:-default}; users: $users"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME"), load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

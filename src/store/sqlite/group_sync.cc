@@ -1,7 +1,7 @@
 #include "store/sqlite/group_sync.h"
 
-#include <cstring>
 #include <string>
+#include <system_error>
 
 namespace noema::sqlite {
 
@@ -28,7 +28,7 @@ Status GroupSync::WaitDurable(uint64_t ticket) {
     ++syncs_;
     if (error != 0) {
       failure_ = Status::DataLoss(
-          "fsync of the SQLite WAL failed (" + std::string(std::strerror(error)) +
+          "fsync of the SQLite WAL failed (" + std::generic_category().message(error) +
           "); commits since the last good fsync may not be durable, and the store refuses "
           "writes until it is reopened");
     } else if (target > durable_) {

@@ -481,7 +481,6 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   if (options.sync_every_commit) writer_options.vfs = sqlite::WalWriteVfsName();
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
   if (writer_options.vfs != nullptr) {
-    store->defer_wal_syncs_ = true;
     SqliteStore* self = store.get();
     store->group_sync_ = std::make_unique<sqlite::GroupSync>(
         [self] { return ::fdatasync(self->wal_fd_.load()) == 0 ? 0 : errno; });
@@ -595,19 +594,19 @@ Status SqliteStore::AttemptWrite(const TransactionFn& fn, bool* retry, uint64_t*
 int SqliteStore::CommitWriter(Status* status, uint64_t* ticket) {
   Connection& connection = *writer_;
   sqlite3* db = connection.get();
-  if (!defer_wal_syncs_)
-    return StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, status);
-  if (wal_fd_.load() < 0) {
+  if (group_sync_ != nullptr && wal_fd_.load() < 0) {
     // The WAL opens with the connection's first transaction; from then on the store
     // fsyncs it through a descriptor of its own, usable from any thread.
     int fd = sqlite::WalSyncDescriptor(db);
     if (fd >= 0) wal_fd_.store(fcntl(fd, F_DUPFD_CLOEXEC, 0));
   }
-  // Without a descriptor (not yet, or dup failed) the commit syncs itself, as before.
-  const bool deferred = wal_fd_.load() >= 0 && sqlite::SetWalSyncDeferred(db, true);
+  // Without group sync or a descriptor (not yet, or dup failed) the commit syncs itself.
+  if (group_sync_ == nullptr || wal_fd_.load() < 0 || !sqlite::SetWalSyncDeferred(db, true)) {
+    return StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, status);
+  }
   const int64_t deferred_before = sqlite::WalSyncCountsOf(db).deferred;
   int rc = StepSlot(connection, sqlite::kSlotCommit, sqlite::kCommitSql, status);
-  if (deferred) sqlite::SetWalSyncDeferred(db, false);
+  sqlite::SetWalSyncDeferred(db, false);
   // A commit that wrote no frames deferred no sync and has nothing to wait for.
   if (rc == SQLITE_DONE && sqlite::WalSyncCountsOf(db).deferred != deferred_before) {
     *ticket = group_sync_->Committed();

@@ -100,11 +100,10 @@ class SqliteStore final : public Store {
   // Checkpoints the writer's WAL on a thread of its own (wal_checkpointer.h); closed
   // before writer_.
   std::unique_ptr<sqlite::WalCheckpointer> checkpointer_;  // guarded by writer_mutex_
-  // Pipelined durability (group_sync.h): set when every commit syncs and the writer's WAL
-  // goes through the noema-wal VFS. RunTransaction then fsyncs after releasing the writer,
-  // one fsync for all the commits made meanwhile, through wal_fd_ (the store's own
+  // Pipelined durability (group_sync.h): present when every commit syncs and the writer's
+  // WAL goes through the noema-wal VFS. RunTransaction then fsyncs after releasing the
+  // writer, one fsync for all the commits made meanwhile, through wal_fd_ (the store's own
   // duplicate of the WAL's descriptor, opened at the first commit; -1 until then).
-  bool defer_wal_syncs_ = false;
   std::atomic<int> wal_fd_{-1};
   std::unique_ptr<sqlite::GroupSync> group_sync_;
 

@@ -77,8 +77,8 @@ int Read(sqlite3_file* handle, void* data, int amount, sqlite3_int64 offset) {
 
 int Write(sqlite3_file* handle, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* file = Self(handle);
-  if (offset == 0) file->header_written = true;
   if (!file->gather) return file->real->pMethods->xWrite(file->real, data, amount, offset);
+  if (offset == 0) file->header_written = true;
   const auto size = static_cast<size_t>(amount);
   if (file->used > 0 && offset == file->offset + static_cast<sqlite3_int64>(file->used) &&
       file->used + size <= kWalWriteBufferBytes) {
@@ -110,7 +110,7 @@ int Truncate(sqlite3_file* handle, sqlite3_int64 size) {
 int Sync(sqlite3_file* handle, int flags) {
   WalFile* file = Self(handle);
   if (int rc = Flush(file); rc != SQLITE_OK) return rc;
-  if (file->gather && file->defer_sync && !file->header_written) {
+  if (file->defer_sync && !file->header_written) {  // only WAL files are ever deferred
     ++file->deferred_syncs;
     return SQLITE_OK;
   }

@@ -58,7 +58,8 @@ Result<ObjectId> ReadId(DocumentView doc, std::string_view field) {
 }
 
 // Moves each session's lastUserActivityTimestamp forward through the event timestamps
-// that fall within its inactivity window (DECISIONS.md 13); one write per session.
+// that fall within its inactivity window (DECISIONS.md 13); one write per session, and
+// none when the move is shorter than config.session_activity_resolution_ms.
 Status RecordActivity(Transaction& tx, const ServiceContext& ctx,
                       std::map<ObjectId, std::vector<Timestamp>>* activity) {
   for (auto& [session_id, times] : *activity) {
@@ -71,7 +72,7 @@ Status RecordActivity(Transaction& tx, const ServiceContext& ctx,
     for (Timestamp time : times) {
       if (time > moved && time - moved <= ctx.config.session_inactivity_timeout_ms) moved = time;
     }
-    if (moved == last) continue;
+    if (moved == last || moved - last < ctx.config.session_activity_resolution_ms) continue;
     DocumentBuilder updated;
     CopyFieldsExcept(session.view(), {"lastUserActivityTimestamp"}, &updated);
     updated.Append("lastUserActivityTimestamp", moved);

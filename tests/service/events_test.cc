@@ -511,6 +511,38 @@ TEST_F(EventServiceTest, EventsMoveTheirSessionsLastActivityForward) {
   EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start + window + window / 2);
 }
 
+TEST_F(EventServiceTest, EventsMoveLastActivityOnlyByAtLeastTheResolution) {
+  int64_t resolution = ctx_.config.session_activity_resolution_ms;
+  ASSERT_GT(resolution, 1);
+  Session session = StartSession(user_);
+  Timestamp start = session.last_user_activity;
+
+  // Less than the resolution later: stored, but the session is not rewritten.
+  clock_.Advance(resolution - 1);
+  ASSERT_TRUE(events_.Log(Menu(user_, session.session_id)).ok());
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start);
+  // An event without a sessionId lands in the same session, which is not rewritten either.
+  ASSERT_TRUE(events_.Log(Menu(user_, std::nullopt)).ok());
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start);
+
+  // A resolution after the recorded activity: recorded at the event's time.
+  clock_.Advance(1);
+  ASSERT_TRUE(events_.Log(Menu(user_, session.session_id)).ok());
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start + resolution);
+
+  // With resolution 0 every move is recorded.
+  ctx_.config.session_activity_resolution_ms = 0;
+  clock_.Advance(1);
+  ASSERT_TRUE(events_.Log(Menu(user_, session.session_id)).ok());
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start + resolution + 1);
+
+  // The explicit RecordActivity is exact whatever the resolution.
+  ctx_.config.session_activity_resolution_ms = resolution;
+  clock_.Advance(1);
+  ASSERT_TRUE(sessions_.RecordActivity(session.session_id, std::nullopt).ok());
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, start + resolution + 2);
+}
+
 TEST_F(EventServiceTest, LateActivityDoesNotReviveAnExpiredSession) {
   Session session = StartSession(user_);
   Timestamp last = session.last_user_activity;

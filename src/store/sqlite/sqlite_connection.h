@@ -35,7 +35,11 @@ namespace noema::sqlite {
 //                           page number (balance_nonroot's swap), which happens in almost
 //                           every event batch; the scan grows with the cache (64 MiB:
 //                           about a fifth of the event committer's time). docs/storage.md
-//   mmap_size               read the database file through a 1 GiB memory map (fewer preads)
+//   mmap_size               read the first 64 MiB of the database file through a memory
+//                           map (fewer preads). Not more: mapped pages count in the
+//                           server's resident memory, and a 1 GiB map put `noema serve`
+//                           over its 200 MB budget under load with no speed gain
+//                           (docs/storage.md, docs/benchmarks.md session 6)
 inline constexpr std::string_view kConnectionPragmas =
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=FULL;"
@@ -43,7 +47,7 @@ inline constexpr std::string_view kConnectionPragmas =
     "PRAGMA foreign_keys=OFF;"
     "PRAGMA temp_store=MEMORY;"
     "PRAGMA cache_size=-16384;"
-    "PRAGMA mmap_size=1073741824;";
+    "PRAGMA mmap_size=67108864;";
 
 // Translates a SQLite result code into a Status. `context` says what was being done
 // ("insert into userEvents"); the connection's error message is appended when `db` is

@@ -194,6 +194,13 @@ class BulkLoad {
 // it resets at its start. Returning a non-OK Status rolls the unit back.
 using TransactionFn = std::function<Status(Transaction&)>;
 
+// A counter a store keeps about its own machinery, exported by `noema serve` at /metrics.
+struct StoreCounter {
+  std::string name;  // a Prometheus metric name, noema_store_..._total
+  std::string help;
+  double value = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -224,6 +231,10 @@ class Store {
 
   // OK when the store answers.
   virtual Status Ping() = 0;
+
+  // Counters of the store's own machinery since it was opened; none by default
+  // (the SQLite store's group sync: docs/storage.md "Group sync").
+  virtual std::vector<StoreCounter> Counters() const { return {}; }
 
   // Flushes and releases resources; further calls fail. Called by the destructor.
   virtual void Close() = 0;

@@ -33,6 +33,7 @@ class MeteredStore final : public Store {
     return store_->BeginBulkLoad(collection);
   }
   Status Ping() override;
+  std::vector<StoreCounter> Counters() const override { return store_->Counters(); }
   void Close() override { store_->Close(); }
 
  private:

@@ -43,6 +43,10 @@ void AddHealthRoutes(Api& api) {
               return Status::Ok();
             });
             if (counted.ok()) metrics.Set("noema_sessions_active", "", static_cast<double>(active));
+            for (const StoreCounter& counter : call.ctx.store->Counters()) {
+              metrics.Describe(counter.name, "counter", counter.help);
+              metrics.Set(counter.name, "", counter.value);
+            }
             HttpResponse response;
             response.content_type = "text/plain; version=0.0.4";
             response.body = metrics.RenderPrometheus();

@@ -301,6 +301,18 @@ TEST_F(ApiE2ETest, MetricsCountRequestsAndLatencyByRouteAndStatusEventsAndSessio
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "in:\n" << text;
   }
+  // The SQLite store's group sync: counted (a commit right after the WAL restarts syncs
+  // inline and is not), and an fsync covers at least one commit.
+  auto value_of = [&](const std::string& name) -> double {
+    size_t at = text.find("\n" + name + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + name.size() + 2));
+  };
+  EXPECT_NE(text.find("# TYPE noema_store_group_fsyncs_total counter\n"), std::string::npos);
+  double commits = value_of("noema_store_group_commits_total");
+  double fsyncs = value_of("noema_store_group_fsyncs_total");
+  EXPECT_GE(fsyncs, 1) << text;
+  EXPECT_GE(commits, fsyncs) << text;
 }
 
 TEST_F(ApiE2ETest, MetricsShowMoneyMovedAndStoreLatencyByOperation) {

@@ -49,4 +49,9 @@ int64_t GroupSync::syncs() const {
   return syncs_;
 }
 
+int64_t GroupSync::commits() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(committed_);
+}
+
 }  // namespace noema::sqlite

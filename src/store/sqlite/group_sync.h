@@ -42,6 +42,8 @@ class GroupSync {
 
   // Fsyncs done so far (each covers one or more commits).
   int64_t syncs() const;
+  // Commits ticketed so far.
+  int64_t commits() const;
 
  private:
   const std::function<int()> sync_;

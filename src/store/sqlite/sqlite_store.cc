@@ -791,6 +791,18 @@ Result<std::unique_ptr<BulkLoad>> SqliteStore::BeginBulkLoad(Collection collecti
   return std::unique_ptr<BulkLoad>(new sqlite::SqliteBulkLoad(this, collection, deferred));
 }
 
+std::vector<StoreCounter> SqliteStore::Counters() const {
+  if (group_sync_ == nullptr) return {};
+  return {
+      {"noema_store_group_commits_total",
+       "SQLite commits made durable by a shared fsync (group sync)",
+       static_cast<double>(group_sync_->commits())},
+      {"noema_store_group_fsyncs_total",
+       "WAL fsyncs of the group sync, each for one or more commits",
+       static_cast<double>(group_sync_->syncs())},
+  };
+}
+
 Status SqliteStore::Ping() {
   if (closed_.load()) return sqlite::ClosedStatus();
   NOEMA_ASSIGN_OR_RETURN(Connection * reader, AcquireReader());

@@ -60,6 +60,9 @@ class SqliteStore final : public Store {
   // DeferIndexes); otherwise each batch is written as InsertMany writes it.
   Result<std::unique_ptr<BulkLoad>> BeginBulkLoad(Collection collection) override;
   Status Ping() override;
+  // With group sync: noema_store_group_commits_total (commits whose WAL sync was
+  // deferred) and noema_store_group_fsyncs_total (the fsyncs that made them durable).
+  std::vector<StoreCounter> Counters() const override;
   void Close() override;
 
  private:

@@ -98,6 +98,7 @@ TEST(GroupSyncTest, OneFsyncServesEveryCommitMadeBeforeItStarted) {
   for (std::thread& waiter : waiters) waiter.join();
   leader.join();
   EXPECT_EQ(sync.syncs(), 2);
+  EXPECT_EQ(sync.commits(), 9);
   EXPECT_EQ(gate.started(), 2);
   // Already durable: no further fsync.
   EXPECT_TRUE(sync.WaitDurable(tickets.back()).ok());

@@ -166,13 +166,27 @@ echo 0 >"$anon_peak_file"
 ) &
 sampler_pid=$!
 
+# What the single-event scenario cost the disk: bytes noema sent to storage (the WAL and
+# the checkpoints' copies into the database file), events stored, and the group sync's
+# commits and fsyncs (docs/storage.md "Group sync").
+io_snapshot() {
+  local metrics
+  metrics=$(curl -sf http://127.0.0.1:"$noema_port"/metrics)
+  echo "$(awk '/^write_bytes:/ {print $2}' "/proc/$noema_pid/io")" \
+    "$(awk '/^noema_events_ingested / {print $2}' <<<"$metrics")" \
+    "$(awk '/^noema_store_group_commits_total / {print $2}' <<<"$metrics")" \
+    "$(awk '/^noema_store_group_fsyncs_total / {print $2}' <<<"$metrics")"
+}
+
 echo "| scenario | server | requests/s | p50 ms | p99 ms | errors | noema/nginx |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for scenario in by_identity event batch100; do
   path=/v1/events
   [ "$scenario" = by_identity ] && path=/v1/users/by-identity/bench/user-1
   read -r n_rps n_p50 n_p99 n_err <<<"$(run_wrk "nginx-$scenario" "$work/$scenario.lua" "$nginx_port" "$path")"
+  [ "$scenario" = event ] && io_before=$(io_snapshot)
   read -r q_rps q_p50 q_p99 q_err <<<"$(run_wrk "noema-$scenario" "$work/$scenario.lua" "$noema_port" "$path")"
+  [ "$scenario" = event ] && io_after=$(io_snapshot)
   ratio=$(awk -v a="$q_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
   echo "| $scenario | nginx | $n_rps | $n_p50 | $n_p99 | $n_err | |"
   echo "| $scenario | noema | $q_rps | $q_p50 | $q_p99 | $q_err | $ratio |"
@@ -185,6 +199,15 @@ echo
 echo "peak RSS of noema serve (VmHWM): $((hwm_kb / 1024)) MB, of which file-backed at the end" \
   "(the mapped database, RssFile): $((file_kb / 1024)) MB"
 echo "peak anonymous RSS of noema serve (RssAnon, sampled every 0.2 s): $(($(cat "$anon_peak_file") / 1024)) MB"
+read -r w0 e0 c0 f0 <<<"$io_before"
+read -r w1 e1 c1 f1 <<<"$io_after"
+awk -v w="$((w1 - w0))" -v e="$((e1 - e0))" -v c="$((${c1:-0} - ${c0:-0}))" \
+  -v f="$((${f1:-0} - ${f0:-0}))" -v d="$duration" 'BEGIN {
+    printf "single-event scenario: %d events, %.1f KB written to disk per event, %d commits", \
+      e, (e > 0 ? w / e / 1024 : 0), c
+    printf " (%.1f events each), %d fsyncs (%.1f ms apart)\n", (c > 0 ? e / c : 0), f, \
+      (f > 0 ? 1000 * (d + 0) / f : 0)
+  }'
 echo "events stored: $(curl -sf http://127.0.0.1:"$noema_port"/metrics | awk '/^noema_events_ingested / {print $2}')"
 echo "settings: wrk -t$threads -c$connections -d$duration; noema I/O threads: ${NOEMA_THREADS:-default}; users: $users"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME"), load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

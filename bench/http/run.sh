@@ -9,7 +9,8 @@
 #
 # For each: requests/s, p50 and p99 latency, the ratio to nginx; at the end the peak RSS
 # of `noema serve` (VmHWM) and its own memory apart from the mapped database file
-# (RssAnon). Prints a Markdown table for docs/benchmarks.md.
+# (RssAnon), and what the single-event scenario cost the disk (bytes written per event,
+# commits, fsyncs). Prints a Markdown table for docs/benchmarks.md.
 #
 # usage: bench/http/run.sh [NOEMA_BINARY]     (default: build/noema)
 # env:   DURATION (10s) THREADS (2) CONNECTIONS (32) USERS (1000) NOEMA_THREADS (server

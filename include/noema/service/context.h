@@ -33,9 +33,9 @@ struct ServiceConfig {
   int64_t session_inactivity_timeout_ms = 30 * kMillisPerMinute;
   // Events move a session's lastUserActivityTimestamp only when they move it by at least
   // this much, so that a user's burst of events writes the session once rather than once
-  // per batch (docs/decisions.md "Session activity has a resolution"). The recorded
-  // activity, and so a timed-out session's endTime, trails the latest event by less than
-  // this. 0 records every move. SessionService::RecordActivity is always exact.
+  // per batch (docs/decisions.md "Session activity has a resolution of one second"). The
+  // recorded activity, and so a timed-out session's endTime, trails the latest event by
+  // less than this. 0 records every move. SessionService::RecordActivity is always exact.
   int64_t session_activity_resolution_ms = kMillisPerSecond;
   // Errors counted in a session before it is ended with session_error_limit_exceeded.
   int session_error_limit = 20;

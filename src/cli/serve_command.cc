@@ -32,7 +32,7 @@ namespace {
 struct ServeFlags {
   std::string store_uri;
   std::string listen = "127.0.0.1:8080";
-  int threads = 4;
+  int threads = server::HttpServerOptions{}.threads;
   int worker_threads = 64;
   std::string service_tokens;
   std::string admin_token;

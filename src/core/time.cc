@@ -31,6 +31,28 @@ bool ReadDigits(std::string_view text, size_t pos, size_t count, int* out) {
 
 bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
+// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm, the
+// inverse of DaysFromCivil).
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+// Writes `value` as exactly `width` decimal digits ending just before `end`.
+void PutDigits(char* end, unsigned value, int width) {
+  for (int i = 0; i < width; ++i) {
+    *--end = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+}
+
 }  // namespace
 
 std::string Timestamp::ToIso8601() const {
@@ -41,13 +63,39 @@ std::string Timestamp::ToIso8601() const {
     rem += 1000;
     secs -= 1;
   }
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(rem));
-  return buf;
+  int64_t days = secs / 86400;
+  int64_t sod = secs % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days -= 1;
+  }
+  int64_t year = 0;
+  unsigned month = 0;
+  unsigned day = 0;
+  CivilFromDays(days, &year, &month, &day);
+  if (year < 0 || year > 9999) {
+    // Outside four-digit years (never a stored time: documents hold dates from the
+    // service's clock or checked input); printed as gmtime and printf would.
+    std::time_t t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(rem));
+    return buf;
+  }
+  // The common case without gmtime_r and snprintf (a reply renders every date it holds).
+  std::string out = "0000-00-00T00:00:00.000Z";
+  char* p = out.data();
+  PutDigits(p + 4, static_cast<unsigned>(year), 4);
+  PutDigits(p + 7, month, 2);
+  PutDigits(p + 10, day, 2);
+  PutDigits(p + 13, static_cast<unsigned>(sod / 3600), 2);
+  PutDigits(p + 16, static_cast<unsigned>(sod / 60 % 60), 2);
+  PutDigits(p + 19, static_cast<unsigned>(sod % 60), 2);
+  PutDigits(p + 23, static_cast<unsigned>(rem), 3);
+  return out;
 }
 
 Result<Timestamp> Timestamp::ParseIso8601(std::string_view text, std::string_view field) {

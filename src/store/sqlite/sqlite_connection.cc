@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_connection.h"
 
+#include <mutex>
 #include <utility>
 
 namespace noema::sqlite {
@@ -114,8 +115,27 @@ Result<Document> ColumnDocument(const Statement& statement, int column, std::str
   return doc;
 }
 
+namespace {
+
+// Process-wide SQLite settings, applied once before the first connection opens.
+//
+// SQLITE_CONFIG_MEMSTATUS off: with it on (the library's default) every sqlite3_malloc
+// and free takes one global mutex to keep allocation statistics that noema never reads;
+// with 8 I/O threads reading at once that mutex was the most contended lock of the
+// process (futex calls outnumbered requests 3.7 to 1 under GET load, docs/benchmarks.md
+// session 7). sqlite3_config only works before SQLite initialises; when something else in
+// the process initialised it first (a test's raw connection), the call fails with
+// SQLITE_MISUSE and the statistics stay on: slower, never wrong.
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {
+  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   int flags =
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;

@@ -146,6 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteError(int status, const std::string& code, const std::string& message,
                   const std::string& field) {
     keep_alive_ = false;
+    linger_ = true;  // the request was not read whole: its rest may still be coming
     version_ = 11;
     Write(ErrorResponse(status, code, message, field), false);
   }
@@ -168,9 +169,34 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
                         self->busy_ = false;
-                        if (ec || !keep) return self->Close();
+                        if (ec) return self->Close();
+                        if (!keep) return self->linger_ ? self->Linger() : self->Close();
                         self->Read();
                       });
+  }
+
+  // Lingering close (HttpServerOptions::linger_timeout_ms): stop sending, then read and
+  // drop until the client closes its side, the time or byte allowance runs out, or the
+  // server stops (CloseIfIdle closes the socket, which ends the read).
+  void Linger() {
+    const auto& options = server_->options;
+    if (options.linger_timeout_ms <= 0 || server_->stopping.load()) return Close();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::milliseconds(options.linger_timeout_ms));
+    drain_ = std::make_unique<char[]>(kDrainBytes);
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_.get(), kDrainBytes),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > self->server_->options.linger_bytes_max) {
+                                return self->Close();
+                              }
+                              self->Drain();
+                            });
   }
 
   void Close() {
@@ -189,6 +215,10 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool busy_ = false;
   bool first_request_ = true;
+  bool linger_ = false;  // close by Linger once the reply is written
+  static constexpr size_t kDrainBytes = 16 * 1024;
+  std::unique_ptr<char[]> drain_;  // Linger's buffer, only while lingering
+  size_t drained_ = 0;
   std::string remote_address_;  // empty when the socket could not tell
 };
 

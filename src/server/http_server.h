@@ -40,6 +40,13 @@ struct HttpServerOptions {
   int64_t read_timeout_ms = 30'000;     // to receive one whole request
   int64_t idle_timeout_ms = 60'000;     // keep-alive connection with no request
   size_t connections_max = 2048;        // further connections are refused (503)
+  // Lingering close: after an error reply to a request it did not read whole (413, 431,
+  // 400), the server stops sending and reads and drops what the client still sends, for
+  // up to this long and this many bytes, before it closes. Closing at once with the
+  // client's bytes unread makes the kernel reset the connection, and the client can
+  // lose the reply it was sent. 0 ms: close at once.
+  int64_t linger_timeout_ms = 2'000;
+  size_t linger_bytes_max = 8 * 1024 * 1024;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;

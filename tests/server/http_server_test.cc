@@ -64,6 +64,70 @@ TEST_F(HttpServerTest, OversizedBodyGets413) {
   EXPECT_EQ(fine.status, 200);
 }
 
+// A client that is still sending a body over the limit when the 413 comes back must get
+// that reply, not a reset: the server lingers, reading and dropping the rest, instead of
+// closing with the client's bytes unread (HttpServerOptions::linger_timeout_ms).
+TEST_F(HttpServerTest, A413ReachesAClientThatIsStillSendingItsBody) {
+  HttpServerOptions options;
+  options.body_bytes_max = 1024;
+  StartServer(options, Echo());
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  const size_t body_bytes = 4 * 1024 * 1024;
+  std::string head =
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body_bytes) + "\r\n\r\n";
+  asio::write(socket, asio::buffer(head));
+  // The server has the headers, answers 413, and would close here; the client only
+  // starts reading once it has sent its whole body, as ordinary clients do.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  boost::system::error_code ec;
+  std::string chunk(64 * 1024, 'x');
+  for (size_t sent = 0; sent < body_bytes && !ec; sent += chunk.size()) {
+    asio::write(socket, asio::buffer(chunk), ec);
+  }
+  EXPECT_FALSE(ec) << "the server reset the connection while the body was sent: " << ec.message();
+  socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  std::string reply;
+  char buffer[4096];
+  for (;;) {
+    size_t n = socket.read_some(asio::buffer(buffer), ec);
+    reply.append(buffer, n);
+    if (ec) break;
+  }
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\"field\":\"body\""), std::string::npos) << reply;
+}
+
+// The lingering has bounds: a client that keeps sending is cut off after
+// linger_bytes_max (or linger_timeout_ms), and the connection is gone.
+TEST_F(HttpServerTest, LingeringStopsAtItsByteAllowance) {
+  HttpServerOptions options;
+  options.body_bytes_max = 1024;
+  options.linger_bytes_max = 256 * 1024;
+  StartServer(options, Echo());
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  std::string head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n";
+  asio::write(socket, asio::buffer(head));
+  boost::system::error_code ec;
+  std::string chunk(64 * 1024, 'x');
+  size_t sent = 0;
+  for (; sent < (64u << 20) && !ec; sent += chunk.size())
+    asio::write(socket, asio::buffer(chunk), ec);
+  EXPECT_TRUE(ec) << "the server read " << sent << " bytes without end";
+  for (int i = 0; i < 100 && server_->active_connections() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(server_->active_connections(), 0u);
+}
+
 TEST_F(HttpServerTest, OversizedHeadersGet431) {
   HttpServerOptions options;
   options.header_bytes_max = 1024;

@@ -115,23 +115,18 @@ Result<Document> ColumnDocument(const Statement& statement, int column, std::str
   return doc;
 }
 
-namespace {
-
-// Process-wide SQLite settings, applied once before the first connection opens.
-//
-// SQLITE_CONFIG_MEMSTATUS off: with it on (the library's default) every sqlite3_malloc
-// and free takes one global mutex to keep allocation statistics that noema never reads;
-// with 8 I/O threads reading at once that mutex was the most contended lock of the
-// process (futex calls outnumbered requests 3.7 to 1 under GET load, docs/benchmarks.md
-// session 7). sqlite3_config only works before SQLite initialises; when something else in
-// the process initialised it first (a test's raw connection), the call fails with
-// SQLITE_MISUSE and the statistics stay on: slower, never wrong.
+// SQLITE_CONFIG_MEMSTATUS off, as SQLite's own compile-time recommendations advise
+// (SQLITE_DEFAULT_MEMSTATUS=0): with it on, every sqlite3_malloc and free takes one
+// process-wide mutex to keep allocation statistics that noema never reads, and noema
+// runs many connections on many threads. sqlite3_config works only before SQLite
+// initialises, which its first use does (opening a connection, registering a VFS): both
+// call this first. When something else in the process initialised SQLite before (a
+// test's raw connection), the call fails with SQLITE_MISUSE and the statistics stay on:
+// slower, never wrong.
 void ConfigureSqliteOnce() {
   static std::once_flag once;
   std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                      const ConnectionOptions& options) {

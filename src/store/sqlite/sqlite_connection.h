@@ -149,6 +149,10 @@ struct ConnectionOptions {
   const char* vfs = nullptr;
 };
 
+// Process-wide SQLite settings (no allocation statistics), applied once before SQLite
+// initialises; safe from any thread. Connection::Open and the noema-wal VFS call it.
+void ConfigureSqliteOnce();
+
 class Connection {
  public:
   // Opens (creating if needed) the database file and applies kConnectionPragmas.

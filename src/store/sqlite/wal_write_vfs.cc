@@ -9,6 +9,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/sqlite/sqlite_connection.h"
+
 namespace noema::sqlite {
 namespace {
 
@@ -284,6 +286,7 @@ const char* WalWriteVfsName() {
   static std::once_flag once;
   static bool registered = false;
   std::call_once(once, [] {
+    ConfigureSqliteOnce();  // before sqlite3_vfs_find initialises SQLite
     root_vfs = sqlite3_vfs_find(nullptr);
     if (root_vfs == nullptr || root_vfs->iVersion < 2) return;
     vfs = sqlite3_vfs{};

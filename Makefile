@@ -4,8 +4,9 @@ BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 CMAKE_FLAGS ?=
 STORE ?= sqlite:./noema-data/noema.db
-# The suites the sanitizer build runs (ctest labels unit, conformance, service, mongo).
-ASAN_TARGETS ?= noema_unit_tests noema_conformance_tests noema_service_tests noema_mongo_wire_tests
+# The suites the sanitizer build runs (ctest labels unit, conformance, service, mongo,
+# server); the CLI and browser tests drive the release binary.
+ASAN_TARGETS ?= noema_unit_tests noema_conformance_tests noema_service_tests noema_mongo_wire_tests noema_server_tests
 
 .PHONY: all setup build build-asan run test test-release test-asan format format-check bench clean
 
@@ -28,7 +29,8 @@ run: build
 	@$(BUILD_DIR)/noema serve --store $(STORE) --demo-if-empty
 
 # Set up, build, and run every test: the release build's whole suite, then the unit,
-# conformance and service suites again under AddressSanitizer + UBSan, then the format check.
+# conformance, service, MongoDB-wire and HTTP server suites again under AddressSanitizer +
+# UBSan, then the format check.
 test: test-release test-asan format-check
 
 test-release: build
@@ -36,7 +38,7 @@ test-release: build
 
 test-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS) -L 'unit|conformance|service|mongo' --timeout 900
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS) -L 'unit|conformance|service|mongo|server' --timeout 900
 
 format:
 	@clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -62,7 +62,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   // What a deferred reply holds while a worker computes it: the connection, and a work
   // guard that keeps the connection's I/O thread (and so its io_context) running. The
-  // members are destroyed in reverse order, the connection first: when the holder (a copy
+  // members are destroyed in reverse order, the connection first: when a holder (a copy
   // of respond_later on a worker thread) goes last, the Session it may be the last owner
   // of is destroyed while its io_context still exists. With the guard released first,
   // Stop could finish, the io_context be destroyed, and the Session's stream then cancel a
@@ -152,11 +152,11 @@ class Session : public std::enable_shared_from_this<Session> {
     bool head = request.method == Method::kHead;
     // A deferred reply comes back to this connection's I/O thread. The work guard keeps
     // that thread running until the reply is written, also while stopping.
-    auto hold = std::make_shared<DeferredHold>(
-        DeferredHold{asio::make_work_guard(*io_), shared_from_this()});
-    request.respond_later = [hold = std::move(hold), head](HttpResponse response) {
-      asio::post(hold->self->stream_.get_executor(),
-                 [self = hold->self, response = std::move(response), head]() mutable {
+    // Each copy of respond_later holds its own DeferredHold, released connection first.
+    request.respond_later = [hold = DeferredHold{asio::make_work_guard(*io_), shared_from_this()},
+                             head](HttpResponse response) {
+      asio::post(hold.self->stream_.get_executor(),
+                 [self = hold.self, response = std::move(response), head]() mutable {
                    self->Write(std::move(response), head);
                  });
     };

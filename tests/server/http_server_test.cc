@@ -194,7 +194,7 @@ TEST_F(HttpServerTest, IdleConnectionsAreClosedByTheIdleTimeout) {
 // stopped: the connection must still be destroyed before its I/O context is. Repeated,
 // because the wrong order loses only a narrow race; AddressSanitizer reports it as a
 // heap-use-after-free in ~basic_stream (the sanitizer build runs this suite). With the
-// two members of Session::DeferredHold swapped, 3 runs of 4 failed.
+// two members of Session::DeferredHold swapped, 3 runs of 10 failed.
 TEST_F(HttpServerTest, ADeferredReplyHeldPastStopIsReleasedBeforeTheServerIsGone) {
   for (int round = 0; round < 1000; ++round) {
     HttpServerOptions options;

@@ -7,15 +7,17 @@
 #   event         POST /v1/events, one event per request (acknowledged = durable)
 #   batch100      POST /v1/events with {"events":[100 events]}
 #
-# For each: requests/s, p50 and p99 latency, the ratio to nginx; at the end the peak RSS
-# of `noema serve` (VmHWM) and its own memory apart from the mapped database file
-# (RssAnon), and what the single-event scenario cost the disk (bytes written per event,
-# commits, fsyncs). Prints a Markdown table for docs/benchmarks.md.
+# For each: requests/s, p50 and p99 latency (medians of ROUNDS alternating runs), the
+# ratio to nginx; at the end the peak RSS of `noema serve` (VmHWM) and its own memory
+# apart from the mapped database file (RssAnon), and what the single-event scenario cost
+# the disk over all its rounds (bytes written per event, commits, fsyncs). Prints a
+# Markdown table for docs/benchmarks.md.
 #
 # usage: bench/http/run.sh [NOEMA_BINARY]     (default: build/noema)
-# env:   DURATION (10s) THREADS (2) CONNECTIONS (32) USERS (1000) NOEMA_THREADS (server
-#        I/O threads, default: noema's own) BENCH_DIR (where the store lives; default a
-#        temporary directory under /tmp)
+# env:   DURATION (10s per run) ROUNDS (3 runs of each server per scenario, alternating)
+#        THREADS (2) CONNECTIONS (32) USERS (1000) NOEMA_THREADS (server I/O threads,
+#        default: noema's own) BENCH_DIR (where the store lives; default a temporary
+#        directory under /tmp)
 # needs: wrk, nginx, curl (scripts/setup installs them)
 set -euo pipefail
 
@@ -23,8 +25,11 @@ project=$(cd "$(dirname "$0")/../.." && pwd)
 noema=${1:-$project/build/noema}
 duration=${DURATION:-10s}
 threads=${THREADS:-2}
+rounds=${ROUNDS:-3}
 connections=${CONNECTIONS:-32}
 users=${USERS:-1000}
+[[ "$duration" =~ ^[1-9][0-9]*s$ ]] || { echo "bench: DURATION is seconds, like 10s" >&2; exit 2; }
+[[ "$rounds" =~ ^[1-9][0-9]?$ ]] || { echo "bench: ROUNDS is 1..99" >&2; exit 2; }
 for tool in wrk nginx curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/setup)" >&2; exit 2; }
 done
@@ -179,18 +184,39 @@ io_snapshot() {
     "$(awk '/^noema_store_group_fsyncs_total / {print $2}' <<<"$metrics")"
 }
 
-echo "| scenario | server | requests/s | p50 ms | p99 ms | errors | noema/nginx |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+# Each scenario runs ROUNDS times, nginx and noema alternating, so that both meet the
+# same machine: on a shared virtual machine one 10-second run of either can be 10-20 %
+# off the next (docs/benchmarks.md, session 8). The table gives the median run of each
+# server and the ratio of the medians; "per round" is the lowest and highest of the
+# rounds' own noema/nginx ratios.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {
+    if (NR == 0) { print 0; exit }
+    print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}'; }
+echo "| scenario | server | requests/s (median of $rounds) | range | p50 ms | p99 ms | errors | noema/nginx (medians) | per round |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for scenario in by_identity event batch100; do
   path=/v1/events
   [ "$scenario" = by_identity ] && path=/v1/users/by-identity/bench/user-1
-  read -r n_rps n_p50 n_p99 n_err <<<"$(run_wrk "nginx-$scenario" "$work/$scenario.lua" "$nginx_port" "$path")"
-  [ "$scenario" = event ] && io_before=$(io_snapshot)
-  read -r q_rps q_p50 q_p99 q_err <<<"$(run_wrk "noema-$scenario" "$work/$scenario.lua" "$noema_port" "$path")"
-  [ "$scenario" = event ] && io_after=$(io_snapshot)
-  ratio=$(awk -v a="$q_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-  echo "| $scenario | nginx | $n_rps | $n_p50 | $n_p99 | $n_err | |"
-  echo "| $scenario | noema | $q_rps | $q_p50 | $q_p99 | $q_err | $ratio |"
+  n_rps_all="" n_p50_all="" n_p99_all="" n_err=0
+  q_rps_all="" q_p50_all="" q_p99_all="" q_err=0 ratios=""
+  for round in $(seq 1 "$rounds"); do
+    read -r n_rps n_p50 n_p99 n_errors <<<"$(run_wrk "nginx-$scenario-$round" "$work/$scenario.lua" "$nginx_port" "$path")"
+    [ "$scenario" = event ] && [ "$round" = 1 ] && io_before=$(io_snapshot)
+    read -r q_rps q_p50 q_p99 q_errors <<<"$(run_wrk "noema-$scenario-$round" "$work/$scenario.lua" "$noema_port" "$path")"
+    [ "$scenario" = event ] && io_after=$(io_snapshot)
+    n_rps_all+=" $n_rps" n_p50_all+=" $n_p50" n_p99_all+=" $n_p99" n_err=$((n_err + n_errors))
+    q_rps_all+=" $q_rps" q_p50_all+=" $q_p50" q_p99_all+=" $q_p99" q_err=$((q_err + q_errors))
+    ratios+=" $(awk -v a="$q_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+    echo "bench: $scenario round $round: nginx $n_rps/s, noema $q_rps/s" >&2
+  done
+  n_med=$(median <<<"$n_rps_all")
+  q_med=$(median <<<"$q_rps_all")
+  ratio=$(awk -v a="$q_med" -v b="$n_med" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+  echo "| $scenario | nginx | $n_med | $(range <<<"$n_rps_all") | $(median <<<"$n_p50_all") |" \
+    "$(median <<<"$n_p99_all") | $n_err | | |"
+  echo "| $scenario | noema | $q_med | $(range <<<"$q_rps_all") | $(median <<<"$q_p50_all") |" \
+    "$(median <<<"$q_p99_all") | $q_err | $ratio | $(range <<<"$ratios") |"
 done
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$noema_pid/status")
 file_kb=$(awk '/^RssFile:/ {print $2}' "/proc/$noema_pid/status")
@@ -203,12 +229,12 @@ echo "peak anonymous RSS of noema serve (RssAnon, sampled every 0.2 s): $(($(cat
 read -r w0 e0 c0 f0 <<<"$io_before"
 read -r w1 e1 c1 f1 <<<"$io_after"
 awk -v w="$((w1 - w0))" -v e="$((e1 - e0))" -v c="$((${c1:-0} - ${c0:-0}))" \
-  -v f="$((${f1:-0} - ${f0:-0}))" -v d="$duration" 'BEGIN {
+  -v f="$((${f1:-0} - ${f0:-0}))" -v d="$(( ${duration%s} * rounds ))" 'BEGIN {
     printf "single-event scenario: %d events, %.1f KB written to disk per event, %d commits", \
       e, (e > 0 ? w / e / 1024 : 0), c
     printf " (%.1f events each), %d fsyncs (%.1f ms apart)\n", (c > 0 ? e / c : 0), f, \
       (f > 0 ? 1000 * (d + 0) / f : 0)
   }'
 echo "events stored: $(curl -sf http://127.0.0.1:"$noema_port"/metrics | awk '/^noema_events_ingested / {print $2}')"
-echo "settings: wrk -t$threads -c$connections -d$duration; noema I/O threads: ${NOEMA_THREADS:-default}; users: $users"
+echo "settings: wrk -t$threads -c$connections -d$duration, $rounds rounds; noema I/O threads: ${NOEMA_THREADS:-default}; users: $users"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME"), load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

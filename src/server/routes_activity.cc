@@ -302,6 +302,28 @@ void AddPreferenceRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(Document all, call.services.preferences.GetAll(user));
             return JsonReply(200, RenderJson(all.view()));
           });
+  api.Add(Method::kPut, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            NOEMA_ASSIGN_OR_RETURN(Document all,
+                                   call.services.preferences.PutAll(user, body.view()));
+            return JsonReply(200, RenderJson(all.view()));
+          });
+  api.Add(Method::kPatch, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:write",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+            NOEMA_ASSIGN_OR_RETURN(Document all,
+                                   call.services.preferences.PatchAll(user, body.view()));
+            return JsonReply(200, RenderJson(all.view()));
+          });
+  api.Add(Method::kDelete, "/v1/users/{id}/preferences", Access::kAuthenticated,
+          "preferences:write", [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_RETURN_IF_ERROR(call.services.preferences.DeleteAll(user));
+            return JsonReply(200, "{\"deleted\":true}");
+          });
   api.Add(Method::kGet, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
           "preferences:read", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());

@@ -124,10 +124,6 @@ void MergeObjects(DocumentView target, DocumentView patch, DocumentBuilder* out)
   }
 }
 
-// The new value of a scope from its current one (absent when unset); nullopt deletes it.
-using ScopeChange =
-    std::function<Result<std::optional<Document>>(std::optional<DocumentView> current)>;
-
 // Finds a scope in a `preferences` object.
 std::optional<DocumentView> FindScope(DocumentView preferences, std::string_view scope) {
   bson_iter_t iter;
@@ -141,6 +137,72 @@ std::optional<DocumentView> FindScope(DocumentView preferences, std::string_view
   return std::nullopt;
 }
 
+// `preferences` with `scope` set to `value` (in its place, or last when new), or without
+// the scope when `value` is absent.
+Document WithScope(DocumentView preferences, std::string_view scope,
+                   std::optional<DocumentView> value) {
+  DocumentBuilder out;
+  bool placed = false;
+  bson_iter_t iter;
+  if (bson_iter_init(&iter, preferences.get())) {
+    while (bson_iter_next(&iter)) {
+      std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+      if (key != scope) {
+        out.AppendIter(key, iter);
+      } else if (value.has_value() && !placed) {
+        out.AppendDocument(key, *value);
+        placed = true;
+      }
+    }
+  }
+  if (value.has_value() && !placed) out.AppendDocument(scope, *value);
+  return std::move(out).Build();
+}
+
+// The scope names of a whole `preferences` object given by a caller (PutAll, PatchAll):
+// valid, each once, each value an object (or, when `null_deletes`, null). The field of an
+// error is the scope's own name, as it stands in the caller's object.
+Status ValidateScopesOf(DocumentView preferences, bool null_deletes) {
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, preferences.get())) {
+    return Status::InvalidArgument("malformed", std::string(kPreferencesField));
+  }
+  std::unordered_map<std::string_view, bool> seen;
+  while (bson_iter_next(&iter)) {
+    std::string scope(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    Status name = ValidateScopeName(scope);
+    if (!name.ok()) return Status::InvalidArgument(name.message(), scope);
+    if (!seen.emplace(std::string_view(bson_iter_key(&iter), bson_iter_key_len(&iter)), true)
+             .second) {
+      return Status::InvalidArgument("the scope appears twice", scope);
+    }
+    bool is_null = BSON_ITER_HOLDS_NULL(&iter);
+    if (!BSON_ITER_HOLDS_DOCUMENT(&iter) && !(null_deletes && is_null)) {
+      return Status::InvalidArgument(
+          null_deletes ? "a scope's settings are an object, or null to remove the scope"
+                       : "a scope's settings are an object",
+          scope);
+    }
+  }
+  return Status::Ok();
+}
+
+// The keys inside every scope of a `preferences` object; paths are "<scope>.<key>...".
+Status ValidateScopeValues(DocumentView preferences) {
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, preferences.get())) {
+    return Status::InvalidArgument("malformed", std::string(kPreferencesField));
+  }
+  while (bson_iter_next(&iter)) {
+    std::string scope(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    if (!BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+      return Status::InvalidArgument("a scope's settings are an object", scope);
+    }
+    NOEMA_RETURN_IF_ERROR(ValidateValue(ChildView(iter), false, scope, 1));
+  }
+  return Status::Ok();
+}
+
 // Reads the user's preferences object inside `tx`; nullopt when the user has no document.
 Result<std::optional<Document>> LoadPreferencesDocument(Transaction& tx, const ObjectId& user) {
   Result<Document> doc = tx.Get(Collection::kUserPreferences, user);
@@ -151,21 +213,20 @@ Result<std::optional<Document>> LoadPreferencesDocument(Transaction& tx, const O
   return std::optional<Document>();
 }
 
-}  // namespace
+// The user's new `preferences` object from the current one (empty when there is none).
+// It must be valid: the change checks what it brings in.
+using PreferencesChange = std::function<Result<Document>(DocumentView current)>;
 
-namespace {
-
-// Applies `change` to one scope in one unit of work; returns the scope's new value (empty
-// when deleted).
-Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
-                             std::string_view scope, const ScopeChange& change) {
-  NOEMA_RETURN_IF_ERROR(ValidateScopeName(scope));
+// Every write of preferences: applies `change` in one unit of work, creating the user's
+// document when it is missing, within config.preferences_bytes_max; returns the new
+// preferences object.
+Result<Document> ModifyPreferences(const ServiceContext& ctx, const ObjectId& user,
+                                   const PreferencesChange& change) {
   Document result;
   Status status;
   for (int attempt = 0; attempt < kCreateAttemptsMax; ++attempt) {
     bool inserted = false;
     status = ctx.store->RunTransaction([&](Transaction& tx) -> Status {
-      result = Document();
       inserted = false;
       NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored, LoadPreferencesDocument(tx, user));
       Timestamp now = ctx.Now();
@@ -174,10 +235,7 @@ Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
       if (stored.has_value()) {
         NOEMA_ASSIGN_OR_RETURN(preferences, stored->view().GetDocument(kPreferencesField));
       }
-      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> value, change(FindScope(preferences, scope)));
-      if (value.has_value()) {
-        NOEMA_RETURN_IF_ERROR(ValidateValue(value->view(), false, "", 1));
-      }
+      NOEMA_ASSIGN_OR_RETURN(Document next, change(preferences));
 
       DocumentBuilder doc;
       if (stored.has_value()) {
@@ -185,22 +243,7 @@ Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
       } else {
         doc.Append("_id", user).Append("masterAccountId", user).Append("createdAt", now);
       }
-      doc.StartDocument(kPreferencesField);
-      bool placed = false;
-      bson_iter_t iter;
-      if (bson_iter_init(&iter, preferences.get())) {
-        while (bson_iter_next(&iter)) {
-          std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
-          if (key != scope) {
-            doc.AppendIter(key, iter);
-          } else if (value.has_value() && !placed) {
-            doc.AppendDocument(key, value->view());
-            placed = true;
-          }
-        }
-      }
-      if (value.has_value() && !placed) doc.AppendDocument(scope, value->view());
-      doc.End();
+      doc.AppendDocument(kPreferencesField, next.view());
       doc.Append("updatedAt", now);
       Document updated = std::move(doc).Build();
       if (updated.size_bytes() > ctx.config.preferences_bytes_max) {
@@ -215,13 +258,34 @@ Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
         inserted = true;
         NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kUserPreferences, updated));
       }
-      if (value.has_value()) result = std::move(value).value();
+      result = std::move(next);
       return Status::Ok();
     });
     if (!(inserted && status.IsAlreadyExists())) break;
   }
   if (!status.ok()) return status;
   return result;
+}
+
+// The new value of a scope from its current one (absent when unset); nullopt deletes it.
+using ScopeChange =
+    std::function<Result<std::optional<Document>>(std::optional<DocumentView> current)>;
+
+// Applies `change` to one scope; returns the scope's new value (empty when deleted).
+Result<Document> ModifyScope(const ServiceContext& ctx, const ObjectId& user,
+                             std::string_view scope, const ScopeChange& change) {
+  NOEMA_RETURN_IF_ERROR(ValidateScopeName(scope));
+  std::optional<Document> value;
+  Result<Document> all =
+      ModifyPreferences(ctx, user, [&](DocumentView current) -> Result<Document> {
+        NOEMA_ASSIGN_OR_RETURN(value, change(FindScope(current, scope)));
+        if (value.has_value()) NOEMA_RETURN_IF_ERROR(ValidateValue(value->view(), false, "", 1));
+        return WithScope(
+            current, scope,
+            value.has_value() ? std::optional<DocumentView>(value->view()) : std::nullopt);
+      });
+  if (!all.ok()) return all.status();
+  return value.has_value() ? std::move(*value) : Document();
 }
 
 }  // namespace
@@ -277,6 +341,32 @@ Status PreferencesService::DeleteScope(const ObjectId& master_account_id, std::s
                        if (!current.has_value()) return ScopeNotFound();
                        return std::optional<Document>();
                      })
+      .status();
+}
+
+Result<Document> PreferencesService::PutAll(const ObjectId& master_account_id,
+                                            DocumentView preferences) {
+  NOEMA_RETURN_IF_ERROR(ValidateScopesOf(preferences, /*null_deletes=*/false));
+  NOEMA_RETURN_IF_ERROR(ValidateScopeValues(preferences));
+  return ModifyPreferences(*ctx_, master_account_id,
+                           [&](DocumentView) -> Result<Document> { return preferences.Copy(); });
+}
+
+Result<Document> PreferencesService::PatchAll(const ObjectId& master_account_id,
+                                              DocumentView patch) {
+  NOEMA_RETURN_IF_ERROR(ValidateScopesOf(patch, /*null_deletes=*/true));
+  return ModifyPreferences(*ctx_, master_account_id, [&](DocumentView current) -> Result<Document> {
+    DocumentBuilder merged;
+    MergeObjects(current, patch, &merged);
+    Document next = std::move(merged).Build();
+    NOEMA_RETURN_IF_ERROR(ValidateScopeValues(next.view()));
+    return next;
+  });
+}
+
+Status PreferencesService::DeleteAll(const ObjectId& master_account_id) {
+  return ModifyPreferences(*ctx_, master_account_id,
+                           [](DocumentView) -> Result<Document> { return Document(); })
       .status();
 }
 

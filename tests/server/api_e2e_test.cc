@@ -730,6 +730,59 @@ TEST_F(ApiE2ETest, PreferencesArePutMergePatchedReadAndDeletedByScope) {
   EXPECT_EQ(Send("DELETE", base + "/globalSettings").status, 404);
 }
 
+TEST_F(ApiE2ETest, ThePreferencesObjectIsPutMergePatchedAndDeletedWhole) {
+  std::string user = NewUser();
+  const std::string base = "/v1/users/" + user + "/preferences";
+  ASSERT_EQ(Send("PUT", base + "/workflowId_A", R"({"steps":3})").status, 200);
+  Reply put = Send("PUT", base, R"({"globalSettings":{"theme":"dark","lang":"en"},"tool-1":{}})");
+  ASSERT_EQ(put.status, 200) << put;
+  EXPECT_EQ(put.Str("globalSettings.theme"), "dark");
+  EXPECT_FALSE(put.json.view().Has("workflowId_A"));  // replaced whole
+  EXPECT_EQ(Get(base).body, put.body);
+
+  Reply patch =
+      Send("PATCH", base, R"({"globalSettings":{"lang":null},"tool-1":null,"x:y":{"n":1}})");
+  ASSERT_EQ(patch.status, 200) << patch;
+  EXPECT_EQ(patch.Str("globalSettings.theme"), "dark");
+  EXPECT_FALSE(patch.json.view().Has("tool-1"));
+  EXPECT_EQ(patch.Int("x:y.n"), 1);
+  EXPECT_EQ(Get(base + "/globalSettings").body, R"({"theme":"dark"})");
+
+  // Bad input names the scope or the key's path, and nothing is written.
+  const std::string before = Get(base).body;
+  struct Case {
+    const char* method;
+    const char* body;
+    const char* field;
+  };
+  for (const Case& c : {Case{"PUT", R"({"a.b":{}})", "a.b"},
+                        Case{"PUT", R"({"globalSettings":"dark"})", "globalSettings"},
+                        Case{"PUT", R"({"tool-1":{"$x":1}})", "tool-1.$x"},
+                        Case{"PATCH", R"({"globalSettings":[1]})", "globalSettings"},
+                        Case{"PATCH", R"({"tool-1":{"k.k":1}})", "tool-1.k.k"}}) {
+    Reply bad = Send(c.method, base, c.body);
+    EXPECT_EQ(bad.status, 400) << c.method << " " << c.body << " → " << bad;
+    EXPECT_EQ(bad.Field(), c.field) << c.body;
+  }
+  EXPECT_EQ(Send("PUT", base, "[1,2]").status, 400);
+  EXPECT_EQ(Send("PATCH", base, "{").status, 400);
+  EXPECT_EQ(Get(base).body, before);
+
+  // A key needs preferences:write, and another user's preferences are not found.
+  std::string read_only = IssueKey(user, {"preferences:read"});
+  EXPECT_EQ(Send("DELETE", base, "", read_only).status, 403);
+  std::string other = NewUser();
+  std::string other_key = IssueKey(other, AllScopes());
+  EXPECT_EQ(Send("PUT", base, "{}", other_key).status, 404);
+  EXPECT_EQ(Send("DELETE", base, "", other_key).status, 404);
+  EXPECT_EQ(Get(base).body, before);
+
+  Reply deleted = Send("DELETE", base);
+  EXPECT_EQ(deleted.status, 200) << deleted;
+  EXPECT_EQ(Get(base).body, "{}");
+  EXPECT_EQ(Send("DELETE", base).status, 200);
+}
+
 // ---- sessions ------------------------------------------------------------------------
 
 TEST_F(ApiE2ETest, SessionLifeCycle) {

@@ -39,6 +39,15 @@ class PreferencesServiceTest : public ::testing::Test {
     return preferences_.PatchScope(user, scope, patch);
   }
 
+  Result<Document> PutAll(const ObjectId& user, const std::string& json) {
+    Document all = Json(json);
+    return preferences_.PutAll(user, all);
+  }
+  Result<Document> PatchAll(const ObjectId& user, const std::string& json) {
+    Document patch = Json(json);
+    return preferences_.PatchAll(user, patch);
+  }
+
   Result<Document> StoredDocument() {
     Result<Document> doc = Document();
     Status status = temp_.store().RunReadOnly([&](Transaction& tx) {
@@ -203,6 +212,82 @@ TEST_F(PreferencesServiceTest, TheSizeLimitRefusesTheChangeAndWritesNothing) {
   ObjectId fresh = MakeUser(temp_.store(), clock_);
   EXPECT_EQ(Put(fresh, "workflowId_A", big).status().code(), StatusCode::kResourceExhausted);
   EXPECT_TRUE(preferences_.GetAll(fresh)->empty());
+}
+
+TEST_F(PreferencesServiceTest, PutAllReplacesEveryScopeAndDeleteAllRemovesThem) {
+  ASSERT_TRUE(Put(user_, "globalSettings", R"({"theme": "dark"})").ok());
+  ASSERT_TRUE(Put(user_, "workflowId_A", R"({"steps": 3})").ok());
+  Document all = Json(R"({"workflowId_B": {"seed": 7}, "globalSettings": {"lang": "en"}})");
+  Result<Document> put = preferences_.PutAll(user_, all);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->ToJson(JsonMode::kCanonical), all.ToJson(JsonMode::kCanonical));
+  EXPECT_EQ(preferences_.GetAll(user_)->ToJson(JsonMode::kCanonical),
+            all.ToJson(JsonMode::kCanonical));
+
+  ASSERT_TRUE(preferences_.DeleteAll(user_).ok());
+  EXPECT_TRUE(preferences_.GetAll(user_)->empty());
+  EXPECT_TRUE(preferences_.DeleteAll(user_).ok());  // nothing left to remove is fine
+  EXPECT_TRUE(preferences_.GetScope(user_, "globalSettings").status().IsNotFound());
+}
+
+TEST_F(PreferencesServiceTest, PatchAllMergesScopesAndNullRemovesOne) {
+  ASSERT_TRUE(Put(user_, "globalSettings", R"({"theme": "dark", "lang": "en"})").ok());
+  ASSERT_TRUE(Put(user_, "workflowId_A", R"({"steps": 3})").ok());
+  Result<Document> patched =
+      PatchAll(user_, R"({"globalSettings": {"lang": null, "size": 2}, "workflowId_A": null,
+                         "workflowId_C": {"seed": 1}})");
+  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  EXPECT_EQ(patched->ToJson(JsonMode::kCanonical),
+            Canonical(R"({"globalSettings": {"theme": "dark", "size": 2},
+                          "workflowId_C": {"seed": 1}})"));
+  EXPECT_EQ(preferences_.GetAll(user_)->ToJson(JsonMode::kCanonical),
+            patched->ToJson(JsonMode::kCanonical));
+}
+
+TEST_F(PreferencesServiceTest, WholeObjectChangesNameTheBadScopeOrKeyAndWriteNothing) {
+  ASSERT_TRUE(Put(user_, "globalSettings", R"({"theme": "dark"})").ok());
+  const std::string before = preferences_.GetAll(user_)->ToJson(JsonMode::kCanonical);
+  struct Case {
+    const char* body;
+    const char* field;
+  };
+  const Case put_cases[] = {
+      {R"({"a.b": {}})", "a.b"},
+      {R"({"globalSettings": 3})", "globalSettings"},
+      {R"({"globalSettings": null})", "globalSettings"},
+      {R"({"tool-1": {"ok": {"$where": 1}}})", "tool-1.ok.$where"},
+      {R"({"tool-1": {}, "tool-1": {}})", "tool-1"},
+  };
+  for (const Case& c : put_cases) {
+    Result<Document> put = PutAll(user_, c.body);
+    EXPECT_TRUE(put.status().IsInvalidArgument()) << c.body;
+    EXPECT_EQ(put.status().field(), c.field) << c.body;
+  }
+  const Case patch_cases[] = {
+      {R"({"$set": {}})", "$set"},
+      {R"({"globalSettings": "dark"})", "globalSettings"},
+      {R"({"globalSettings": {"a.b": 1}})", "globalSettings.a.b"},
+      {R"({"tool-1": {"list": [{"": 2}]}})", "tool-1.list.0."},
+  };
+  for (const Case& c : patch_cases) {
+    Result<Document> patch = PatchAll(user_, c.body);
+    EXPECT_TRUE(patch.status().IsInvalidArgument()) << c.body;
+    EXPECT_EQ(patch.status().field(), c.field) << c.body;
+  }
+  EXPECT_EQ(preferences_.GetAll(user_)->ToJson(JsonMode::kCanonical), before);
+}
+
+TEST_F(PreferencesServiceTest, WholeObjectChangesKeepTheSizeLimitAndCreateTheDocumentLazily) {
+  ctx_.config.preferences_bytes_max = 1024;
+  std::string big = R"({"workflowId_A": {"prompt": ")" + std::string(2000, 'p') + R"("}})";
+  EXPECT_EQ(PutAll(user_, big).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(PatchAll(user_, big).status().field(), "preferences");
+  EXPECT_TRUE(StoredDocument().status().IsNotFound());
+  ASSERT_TRUE(PatchAll(user_, R"({"globalSettings": {"x": 1}})").ok());
+  Result<Document> stored = StoredDocument();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored->view().GetObjectId("masterAccountId"), user_);
+  EXPECT_TRUE(PutAll(ObjectId::Generate(), "{}").status().IsNotFound());
 }
 
 }  // namespace

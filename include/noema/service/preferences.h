@@ -11,8 +11,9 @@
 // would read {"$oid": ...} back as another type) and contains no `.`; nesting is at most
 // kPreferencesDepthMax levels. A scope is replaced whole by PutScope and merged with JSON
 // Merge Patch (RFC 7396) by PatchScope: null deletes a key, an object merges recursively,
-// anything else replaces. The whole document is at most config.preferences_bytes_max
-// bytes after the change (ResourceExhausted on "preferences", nothing written).
+// anything else replaces. PutAll, PatchAll and DeleteAll do the same to the whole object. The whole
+// document is at most config.preferences_bytes_max bytes after the change (ResourceExhausted on
+// "preferences", nothing written).
 //
 // Reads never write: a user without a document has no preferences. Users of any status
 // keep and edit their preferences (DECISIONS.md 14 restricts sessions, credit and keys).
@@ -58,6 +59,22 @@ class PreferencesService {
 
   // Removes the scope. NotFound ("scope") when it is not set.
   Status DeleteScope(const ObjectId& master_account_id, std::string_view scope);
+
+  // The whole `preferences` object at once (API.md: PUT/PATCH/DELETE without a scope).
+  // Errors name fields as paths inside `preferences`: "<scope>" for a bad or repeated
+  // scope name or a value that is not an object, "<scope>.<key>..." for a bad key inside.
+
+  // Replaces every scope: afterwards the user has exactly the scopes of `preferences`.
+  // Returns what is stored.
+  Result<Document> PutAll(const ObjectId& master_account_id, DocumentView preferences);
+
+  // JSON Merge Patch (RFC 7396) over the whole object: a scope set to null is removed, a
+  // scope set to an object is merged into the stored one (from {} when absent). Any other
+  // value of a scope is refused (a scope's settings are an object). Returns the result.
+  Result<Document> PatchAll(const ObjectId& master_account_id, DocumentView patch);
+
+  // Removes every scope; nothing to remove is not an error.
+  Status DeleteAll(const ObjectId& master_account_id);
 
  private:
   const ServiceContext* ctx_;

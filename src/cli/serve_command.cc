@@ -16,6 +16,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cli/command.h"
@@ -32,6 +33,7 @@ namespace {
 struct ServeFlags {
   std::string store_uri;
   std::string listen = "127.0.0.1:8080";
+  std::string metrics_listen;  // empty: /metrics is served on `listen`
   int threads = server::HttpServerOptions{}.threads;
   int worker_threads = 64;
   std::string service_tokens;
@@ -58,17 +60,19 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+// HOST:PORT of --listen or --metrics-listen (`flag` names it in errors).
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen,
+                                                     const std::string& flag = "listen") {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= listen.size()) {
-    return Status::InvalidArgument("expected HOST:PORT, e.g. 127.0.0.1:8080", "listen");
+    return Status::InvalidArgument("expected HOST:PORT, e.g. 127.0.0.1:8080", flag);
   }
   std::string port_text = listen.substr(colon + 1);
   if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::InvalidArgument("the port is 0-65535", "listen");
+    return Status::InvalidArgument("the port is 0-65535", flag);
   }
   int port = std::stoi(port_text);
-  if (port > 65535) return Status::InvalidArgument("the port is 0-65535", "listen");
+  if (port > 65535) return Status::InvalidArgument("the port is 0-65535", flag);
   return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
 }
 
@@ -170,6 +174,16 @@ int RunServe(ServeFlags flags) {
   if (sodium_init() < 0) return ReportError(Status::Internal("libsodium failed to start"));
   auto listen = ParseListen(flags.listen);
   if (!listen.ok()) return ReportError(listen.status());
+  std::optional<std::pair<std::string, uint16_t>> metrics_listen;
+  if (!flags.metrics_listen.empty()) {
+    auto parsed = ParseListen(flags.metrics_listen, "metrics-listen");
+    if (!parsed.ok()) return ReportError(parsed.status());
+    if (*parsed == *listen && listen->second != 0) {
+      return ReportError(
+          Status::InvalidArgument("the metrics need an address of their own", "metrics-listen"));
+    }
+    metrics_listen = *parsed;
+  }
   if (flags.threads < 1 || flags.threads > 256) {
     return ReportError(Status::InvalidArgument("threads is 1..256", "threads"));
   }
@@ -210,6 +224,7 @@ int RunServe(ServeFlags flags) {
   api_options.rate_limit.rate_per_second = flags.rate_limit_per_second;
   api_options.rate_limit.burst = flags.rate_limit_burst;
   api_options.worker_threads = flags.worker_threads;
+  api_options.metrics_route = !metrics_listen.has_value();
   server::Api api(ctx, std::move(*tokens), api_options, &metrics, &access_log);
   server::AddAllRoutes(api);
 
@@ -234,8 +249,30 @@ int RunServe(ServeFlags flags) {
                           [&api](server::HttpRequest& request) { return api.Handle(request); });
   Status started = http.Start();
   if (!started.ok()) return ReportError(started);
+  // With --metrics-listen, /metrics has a listener of its own (one thread; a scrape is
+  // a few store reads) and is not among the API's routes.
+  std::optional<server::HttpServer> metrics_http;
+  if (metrics_listen.has_value()) {
+    server::HttpServerOptions metrics_options = http_options;
+    metrics_options.host = metrics_listen->first;
+    metrics_options.port = metrics_listen->second;
+    metrics_options.threads = 1;
+    metrics_http.emplace(metrics_options, [&api](server::HttpRequest& request) {
+      return server::MetricsOnly(api, request);
+    });
+    Status metrics_started = metrics_http->Start();
+    if (!metrics_started.ok()) {
+      http.Stop();
+      http.Wait();
+      return ReportError(metrics_started);
+    }
+  }
   std::cerr << "noema: serving on http://" << listen->first << ":" << http.port() << " (store "
             << flags.store_uri << ")\n";
+  if (metrics_http.has_value()) {
+    std::cerr << "noema: metrics on http://" << metrics_listen->first << ":" << metrics_http->port()
+              << "/metrics\n";
+  }
   std::string dashboard =
       "http://" + listen->first + ":" + std::to_string(http.port()) + "/dashboard";
   if (!generated_token.empty()) {
@@ -272,7 +309,9 @@ int RunServe(ServeFlags flags) {
   std::cerr << "noema: " << (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
             << ": finishing requests in flight\n";
   http.Stop();
+  if (metrics_http.has_value()) metrics_http->Stop();
   http.Wait();
+  if (metrics_http.has_value()) metrics_http->Wait();
   {
     std::lock_guard<std::mutex> lock(sweep_mutex);
     stopping = true;
@@ -293,8 +332,12 @@ Command RegisterServe(CLI::App& root) {
   flags->listen = EnvOr("NOEMA_LISTEN", flags->listen);
   flags->service_tokens = EnvOr("NOEMA_SERVICE_TOKENS", "");
   flags->admin_token = EnvOr("NOEMA_ADMIN_TOKEN", "");
+  flags->metrics_listen = EnvOr("NOEMA_METRICS_LISTEN", "");
   app->add_option("--listen", flags->listen, "HOST:PORT to listen on (env NOEMA_LISTEN)")
       ->capture_default_str();
+  app->add_option("--metrics-listen", flags->metrics_listen,
+                  "HOST:PORT of a listener for /metrics alone, which the API's listener then "
+                  "does not serve (env NOEMA_METRICS_LISTEN)");
   app->add_option("--threads", flags->threads, "Server threads")->capture_default_str();
   app->add_option("--worker-threads", flags->worker_threads,
                   "Threads for blocking routes (store writes, group commits); 0: the I/O threads")

@@ -116,6 +116,10 @@ struct ApiOptions {
   // Threads that run blocking routes (see Execution) for the HTTP server; 0 runs them on
   // the I/O threads.
   int worker_threads = 64;
+  // GET /metrics among this Api's routes. `noema serve --metrics-listen` turns it off and
+  // serves the metrics on a listener of their own (MetricsOnly), so that an API exposed
+  // to API users does not expose its metrics.
+  bool metrics_route = true;
 };
 
 class Api {
@@ -137,6 +141,8 @@ class Api {
   const Router<RouteSpec>& router() const { return router_; }
   ServiceSet& services() { return services_; }
   Metrics& metrics() { return *metrics_; }
+  const ServiceContext& ctx() const { return ctx_; }
+  const ApiOptions& options() const { return options_; }
 
  private:
   struct Workers;
@@ -166,6 +172,15 @@ HttpResponse JsonReply(int status, std::string body);
 // items already rendered as JSON.
 HttpResponse PageReply(const std::vector<std::string>& rendered_items,
                        const std::string& next_cursor);
+
+// The reply of GET /metrics (Prometheus text format): what `api`'s Metrics hold, with the
+// event counters, the store's counters and the active sessions read at this moment.
+HttpResponse MetricsReply(Api& api);
+
+// The whole handler of a listener that serves only the metrics (`noema serve
+// --metrics-listen`): GET or HEAD /metrics is MetricsReply, another method on it 405,
+// any other path 404. Nothing there needs or accepts a credential.
+HttpResponse MetricsOnly(Api& api, const HttpRequest& request);
 
 // Route registration, one function per resource (routes_<resource>.cc).
 void AddHealthRoutes(Api& api);

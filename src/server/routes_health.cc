@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "server/api.h"
+#include "server/errors.h"
 
 namespace noema {
 // docs/openapi.yaml, embedded at build time (cmake/embed_files.cmake).
@@ -12,6 +13,47 @@ const std::vector<std::pair<std::string_view, std::string_view>>& EmbeddedApiDoc
 }  // namespace noema
 
 namespace noema::server {
+
+HttpResponse MetricsReply(Api& api) {
+  Metrics& metrics = api.metrics();
+  EventCounters events = api.services().events.counters();
+  metrics.Set("noema_events_ingested", "", static_cast<double>(events.stored));
+  metrics.Set("noema_events_refused", "", static_cast<double>(events.refused));
+  metrics.Set("noema_events_unknown_type_accepted", "",
+              static_cast<double>(events.unknown_type_accepted));
+  metrics.Set("noema_events_unknown_type_rejected", "",
+              static_cast<double>(events.unknown_type_rejected));
+  // Active sessions are counted at scrape time, through the indexed isActive field.
+  Store* store = api.ctx().store;
+  int64_t active = 0;
+  Status counted = store->RunReadOnly([&](Transaction& tx) {
+    auto n = tx.Count(Collection::kUserSessions, Filter().Eq("isActive", true));
+    if (!n.ok()) return n.status();
+    active = *n;
+    return Status::Ok();
+  });
+  if (counted.ok()) metrics.Set("noema_sessions_active", "", static_cast<double>(active));
+  for (const StoreCounter& counter : store->Counters()) {
+    metrics.Describe(counter.name, "counter", counter.help);
+    metrics.Set(counter.name, "", counter.value);
+  }
+  HttpResponse response;
+  response.content_type = "text/plain; version=0.0.4";
+  response.body = metrics.RenderPrometheus();
+  return response;
+}
+
+HttpResponse MetricsOnly(Api& api, const HttpRequest& request) {
+  if (request.path != "/metrics") return ErrorResponse(404, "not_found", "no such route");
+  if (request.method != Method::kGet && request.method != Method::kHead) {
+    HttpResponse refused =
+        ErrorResponse(405, "method_not_allowed",
+                      std::string(MethodName(request.method)) + " is not allowed here");
+    refused.headers.emplace_back("Allow", "GET, HEAD");
+    return refused;
+  }
+  return MetricsReply(api);
+}
 
 void AddHealthRoutes(Api& api) {
   api.Add(Method::kGet, "/healthz", Access::kPublic, "",
@@ -24,34 +66,10 @@ void AddHealthRoutes(Api& api) {
         200, "{\"status\":\"ready\",\"store\":\"" + std::string(call.ctx.store->kind()) + "\"}");
   });
 
-  api.Add(Method::kGet, "/metrics", Access::kPublic, "",
-          [&api](Call& call) -> Result<HttpResponse> {
-            Metrics& metrics = api.metrics();
-            EventCounters events = call.services.events.counters();
-            metrics.Set("noema_events_ingested", "", static_cast<double>(events.stored));
-            metrics.Set("noema_events_refused", "", static_cast<double>(events.refused));
-            metrics.Set("noema_events_unknown_type_accepted", "",
-                        static_cast<double>(events.unknown_type_accepted));
-            metrics.Set("noema_events_unknown_type_rejected", "",
-                        static_cast<double>(events.unknown_type_rejected));
-            // Active sessions are counted at scrape time, through the indexed isActive field.
-            int64_t active = 0;
-            Status counted = call.ctx.store->RunReadOnly([&](Transaction& tx) {
-              auto n = tx.Count(Collection::kUserSessions, Filter().Eq("isActive", true));
-              if (!n.ok()) return n.status();
-              active = *n;
-              return Status::Ok();
-            });
-            if (counted.ok()) metrics.Set("noema_sessions_active", "", static_cast<double>(active));
-            for (const StoreCounter& counter : call.ctx.store->Counters()) {
-              metrics.Describe(counter.name, "counter", counter.help);
-              metrics.Set(counter.name, "", counter.value);
-            }
-            HttpResponse response;
-            response.content_type = "text/plain; version=0.0.4";
-            response.body = metrics.RenderPrometheus();
-            return response;
-          });
+  if (api.options().metrics_route) {
+    api.Add(Method::kGet, "/metrics", Access::kPublic, "",
+            [&api](Call&) -> Result<HttpResponse> { return MetricsReply(api); });
+  }
 
   api.Add(Method::kGet, "/v1/openapi.yaml", Access::kPublic, "", [](Call&) -> Result<HttpResponse> {
     for (const auto& [name, text] : EmbeddedApiDocs()) {

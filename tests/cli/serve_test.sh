@@ -2,7 +2,8 @@
 # `noema serve` run as an operator would: the port printed for --listen HOST:0, the
 # generated admin token (printed once, only its hash kept, mode 0600), the access log
 # (no secrets), SIGTERM during a write load (every acknowledged event is there after a
-# restart), and usage errors (exit 2, one line).
+# restart), /metrics on a listener of its own (--metrics-listen), and usage errors (exit
+# 2, one line).
 # usage: serve_test.sh NOEMA_BINARY PROJECT_DIR
 set -uo pipefail
 noema=$1
@@ -91,6 +92,9 @@ usage_error "port out of range" --listen 127.0.0.1:70000
 usage_error "--threads 0" --threads 0
 usage_error "--worker-threads 1025" --worker-threads 1025
 usage_error "--unknown-events maybe" --unknown-events maybe
+usage_error "malformed --metrics-listen" --metrics-listen nonsense
+usage_error "--metrics-listen on the API's address" --listen 127.0.0.1:18999 \
+  --metrics-listen 127.0.0.1:18999
 NOEMA_SERVICE_TOKENS="bot=short" usage_error "a service token under 16 characters"
 NOEMA_SERVICE_TOKENS="no-equals-sign" usage_error "a malformed NOEMA_SERVICE_TOKENS"
 check "usage errors create no data directory" [ ! -e "$work/data" ]
@@ -180,6 +184,21 @@ sort -u -o "$work/stored" "$work/stored"
 missing=$(comm -23 "$work/acked" "$work/stored" | wc -l)
 check "every acknowledged event is stored after the restart ($acked acked, $(wc -l <"$work/stored") stored)" [ "$missing" -eq 0 ]
 stop_server second
+
+# ---- --metrics-listen: /metrics on a listener of its own, not on the API's ------------
+NOEMA_METRICS_LISTEN=127.0.0.1:0 start_server third --listen 127.0.0.1:0
+metrics_port=$(sed -n 's|.*metrics on http://127\.0\.0\.1:\([0-9][0-9]*\)/metrics.*|\1|p' \
+  "$work/third.err")
+check "the metrics listener's port is printed" [ -n "$metrics_port" ]
+check "the API listener does not serve /metrics" \
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")" = 404 ]
+check "the metrics listener does" \
+  bash -c "curl -s 'http://127.0.0.1:$metrics_port/metrics' | grep -q '^noema_events_ingested '"
+check "HEAD /metrics answers there too" \
+  [ "$(curl -s -I -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/metrics")" = 200 ]
+check "and only the metrics" \
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/healthz")" = 404 ]
+stop_server third
 
 [ $failures -eq 0 ] || {
   echo "$failures failure(s)"

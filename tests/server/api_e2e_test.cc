@@ -273,6 +273,40 @@ TEST_F(ApiE2ETest, ReadinessFailsWith503WhenTheStoreIsClosed) {
   EXPECT_EQ(Get("/healthz", kNoCredential).status, 200) << "liveness does not ask the store";
 }
 
+TEST_F(ApiE2ETest, MetricsOnAListenerOfTheirOwnAreNotOnTheApiListener) {
+  ServerSetup setup;
+  setup.api.metrics_route = false;  // as `noema serve --metrics-listen`
+  Restart(setup);
+  std::string user = NewUser();
+  ASSERT_EQ(Post("/v1/events", EventJson(user)).status, 201);
+  Reply hidden = Get("/metrics", kNoCredential);
+  EXPECT_EQ(hidden.status, 404) << hidden;
+  EXPECT_EQ(Get("/metrics").status, 404) << "not with a credential either";
+
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.threads = 1;
+  HttpServer metrics_server(options,
+                            [this](HttpRequest& request) { return MetricsOnly(*api_, request); });
+  ASSERT_TRUE(metrics_server.Start().ok());
+  testing::HttpClient scraper(metrics_server.port());
+  testing::ClientResponse scraped = scraper.Send("GET", "/metrics");
+  ASSERT_EQ(scraped.status, 200) << scraped.body;
+  EXPECT_TRUE(scraped.headers["Content-Type"].starts_with("text/plain"));
+  EXPECT_NE(scraped.body.find("noema_events_ingested 1\n"), std::string::npos) << scraped.body;
+  EXPECT_NE(scraped.body.find("noema_http_requests_total{route=\"/v1/events\",method=\"POST\","
+                              "status=\"201\"} 1\n"),
+            std::string::npos)
+      << "the API listener's requests are counted";
+  testing::ClientResponse post = scraper.Send("POST", "/metrics", "{}");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.headers["Allow"], "GET, HEAD");
+  for (const char* path : {"/healthz", "/v1/users/resolve", "/v1/openapi.yaml"}) {
+    EXPECT_EQ(scraper.Send("GET", path).status, 404) << path << ": only the metrics are there";
+  }
+}
+
 TEST_F(ApiE2ETest, MetricsCountRequestsAndLatencyByRouteAndStatusEventsAndSessions) {
   std::string user = NewUser();
   ASSERT_EQ(Post("/v1/events", EventJson(user)).status, 201);

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "service/event_writer.h"
@@ -167,13 +168,12 @@ Status ValidateScopesOf(DocumentView preferences, bool null_deletes) {
   if (!bson_iter_init(&iter, preferences.get())) {
     return Status::InvalidArgument("malformed", std::string(kPreferencesField));
   }
-  std::unordered_map<std::string_view, bool> seen;
+  std::unordered_set<std::string_view> seen;
   while (bson_iter_next(&iter)) {
     std::string scope(bson_iter_key(&iter), bson_iter_key_len(&iter));
     Status name = ValidateScopeName(scope);
     if (!name.ok()) return Status::InvalidArgument(name.message(), scope);
-    if (!seen.emplace(std::string_view(bson_iter_key(&iter), bson_iter_key_len(&iter)), true)
-             .second) {
+    if (!seen.emplace(bson_iter_key(&iter), bson_iter_key_len(&iter)).second) {
       return Status::InvalidArgument("the scope appears twice", scope);
     }
     bool is_null = BSON_ITER_HOLDS_NULL(&iter);

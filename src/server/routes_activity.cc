@@ -1,4 +1,5 @@
 // Routes of sessions, events and preferences (API.md "Resources").
+#include <functional>
 #include <memory>
 
 #include "server/api.h"
@@ -295,6 +296,23 @@ void AddEventRoutes(Api& api) {
           });
 }
 
+namespace {
+
+// The PUT and PATCH routes of preferences: the user's id, a JSON body, and the reply is
+// what `write` returns (the scope's or the whole object's new value).
+using PreferencesWriteFn =
+    std::function<Result<Document>(Call& call, const ObjectId& user, DocumentView body)>;
+RouteFn PreferencesWrite(PreferencesWriteFn write) {
+  return [write = std::move(write)](Call& call) -> Result<HttpResponse> {
+    NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+    NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+    NOEMA_ASSIGN_OR_RETURN(Document stored, write(call, user, body.view()));
+    return JsonReply(200, RenderJson(stored.view()));
+  };
+}
+
+}  // namespace
+
 void AddPreferenceRoutes(Api& api) {
   api.Add(Method::kGet, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:read",
           [](Call& call) -> Result<HttpResponse> {
@@ -303,21 +321,13 @@ void AddPreferenceRoutes(Api& api) {
             return JsonReply(200, RenderJson(all.view()));
           });
   api.Add(Method::kPut, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:write",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(Document all,
-                                   call.services.preferences.PutAll(user, body.view()));
-            return JsonReply(200, RenderJson(all.view()));
-          });
+          PreferencesWrite([](Call& call, const ObjectId& user, DocumentView body) {
+            return call.services.preferences.PutAll(user, body);
+          }));
   api.Add(Method::kPatch, "/v1/users/{id}/preferences", Access::kAuthenticated, "preferences:write",
-          [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(Document all,
-                                   call.services.preferences.PatchAll(user, body.view()));
-            return JsonReply(200, RenderJson(all.view()));
-          });
+          PreferencesWrite([](Call& call, const ObjectId& user, DocumentView body) {
+            return call.services.preferences.PatchAll(user, body);
+          }));
   api.Add(Method::kDelete, "/v1/users/{id}/preferences", Access::kAuthenticated,
           "preferences:write", [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
@@ -332,23 +342,15 @@ void AddPreferenceRoutes(Api& api) {
             return JsonReply(200, RenderJson(scope.view()));
           });
   api.Add(Method::kPut, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
-          "preferences:write", [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(
-                Document stored,
-                call.services.preferences.PutScope(user, call.params.at("scope"), body.view()));
-            return JsonReply(200, RenderJson(stored.view()));
-          });
+          "preferences:write",
+          PreferencesWrite([](Call& call, const ObjectId& user, DocumentView body) {
+            return call.services.preferences.PutScope(user, call.params.at("scope"), body);
+          }));
   api.Add(Method::kPatch, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
-          "preferences:write", [](Call& call) -> Result<HttpResponse> {
-            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
-            NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
-            NOEMA_ASSIGN_OR_RETURN(
-                Document stored,
-                call.services.preferences.PatchScope(user, call.params.at("scope"), body.view()));
-            return JsonReply(200, RenderJson(stored.view()));
-          });
+          "preferences:write",
+          PreferencesWrite([](Call& call, const ObjectId& user, DocumentView body) {
+            return call.services.preferences.PatchScope(user, call.params.at("scope"), body);
+          }));
   api.Add(
       Method::kDelete, "/v1/users/{id}/preferences/{scope}", Access::kAuthenticated,
       "preferences:write", [](Call& call) -> Result<HttpResponse> {

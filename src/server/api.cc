@@ -82,6 +82,13 @@ Result<size_t> Call::Limit() const {
 
 std::string Call::Cursor() const { return request.QueryParam("cursor").value_or(""); }
 
+Result<std::optional<Timestamp>> Call::TimeParam(const std::string& name) const {
+  auto text = request.QueryParam(name);
+  if (!text) return std::optional<Timestamp>();
+  NOEMA_ASSIGN_OR_RETURN(Timestamp time, Timestamp::ParseIso8601(*text, name));
+  return std::optional<Timestamp>(time);
+}
+
 Api::Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metrics* metrics,
          AccessLog* log)
     : ctx_(ctx),

@@ -90,6 +90,9 @@ struct Call {
   // ?limit= (default kPageSizeDefault, 1..kPageSizeMax) and ?cursor=.
   Result<size_t> Limit() const;
   std::string Cursor() const;
+  // An ISO-8601 time in the query string (?from=, ?to=); nullopt when absent,
+  // InvalidArgument on `name` when it does not parse.
+  Result<std::optional<Timestamp>> TimeParam(const std::string& name) const;
 };
 
 using RouteFn = std::function<Result<HttpResponse>(Call&)>;

@@ -269,12 +269,8 @@ void AddEventRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(query.master_account_id, id_param("masterAccountId"));
             NOEMA_ASSIGN_OR_RETURN(query.session_id, id_param("sessionId"));
             query.event_type = call.request.QueryParam("eventType");
-            if (auto from = call.request.QueryParam("from")) {
-              NOEMA_ASSIGN_OR_RETURN(query.from, Timestamp::ParseIso8601(*from, "from"));
-            }
-            if (auto to = call.request.QueryParam("to")) {
-              NOEMA_ASSIGN_OR_RETURN(query.to, Timestamp::ParseIso8601(*to, "to"));
-            }
+            NOEMA_ASSIGN_OR_RETURN(query.from, call.TimeParam("from"));
+            NOEMA_ASSIGN_OR_RETURN(query.to, call.TimeParam("to"));
             if (auto order = call.request.QueryParam("order")) {
               if (*order != "asc" && *order != "desc") {
                 return Status::InvalidArgument("expected asc or desc", "order");

@@ -119,12 +119,8 @@ void AddEconomyRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             TransactionQuery query;
             query.type = call.request.QueryParam("type");
-            if (auto from = call.request.QueryParam("from")) {
-              NOEMA_ASSIGN_OR_RETURN(query.from, Timestamp::ParseIso8601(*from, "from"));
-            }
-            if (auto to = call.request.QueryParam("to")) {
-              NOEMA_ASSIGN_OR_RETURN(query.to, Timestamp::ParseIso8601(*to, "to"));
-            }
+            NOEMA_ASSIGN_OR_RETURN(query.from, call.TimeParam("from"));
+            NOEMA_ASSIGN_OR_RETURN(query.to, call.TimeParam("to"));
             NOEMA_ASSIGN_OR_RETURN(query.limit, call.Limit());
             query.cursor = call.Cursor();
             NOEMA_ASSIGN_OR_RETURN(auto page, call.services.economy.ListTransactions(user, query));

@@ -103,6 +103,8 @@ void AddGenerationRoutes(Api& api) {
               if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message(), "status");
               query.status = *parsed;
             }
+            NOEMA_ASSIGN_OR_RETURN(query.from, call.TimeParam("from"));
+            NOEMA_ASSIGN_OR_RETURN(query.to, call.TimeParam("to"));
             NOEMA_ASSIGN_OR_RETURN(query.limit, call.Limit());
             query.cursor = call.Cursor();
             NOEMA_ASSIGN_OR_RETURN(auto page, call.services.generations.ListForUser(user, query));

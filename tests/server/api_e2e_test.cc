@@ -998,6 +998,17 @@ TEST_F(ApiE2ETest, GenerationsHoldSettleOnceAndNeverChangeAFinalState) {
   EXPECT_EQ(list.Str("items.0.generationId"), id);
   EXPECT_EQ(Get("/v1/users/" + user + "/generations").Count("items"), 2u);
   EXPECT_EQ(Get("/v1/users/" + user + "/generations?status=done").Field(), "status");
+  // A time range on requestTimestamp: [from, to).
+  const std::string past = "2020-01-01T00:00:00.000Z";
+  const std::string future = "2999-01-01T00:00:00.000Z";
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations?from=" + past + "&to=" + future).Count("items"),
+            2u);
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations?to=" + past).Count("items"), 0u);
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations?from=" + future).Count("items"), 0u);
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations?from=yesterday").Field(), "from");
+  Reply backwards = Get("/v1/users/" + user + "/generations?from=" + future + "&to=" + past);
+  EXPECT_EQ(backwards.status, 400) << backwards;
+  EXPECT_EQ(backwards.Field(), "to");
   EXPECT_EQ(Post("/v1/generations/" + id + "/status", R"({"status":"finished"})").Field(),
             "status");
   EXPECT_EQ(Get("/v1/generations/" + ObjectId::Generate().ToHex()).status, 404);

@@ -600,5 +600,38 @@ TEST_F(GenerationsTest, ListForUserIsNewestFirstAndFiltersByStatus) {
   EXPECT_TRUE(generations_->ListForUser(ObjectId::Generate(), {}).status().IsNotFound());
 }
 
+TEST_F(GenerationsTest, ListForUserFiltersByRequestTimeFromInclusiveToExclusive) {
+  TestUser user = MakeUser();
+  std::vector<ObjectId> ids;
+  std::vector<Timestamp> times;
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(60'000);
+    times.push_back(clock_.Now());
+    auto created = generations_->Create(Request(user));
+    ASSERT_TRUE(created.ok());
+    ids.push_back(created->generation_id);
+  }
+  GenerationQuery query;
+  query.from = times[1];
+  query.to = times[3];
+  auto page = generations_->ListForUser(user.id, query);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->items.size(), 2u);
+  EXPECT_EQ(page->items[0].generation_id, ids[2]);
+  EXPECT_EQ(page->items[1].generation_id, ids[1]);
+  GenerationQuery since;
+  since.from = times[3];
+  ASSERT_EQ(generations_->ListForUser(user.id, since)->items.size(), 1u);
+  GenerationQuery before;
+  before.to = times[1];
+  ASSERT_EQ(generations_->ListForUser(user.id, before)->items.size(), 1u);
+  GenerationQuery backwards;
+  backwards.from = times[2];
+  backwards.to = times[1];
+  Result<GenerationPage> refused = generations_->ListForUser(user.id, backwards);
+  EXPECT_TRUE(refused.status().IsInvalidArgument());
+  EXPECT_EQ(refused.status().field(), "to");
+}
+
 }  // namespace
 }  // namespace noema

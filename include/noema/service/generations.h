@@ -119,6 +119,9 @@ struct RetryGenerationRequest {
 
 struct GenerationQuery {
   std::optional<GenerationStatus> status;
+  // requestTimestamp in [from, to); InvalidArgument on "to" when `to` is before `from`.
+  std::optional<Timestamp> from;
+  std::optional<Timestamp> to;
   size_t limit = kPageSizeDefault;  // 1..kPageSizeMax
   std::string cursor;
 };

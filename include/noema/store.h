@@ -59,6 +59,16 @@ struct Filter {
     range_max = std::move(max);
     return *this;
   }
+  // Range over a time field: [from, to), either end open when absent; no range at all
+  // when both are.
+  Filter& TimeRange(std::string field, std::optional<Timestamp> from, std::optional<Timestamp> to) {
+    if (!from && !to) return *this;
+    std::optional<Value> min;
+    std::optional<Value> max;
+    if (from) min = Value(*from);
+    if (to) max = Value(*to);
+    return Range(std::move(field), std::move(min), std::move(max));
+  }
   Filter& Exists(std::string field, bool present = true) {
     exists.emplace_back(std::move(field), present);
     return *this;

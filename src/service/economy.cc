@@ -684,13 +684,7 @@ Result<TransactionPage> EconomyService::ListTransactions(const ObjectId& master_
   Query store_query;
   store_query.filter.Eq("masterAccountId", master_account_id);
   if (query.type) store_query.filter.Eq("type", *query.type);
-  if (query.from || query.to) {
-    std::optional<Value> min;
-    std::optional<Value> max;
-    if (query.from) min = Value(*query.from);
-    if (query.to) max = Value(*query.to);
-    store_query.filter.Range("timestamp", std::move(min), std::move(max));
-  }
+  store_query.filter.TimeRange("timestamp", query.from, query.to);
   store_query.sort_field = "timestamp";
   store_query.descending = true;
   store_query.limit = query.limit;

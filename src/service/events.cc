@@ -306,13 +306,7 @@ Result<EventPage> EventService::Query(const EventQuery& query) const {
   if (query.session_id) store_query.filter.Eq("sessionId", *query.session_id);
   if (query.master_account_id) store_query.filter.Eq("masterAccountId", *query.master_account_id);
   if (query.event_type) store_query.filter.Eq("eventType", *query.event_type);
-  if (query.from || query.to) {
-    std::optional<Value> min;
-    std::optional<Value> max;
-    if (query.from) min = Value(*query.from);
-    if (query.to) max = Value(*query.to);
-    store_query.filter.Range("timestamp", std::move(min), std::move(max));
-  }
+  store_query.filter.TimeRange("timestamp", query.from, query.to);
   store_query.sort_field = "timestamp";
   store_query.descending = query.newest_first;
   store_query.limit = query.limit;

@@ -611,13 +611,7 @@ Result<GenerationPage> GenerationService::ListForUser(const ObjectId& master_acc
   Query store_query;
   store_query.filter.Eq("masterAccountId", master_account_id);
   if (query.status) store_query.filter.Eq("status", GenerationStatusName(*query.status));
-  if (query.from || query.to) {
-    std::optional<Value> min;
-    std::optional<Value> max;
-    if (query.from) min = Value(*query.from);
-    if (query.to) max = Value(*query.to);
-    store_query.filter.Range("requestTimestamp", std::move(min), std::move(max));
-  }
+  store_query.filter.TimeRange("requestTimestamp", query.from, query.to);
   store_query.sort_field = "requestTimestamp";
   store_query.descending = true;
   store_query.limit = query.limit;

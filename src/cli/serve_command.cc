@@ -8,15 +8,19 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "cli/command.h"
@@ -38,11 +42,12 @@ struct ServeFlags {
   int worker_threads = 64;
   std::string service_tokens;
   std::string admin_token;
-  size_t body_bytes_max = 1024 * 1024;
-  size_t header_bytes_max = 16 * 1024;
+  // Signed, so that a negative value on the command line is refused, not wrapped.
+  int64_t body_bytes_max = 1024 * 1024;
+  int64_t header_bytes_max = 16 * 1024;
   int64_t read_timeout_ms = 30'000;
   int64_t idle_timeout_ms = 60'000;
-  size_t connections_max = 2048;
+  int64_t connections_max = 2048;
   double rate_limit_per_second = 200;
   double rate_limit_burst = 400;
   std::string unknown_events = "accept";
@@ -54,6 +59,27 @@ struct ServeFlags {
   int64_t demo_users = kDemoUsersDefault;
   int64_t demo_days = kDemoDaysDefault;
 };
+
+// The accepted range of each numeric limit of `noema serve` (docs/limits.md). A value
+// outside it, or not a number at all (NaN), is a usage error that names the flag.
+struct FlagRange {
+  const char* flag;
+  double value;
+  double min;
+  double max;
+};
+
+Status CheckRanges(std::initializer_list<FlagRange> ranges) {
+  for (const FlagRange& range : ranges) {
+    if (!(range.value >= range.min && range.value <= range.max)) {  // NaN fails both
+      std::ostringstream message;
+      message << std::fixed << std::setprecision(range.min == std::floor(range.min) ? 0 : 3)
+              << range.flag << " is " << range.min << ".." << std::setprecision(0) << range.max;
+      return Status::InvalidArgument(message.str(), range.flag);
+    }
+  }
+  return Status::Ok();
+}
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
@@ -184,12 +210,18 @@ int RunServe(ServeFlags flags) {
     }
     metrics_listen = *parsed;
   }
-  if (flags.threads < 1 || flags.threads > 256) {
-    return ReportError(Status::InvalidArgument("threads is 1..256", "threads"));
-  }
-  if (flags.worker_threads < 0 || flags.worker_threads > 1024) {
-    return ReportError(Status::InvalidArgument("worker-threads is 0..1024", "worker-threads"));
-  }
+  Status ranges = CheckRanges({
+      {"threads", static_cast<double>(flags.threads), 1, 256},
+      {"worker-threads", static_cast<double>(flags.worker_threads), 0, 1024},
+      {"body-bytes-max", static_cast<double>(flags.body_bytes_max), 1024, 64 * 1024 * 1024},
+      {"header-bytes-max", static_cast<double>(flags.header_bytes_max), 1024, 1024 * 1024},
+      {"read-timeout-ms", static_cast<double>(flags.read_timeout_ms), 100, 3'600'000},
+      {"idle-timeout-ms", static_cast<double>(flags.idle_timeout_ms), 100, 3'600'000},
+      {"connections-max", static_cast<double>(flags.connections_max), 1, 1'000'000},
+      {"rate-limit-per-second", flags.rate_limit_per_second, 0.001, 1e9},
+      {"rate-limit-burst", flags.rate_limit_burst, 1, 1e9},
+  });
+  if (!ranges.ok()) return ReportError(ranges);
   if (flags.unknown_events != "accept" && flags.unknown_events != "reject") {
     return ReportError(Status::InvalidArgument("accept or reject", "unknown-events"));
   }
@@ -232,11 +264,11 @@ int RunServe(ServeFlags flags) {
   http_options.host = listen->first;
   http_options.port = listen->second;
   http_options.threads = flags.threads;
-  http_options.body_bytes_max = flags.body_bytes_max;
-  http_options.header_bytes_max = flags.header_bytes_max;
+  http_options.body_bytes_max = static_cast<size_t>(flags.body_bytes_max);
+  http_options.header_bytes_max = static_cast<size_t>(flags.header_bytes_max);
   http_options.read_timeout_ms = flags.read_timeout_ms;
   http_options.idle_timeout_ms = flags.idle_timeout_ms;
-  http_options.connections_max = flags.connections_max;
+  http_options.connections_max = static_cast<size_t>(flags.connections_max);
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;

@@ -92,12 +92,59 @@ usage_error "port out of range" --listen 127.0.0.1:70000
 usage_error "--threads 0" --threads 0
 usage_error "--worker-threads 1025" --worker-threads 1025
 usage_error "--unknown-events maybe" --unknown-events maybe
+# Every numeric limit one step outside its range, on both sides (docs/limits.md).
+usage_error "--threads 257" --threads 257
+usage_error "--worker-threads -1" --worker-threads -1
+usage_error "--body-bytes-max 1023" --body-bytes-max 1023
+usage_error "--body-bytes-max 67108865" --body-bytes-max 67108865
+usage_error "--body-bytes-max -1 (not wrapped to a huge size)" --body-bytes-max -1
+usage_error "--header-bytes-max 1023" --header-bytes-max 1023
+usage_error "--header-bytes-max 1048577" --header-bytes-max 1048577
+usage_error "--read-timeout-ms 99" --read-timeout-ms 99
+usage_error "--read-timeout-ms 3600001" --read-timeout-ms 3600001
+usage_error "--idle-timeout-ms 99" --idle-timeout-ms 99
+usage_error "--idle-timeout-ms 3600001" --idle-timeout-ms 3600001
+usage_error "--connections-max 0" --connections-max 0
+usage_error "--connections-max 1000001" --connections-max 1000001
+usage_error "--rate-limit-per-second 0" --rate-limit-per-second 0
+usage_error "--rate-limit-per-second nan" --rate-limit-per-second nan
+usage_error "--rate-limit-per-second inf" --rate-limit-per-second inf
+usage_error "--rate-limit-per-second 1000000001" --rate-limit-per-second 1000000001
+usage_error "--rate-limit-burst 0.5" --rate-limit-burst 0.5
+usage_error "--rate-limit-burst 1000000001" --rate-limit-burst 1000000001
+usage_error "--session-timeout-minutes 0" --session-timeout-minutes 0
+usage_error "--session-timeout-minutes 1441" --session-timeout-minutes 1441
+usage_error "--generation-deadline-minutes 0" --generation-deadline-minutes 0
+usage_error "--generation-deadline-minutes 10081" --generation-deadline-minutes 10081
+usage_error "--sweep-interval-seconds 0" --sweep-interval-seconds 0
+usage_error "--sweep-interval-seconds 3601" --sweep-interval-seconds 3601
+if grep -q "body-bytes-max is 1024..67108864" <("$noema" serve --store "$store" --body-bytes-max 1 2>&1); then
+  ok "a limit's error names the flag and its range"
+else fail "a limit's error does not name the flag and its range"; fi
 usage_error "malformed --metrics-listen" --metrics-listen nonsense
 usage_error "--metrics-listen on the API's address" --listen 127.0.0.1:18999 \
   --metrics-listen 127.0.0.1:18999
 NOEMA_SERVICE_TOKENS="bot=short" usage_error "a service token under 16 characters"
 NOEMA_SERVICE_TOKENS="no-equals-sign" usage_error "a malformed NOEMA_SERVICE_TOKENS"
 check "usage errors create no data directory" [ ! -e "$work/data" ]
+
+# ---- every numeric limit at an inclusive edge is accepted ------------------------------
+edges() {  # edges NAME FLAGS...: the server starts with them and answers /healthz
+  local name=$1
+  shift
+  start_server "$name" --listen 127.0.0.1:0 --admin-token edge-admin-token-0123456789 "$@"
+  check "$name: serves" [ "$(curl -s "$base/healthz")" = '{"status":"ok"}' ]
+  stop_server "$name"
+}
+edges "the lower edges" --threads 1 --worker-threads 0 --body-bytes-max 1024 \
+  --header-bytes-max 1024 --read-timeout-ms 100 --idle-timeout-ms 100 --connections-max 1 \
+  --rate-limit-per-second 0.001 --rate-limit-burst 1 --session-timeout-minutes 1 \
+  --generation-deadline-minutes 1 --sweep-interval-seconds 1
+edges "the upper edges" --threads 256 --worker-threads 1024 --body-bytes-max 67108864 \
+  --header-bytes-max 1048576 --read-timeout-ms 3600000 --idle-timeout-ms 3600000 \
+  --connections-max 1000000 --rate-limit-per-second 1000000000 --rate-limit-burst 1000000000 \
+  --session-timeout-minutes 1440 --generation-deadline-minutes 10080 --sweep-interval-seconds 3600
+rm -rf "$work/data"  # the first start below makes the admin token
 
 # ---- first start: the admin token is generated, printed once, kept hashed -------------
 start_server first --listen 127.0.0.1:0

@@ -139,6 +139,45 @@ TEST_F(HttpServerTest, OversizedHeadersGet431) {
   EXPECT_EQ(r.status, 431);
 }
 
+// Bytes that are not HTTP/1.1 get 400 bad_request, never reach the handler, and the
+// connection is closed; the server goes on serving others.
+TEST_F(HttpServerTest, MalformedRequestsGet400AndTheConnectionIsClosed) {
+  std::atomic<int> handled{0};
+  StartServer({}, [&handled](HttpRequest& request) {
+    ++handled;
+    return Echo()(request);
+  });
+  namespace asio = boost::asio;
+  for (const std::string& bytes : {
+           std::string("GARBAGE\r\n\r\n"),                    // no request line
+           std::string("GET / HTTP/9.9\r\nHost: x\r\n\r\n"),  // bad version
+           std::string("GET / HTTP/1.1\r\nHost x\r\n\r\n"),   // header without ':'
+           std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "zz\r\n"),  // a chunk size that is not hex
+       }) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(socket, asio::buffer(bytes));
+    boost::system::error_code ec;
+    std::string reply;
+    char buffer[4096];
+    for (;;) {
+      size_t n = socket.read_some(asio::buffer(buffer), ec);
+      reply.append(buffer, n);
+      if (ec) break;
+    }
+    EXPECT_EQ(ec, asio::error::eof) << "the server did not close: " << ec.message();
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << bytes << " → " << reply;
+    EXPECT_NE(reply.find("\"code\":\"bad_request\""), std::string::npos) << reply;
+  }
+  EXPECT_EQ(handled.load(), 0) << "a malformed request reached the handler";
+  testing::HttpClient client(server_->port());
+  EXPECT_EQ(client.Send("GET", "/after").status, 200);
+  EXPECT_EQ(handled.load(), 1);
+}
+
 TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
   HttpServerOptions options;
   options.connections_max = 1;

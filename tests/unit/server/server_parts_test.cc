@@ -144,6 +144,21 @@ TEST(RateLimiterTest, BucketTableIsBounded) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(limiter.Acquire("k" + std::to_string(i)), 0);
 }
 
+// At buckets_max, a new credential first drops the buckets that have refilled (they
+// carry no state), and only when none has does the whole table go.
+TEST(RateLimiterTest, AFullTableDropsRefilledBucketsFirstThenAll) {
+  FakeClock clock(Timestamp::FromMillis(0));
+  RateLimiter limiter(RateLimitOptions{1.0, 1.0, 2}, &clock);  // one request per second
+  EXPECT_EQ(limiter.Acquire("a"), 0);
+  clock.Advance(1000);  // a has refilled
+  EXPECT_EQ(limiter.Acquire("b"), 0);
+  EXPECT_EQ(limiter.Acquire("c"), 0) << "the third credential fits once a is dropped";
+  EXPECT_EQ(limiter.Acquire("b"), 1) << "b was not refilled, so it kept its state";
+  // b and c are both empty now: a fourth credential clears the table.
+  EXPECT_EQ(limiter.Acquire("d"), 0);
+  EXPECT_EQ(limiter.Acquire("b"), 0) << "the table was cleared; b starts afresh";
+}
+
 TEST(MetricsTest, RendersPrometheusText) {
   Metrics metrics;
   metrics.Describe("noema_http_requests_total", "counter", "HTTP requests");

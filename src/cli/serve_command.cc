@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <condition_variable>
@@ -79,6 +81,46 @@ Status CheckRanges(std::initializer_list<FlagRange> ranges) {
     }
   }
   return Status::Ok();
+}
+
+// The metrics listener's connections: a scraper or two, not the API's clients.
+constexpr int64_t kMetricsConnectionsMax = 64;
+
+// Every connection holds a file descriptor. Past the process's open-file limit accept()
+// fails and clients wait unanswered in the listen queue; within it, a connection past
+// --connections-max gets its 503 at once. So the soft limit is raised toward the hard
+// one as far as the connections need, and when even the hard limit is too low, noema
+// serves fewer connections and says so on stderr. `other_connections` are the other
+// listeners' (metrics); the result is what the API listener may take.
+int64_t FitConnectionsToFileLimit(int64_t api_connections, int64_t other_connections, int threads) {
+  // Descriptors beside the connections: the store's files, each I/O thread's event loop
+  // (epoll, eventfd, timerfd), the listeners, the admin token file, standard streams.
+  const int64_t spare = 64 + 3 * (static_cast<int64_t>(threads) + 1);
+  int64_t open_now = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++open_now;
+  }
+  const int64_t needed = open_now + spare + api_connections + other_connections;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      static_cast<int64_t>(limit.rlim_cur) >= needed) {
+    return api_connections;
+  }
+  rlimit raised = limit;
+  raised.rlim_cur = limit.rlim_max == RLIM_INFINITY
+                        ? static_cast<rlim_t>(needed)
+                        : std::min(limit.rlim_max, static_cast<rlim_t>(needed));
+  if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  const int64_t room = static_cast<int64_t>(limit.rlim_cur) - open_now - spare - other_connections;
+  if (room >= api_connections) return api_connections;
+  const int64_t fit = std::max<int64_t>(1, room);
+  std::cerr << "noema: the open-file limit (" << limit.rlim_cur << ") leaves room for " << fit
+            << " connections, not the " << api_connections
+            << " of --connections-max; serving at most " << fit
+            << " (raise the hard limit: ulimit -Hn, or LimitNOFILE= under systemd)\n";
+  return fit;
 }
 
 std::string EnvOr(const char* name, const std::string& fallback) {
@@ -268,7 +310,9 @@ int RunServe(ServeFlags flags) {
   http_options.header_bytes_max = static_cast<size_t>(flags.header_bytes_max);
   http_options.read_timeout_ms = flags.read_timeout_ms;
   http_options.idle_timeout_ms = flags.idle_timeout_ms;
-  http_options.connections_max = static_cast<size_t>(flags.connections_max);
+  http_options.connections_max = static_cast<size_t>(FitConnectionsToFileLimit(
+      flags.connections_max, metrics_listen.has_value() ? kMetricsConnectionsMax : 0,
+      flags.threads + (metrics_listen.has_value() ? 1 : 0)));
 
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t signals;
@@ -289,6 +333,7 @@ int RunServe(ServeFlags flags) {
     metrics_options.host = metrics_listen->first;
     metrics_options.port = metrics_listen->second;
     metrics_options.threads = 1;
+    metrics_options.connections_max = kMetricsConnectionsMax;
     metrics_http.emplace(metrics_options, [&api](server::HttpRequest& request) {
       return server::MetricsOnly(api, request);
     });

@@ -43,7 +43,9 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> running;
   size_t next_io = 0;
-  std::optional<tcp::acceptor> acceptor;  // on ios[0]
+  std::optional<tcp::acceptor> acceptor;           // on ios[0]
+  std::optional<asio::steady_timer> accept_pause;  // on ios[0]: the rest after a failed accept
+  std::atomic<uint64_t> accept_errors{0};
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> connections{0};
@@ -251,7 +253,14 @@ void HttpServer::Impl::Accept() {
   acceptor->async_accept(peer->get_executor(), [this, peer](beast::error_code ec, Socket socket) {
     if (ec) {
       if (stopping.load() || ec == asio::error::operation_aborted) return;
-      return Accept();
+      // Out of descriptors or kernel memory, most likely: the connection stays queued, so
+      // an immediate retry fails again at once. Rest, then try again.
+      accept_errors.fetch_add(1);
+      accept_pause->expires_after(std::chrono::milliseconds(options.accept_pause_ms));
+      accept_pause->async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !stopping.load()) Accept();
+      });
+      return;
     }
     if (connections.load() >= options.connections_max) {
       // Refuse politely and keep accepting.
@@ -291,6 +300,7 @@ HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
     impl_->ios.push_back(std::make_unique<asio::io_context>(1));
   }
   impl_->acceptor.emplace(*impl_->ios[0]);
+  impl_->accept_pause.emplace(*impl_->ios[0]);
 }
 
 HttpServer::~HttpServer() {
@@ -313,6 +323,15 @@ Status HttpServer::Start() {
     return Status::Unavailable("cannot listen on " + impl_->options.host + ":" +
                                std::to_string(impl_->options.port) + ": " + ec.message());
   }
+  // Each io_context makes its event loop's descriptors (epoll, eventfd, timerfd) the
+  // first time a socket is made on it. Made lazily, that would be the accept of the
+  // first connection given to this thread, and when the process is out of descriptors
+  // then, asio throws out of that thread and the process ends. So make them now.
+  try {
+    for (auto& io : impl_->ios) Socket probe(io->get_executor());
+  } catch (const boost::system::system_error& error) {
+    return Status::Unavailable(std::string("cannot start the I/O threads: ") + error.what());
+  }
   impl_->Accept();
   for (auto& io : impl_->ios) {
     impl_->running.push_back(asio::make_work_guard(*io));
@@ -332,6 +351,7 @@ void HttpServer::Stop() {
   asio::post(*impl_->ios[0], [this] {
     beast::error_code ec;
     impl_->acceptor->close(ec);
+    impl_->accept_pause->cancel();
     std::lock_guard<std::mutex> lock(impl_->sessions_mutex);
     for (const auto& session : impl_->sessions) session->CloseIfIdle();
     // The I/O threads end once the connections still working have replied and closed.
@@ -349,5 +369,7 @@ void HttpServer::Wait() {
 }
 
 size_t HttpServer::active_connections() const { return impl_->connections.load(); }
+
+uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
 
 }  // namespace noema::server

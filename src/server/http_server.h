@@ -47,6 +47,10 @@ struct HttpServerOptions {
   // lose the reply it was sent. 0 ms: close at once.
   int64_t linger_timeout_ms = 2'000;
   size_t linger_bytes_max = 8 * 1024 * 1024;
+  // When accept() fails (out of file descriptors: EMFILE, ENFILE; out of kernel memory),
+  // the listener waits this long before it tries again. Retrying at once would spin a
+  // core at 100 % while the cause lasts, since the waiting connection stays queued.
+  int64_t accept_pause_ms = 100;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
@@ -68,6 +72,8 @@ class HttpServer {
   void Wait();
 
   size_t active_connections() const;
+  // accept() calls that failed since Start (each followed by accept_pause_ms of rest).
+  uint64_t accept_errors() const;
 
   struct Impl;  // public so the connection class in the .cc can name it; defined there
 

@@ -40,7 +40,12 @@ base=""
 start_server() {
   local name=$1
   shift
-  "$noema" serve --store "$store" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  if [ -n "${server_ulimit:-}" ]; then  # ulimit -n for the server alone ("-S 100", "256")
+    bash -c 'ulimit -n $0; exec "$@"' "$server_ulimit" "$noema" serve --store "$store" "$@" \
+      >"$work/$name.out" 2>"$work/$name.err" &
+  else
+    "$noema" serve --store "$store" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  fi
   server_pid=$!
   port=""
   for _ in $(seq 1 100); do
@@ -246,6 +251,46 @@ check "HEAD /metrics answers there too" \
 check "and only the metrics" \
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/healthz")" = 404 ]
 stop_server third
+
+# ---- the open-file limit ----------------------------------------------------------------
+# A hard limit too low for --connections-max: noema serves fewer connections, says how
+# many, and answers the ones past that with 503 (past the file limit itself, accept()
+# would fail and they would wait unanswered).
+server_ulimit=256 start_server lowlimit --listen 127.0.0.1:0 --quiet
+room=$(sed -n 's/.*leaves room for \([0-9][0-9]*\) connections, not the 2048 of --connections-max.*/\1/p' \
+  "$work/lowlimit.err")
+check "a hard limit of 256 open files is reported with the connections it leaves ($room)" \
+  [ -n "$room" ]
+if [ -n "$room" ]; then
+  /usr/bin/python3 - "$port" "$room" >"$work/lowlimit.py.out" 2>&1 <<'PY'
+import socket, sys, time
+port, room = int(sys.argv[1]), int(sys.argv[2])
+clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(room + 40)]
+time.sleep(1)
+waiting = refused = other = 0
+for c in clients:
+    c.setblocking(False)
+    try:
+        data = c.recv(64)
+        if data.startswith(b"HTTP/1.1 503"): refused += 1
+        else: other += 1
+    except BlockingIOError:
+        waiting += 1  # accepted, the server waits for its request
+print(f"waiting={waiting} refused={refused} other={other}")
+for c in clients: c.close()
+PY
+  check "it keeps $room connections and refuses the rest with 503 ($(cat "$work/lowlimit.py.out"))" \
+    grep -qx "waiting=$room refused=40 other=0" "$work/lowlimit.py.out"
+  check "and serves once they are gone" [ "$(curl -s "$base/healthz")" = '{"status":"ok"}' ]
+fi
+stop_server lowlimit
+# A soft limit under what is needed, with room under the hard one: raised, silently.
+server_ulimit="-S 100" start_server softlimit --listen 127.0.0.1:0 --quiet
+soft=$(awk '/Max open files/ {print $4}' "/proc/$server_pid/limits")
+check "a soft limit of 100 is raised for 2048 connections ($soft)" [ "$soft" -gt 2048 ]
+if grep -q "leaves room" "$work/softlimit.err"; then fail "it warned although it could raise"; else
+  ok "without a warning"; fi
+stop_server softlimit
 
 [ $failures -eq 0 ] || {
   echo "$failures failure(s)"

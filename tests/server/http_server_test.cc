@@ -2,7 +2,13 @@
 // over loopback with a real client.
 #include "server/http_server.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -189,6 +195,47 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.headers["Retry-After"], "1");
+}
+
+// Out of file descriptors, accept() fails while the connection stays queued. The
+// listener rests accept_pause_ms after each failure instead of retrying at once (which
+// spun a core at 100 %), and serves again once descriptors are free.
+TEST_F(HttpServerTest, AcceptRestsWhenOutOfFileDescriptorsAndRecovers) {
+  HttpServerOptions options;
+  options.accept_pause_ms = 100;
+  StartServer(options, Echo());
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int open_now = 0;
+  for (int fd = 0; fd < 4096; ++fd) open_now += fcntl(fd, F_GETFD) != -1 ? 1 : 0;
+  rlimit lowered = saved;
+  lowered.rlim_cur = static_cast<rlim_t>(open_now + 16);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  // Connect (plain sockets: no event loop to set up) until this process, client and
+  // server alike, has no descriptor left.
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(server_->port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> clients;
+  for (int i = 0; i < 64; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;
+    clients.push_back(fd);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) break;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const uint64_t errors = server_->accept_errors();
+  for (int fd : clients) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GE(errors, 1u) << "accept() never ran out of descriptors; the test proves nothing";
+  // Resting 100 ms after each failure, 500 ms hold at most 6 failures; retrying at once,
+  // thousands.
+  EXPECT_LE(errors, 10u) << "the listener retried without resting";
+  testing::HttpClient client(server_->port());
+  auto r = client.Send("GET", "/after");
+  ASSERT_TRUE(r.ok) << "the listener did not recover";
+  EXPECT_EQ(r.status, 200);
 }
 
 TEST_F(HttpServerTest, StopLetsTheRequestInFlightFinish) {

@@ -48,7 +48,7 @@ struct ServiceSet {
         events(ctx),
         generations(ctx),
         awards(ctx),
-        event_batcher(&events, ctx.config.event_batch_max) {}
+        event_batcher(&events, ctx.config.event_batch_max, ctx.config.event_queue_bytes_max) {}
   AccountService accounts;
   WalletService wallets;
   ApiKeyService api_keys;

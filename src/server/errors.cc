@@ -62,8 +62,12 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
 HttpResponse ErrorResponse(const Status& status) {
   // Internal details stay in the server log; clients get a generic message.
   bool internal = status.code() == StatusCode::kInternal || status.code() == StatusCode::kDataLoss;
-  return ErrorResponse(HttpStatusFor(status.code()), ErrorCodeFor(status.code()),
-                       internal ? "internal error" : status.message(), status.field());
+  HttpResponse response =
+      ErrorResponse(HttpStatusFor(status.code()), ErrorCodeFor(status.code()),
+                    internal ? "internal error" : status.message(), status.field());
+  // Unavailable is passing (a busy store, a full event queue): say when to come back.
+  if (status.code() == StatusCode::kUnavailable) response.headers.emplace_back("Retry-After", "1");
+  return response;
 }
 
 }  // namespace noema::server

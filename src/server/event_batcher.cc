@@ -21,8 +21,11 @@ Status WithoutIndex(const Status& status, size_t index) {
 
 }  // namespace
 
-EventBatcher::EventBatcher(EventService* events, size_t batch_max, size_t committers)
-    : events_(events), batch_max_(batch_max == 0 ? 1 : batch_max) {
+EventBatcher::EventBatcher(EventService* events, size_t batch_max, size_t queued_bytes_max,
+                           size_t committers)
+    : events_(events),
+      batch_max_(batch_max == 0 ? 1 : batch_max),
+      queued_bytes_max_(queued_bytes_max) {
   for (size_t i = 0; i < std::max<size_t>(committers, 1); ++i) {
     committers_.emplace_back([this] { Run(); });
   }
@@ -37,23 +40,40 @@ EventBatcher::~EventBatcher() {
   for (std::thread& committer : committers_) committer.join();
 }
 
-void EventBatcher::Submit(std::vector<EventInput> events, Done done) {
+void EventBatcher::Submit(std::vector<EventInput> events, size_t bytes, Done done) {
   if (events.empty()) {
     done(std::vector<Result<ObjectId>>());
     return;
   }
+  size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(Request{std::move(events), std::move(done)});
+    queued = queued_bytes_;
+    if (queue_.empty() || queued_bytes_ + bytes <= queued_bytes_max_) {
+      queued_bytes_ += bytes;
+      queue_.push_back(Request{std::move(events), std::move(done), bytes});
+      queued = 0;
+    }
+  }
+  if (queued > 0) {
+    done(Status::Unavailable("the event queue is full (" + std::to_string(queued) +
+                             " bytes wait to be written); retry shortly"));
+    return;
   }
   ready_.notify_one();  // no system call when no committer is waiting
 }
 
-EventBatcher::Outcomes EventBatcher::Write(std::vector<EventInput> events) {
+EventBatcher::Outcomes EventBatcher::Write(std::vector<EventInput> events, size_t bytes) {
   auto promise = std::make_shared<std::promise<Outcomes>>();
   std::future<Outcomes> outcome = promise->get_future();
-  Submit(std::move(events), [promise](Outcomes result) { promise->set_value(std::move(result)); });
+  Submit(std::move(events), bytes,
+         [promise](Outcomes result) { promise->set_value(std::move(result)); });
   return outcome.get();
+}
+
+size_t EventBatcher::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queued_bytes_;
 }
 
 void EventBatcher::Run() {
@@ -67,6 +87,7 @@ void EventBatcher::Run() {
     while (!queue_.empty() &&
            (requests.empty() || events + queue_.front().events.size() <= batch_max_)) {
       events += queue_.front().events.size();
+      queued_bytes_ -= queue_.front().bytes;
       requests.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }

@@ -19,6 +19,11 @@
 // without any "events.N" prefix). Only a failure of the unit of work as a whole (the
 // store) fails every request of the batch.
 //
+// The queue is bounded by the request bodies it holds (`queued_bytes_max`): a request
+// that would take it past that is refused at once (Unavailable: HTTP 503 with
+// Retry-After), never queued. An empty queue takes any request, so a request under the
+// body limit is never refused for its size alone.
+//
 // Shutdown: the destructor writes what is queued, calls every completion, then joins.
 //
 // Thread-safety: every method is safe from many threads. REQUIRES: `events` outlives the
@@ -47,23 +52,30 @@ class EventBatcher {
   // Committer threads: two, so that one batch's fsync overlaps the next batch's writing.
   static constexpr size_t kEventCommitters = 2;
 
-  // `batch_max`: events per unit of work (EventService::LogBatch's limit).
-  EventBatcher(EventService* events, size_t batch_max, size_t committers = kEventCommitters);
+  // `batch_max`: events per unit of work (EventService::LogBatch's limit);
+  // `queued_bytes_max`: request bytes waiting at most (ServiceConfig::event_queue_bytes_max).
+  EventBatcher(EventService* events, size_t batch_max, size_t queued_bytes_max,
+               size_t committers = kEventCommitters);
   ~EventBatcher();
   EventBatcher(const EventBatcher&) = delete;
   EventBatcher& operator=(const EventBatcher&) = delete;
 
-  // Queues the events of one request (at most batch_max); `done` is called on a
-  // committer thread once they are committed.
-  void Submit(std::vector<EventInput> events, Done done);
+  // Queues the events of one request (at most batch_max; `bytes`: its body's size);
+  // `done` is called on a committer thread once they are committed — or at once, with
+  // Unavailable, when the queue is full.
+  void Submit(std::vector<EventInput> events, size_t bytes, Done done);
 
   // Submit, waiting for the outcome.
-  Outcomes Write(std::vector<EventInput> events);
+  Outcomes Write(std::vector<EventInput> events, size_t bytes);
+
+  // Request bytes queued and not yet taken by a committer.
+  size_t queued_bytes() const;
 
  private:
   struct Request {
     std::vector<EventInput> events;
     Done done;
+    size_t bytes;
   };
 
   void Run();
@@ -72,9 +84,11 @@ class EventBatcher {
 
   EventService* events_;
   size_t batch_max_;
-  std::mutex mutex_;
+  size_t queued_bytes_max_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Request> queue_;
+  size_t queued_bytes_ = 0;  // guarded by mutex_
   bool stopping_ = false;
   std::vector<std::thread> committers_;  // last: started once the rest is ready
 };

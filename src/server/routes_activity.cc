@@ -183,11 +183,13 @@ void AddEventRoutes(Api& api) {
             Result<ObjectId>& id = (*outcome)[0];
             return id.ok() ? EventIdReply(*id) : ErrorResponse(id.status());
           };
-          if (!call.request.respond_later) return reply(batcher.Write(std::move(one)));
-          batcher.Submit(std::move(one), [reply, respond = call.request.respond_later](
-                                             EventBatcher::Outcomes outcome) {
-            respond(reply(std::move(outcome)));
-          });
+          const size_t bytes = call.request.body.size();
+          if (!call.request.respond_later) return reply(batcher.Write(std::move(one), bytes));
+          batcher.Submit(
+              std::move(one), bytes,
+              [reply, respond = call.request.respond_later](EventBatcher::Outcomes outcome) {
+                respond(reply(std::move(outcome)));
+              });
           return HttpResponse::Deferred();
         }
         if (body.view().CountKeys() != 1) {
@@ -249,8 +251,9 @@ void AddEventRoutes(Api& api) {
           }
           return BatchReply(*results);
         };
-        if (!call.request.respond_later) return reply(batcher.Write(std::move(inputs)));
-        batcher.Submit(std::move(inputs),
+        const size_t bytes = call.request.body.size();
+        if (!call.request.respond_later) return reply(batcher.Write(std::move(inputs), bytes));
+        batcher.Submit(std::move(inputs), bytes,
                        [reply, respond = call.request.respond_later](
                            EventBatcher::Outcomes outcome) { respond(reply(std::move(outcome))); });
         return HttpResponse::Deferred();

@@ -65,6 +65,11 @@ struct ServiceConfig {
   UnknownEventPolicy unknown_event_policy = UnknownEventPolicy::kAccept;
   int64_t event_future_skew_ms = 5 * kMillisPerMinute;
   size_t event_batch_max = 1000;
+  // `noema serve`'s group commit (src/server/event_batcher.h): request bodies of events
+  // waiting for a committer, at most. Past it a request is refused at once with 503
+  // and Retry-After, rather than queued: memory stays bounded whatever the number of
+  // connections, and clients back off while the store is slow.
+  size_t event_queue_bytes_max = 64 * 1024 * 1024;
   size_t event_data_bytes_max = 64 * 1024;
   // Whether EventService (the clients' way in) accepts the event types that services
   // write themselves with the change they describe (session_started, credit_spent,

@@ -83,6 +83,13 @@ TEST(ErrorsTest, OneTableFromStatusToHttp) {
             "\"field\":\"amountUsd\"}}");
   EXPECT_EQ(ErrorResponse(Status::Internal("sqlite said secret things")).body.find("secret"),
             std::string::npos);
+  EXPECT_TRUE(response.headers.empty());
+  // 503 is passing (a busy store, a full event queue): it says when to come back.
+  auto unavailable = ErrorResponse(Status::Unavailable("the event queue is full"));
+  EXPECT_EQ(unavailable.status, 503);
+  ASSERT_EQ(unavailable.headers.size(), 1u);
+  EXPECT_EQ(unavailable.headers[0].first, "Retry-After");
+  EXPECT_EQ(unavailable.headers[0].second, "1");
 }
 
 TEST(RequestBodyTest, ReadsTypedFieldsAndNamesBadOnes) {

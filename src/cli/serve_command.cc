@@ -239,6 +239,9 @@ int SeedDemoIfEmpty(const std::string& store_uri, int64_t users, int64_t days) {
 }
 
 int RunServe(ServeFlags flags) {
+  // A server outlives its readers: when the access log's pipe (stdout) or stderr closes,
+  // a write fails with EPIPE instead of ending the process (server/access_log.h).
+  signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) return ReportError(Status::Internal("libsodium failed to start"));
   auto listen = ParseListen(flags.listen);
   if (!listen.ok()) return ReportError(listen.status());

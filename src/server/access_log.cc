@@ -1,6 +1,8 @@
 #include "server/access_log.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "noema/time.h"
 #include "server/json_render.h"
@@ -26,8 +28,14 @@ void AccessLog::Write(const AccessRecord& record) {
   AppendJsonString(&line, record.remote);
   line += "}\n";
   std::lock_guard<std::mutex> lock(mutex_);
-  std::fwrite(line.data(), 1, line.size(), out_);
-  std::fflush(out_);
+  if (failed_) return;
+  if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() || std::fflush(out_) != 0) {
+    // The reader went away (EPIPE: `noema serve` ignores SIGPIPE) or the disk is full:
+    // say so once, and serve on without the log rather than fail requests over it.
+    failed_ = true;
+    std::fprintf(stderr, "noema: the access log cannot be written (%s); it is off from now on\n",
+                 std::strerror(errno));
+  }
 }
 
 }  // namespace noema::server

@@ -1,6 +1,9 @@
 // The structured access log: one JSON object per line (time, method, route, status,
 // duration, credential name, remote address). Never a token, key or body.
 //
+// When a line cannot be written (the reading end of a pipe closed, a full disk), the log
+// says so once on stderr and is off from then on: requests are not failed over it.
+//
 // Thread-safety: Write may be called from many threads; lines never interleave.
 #pragma once
 
@@ -29,6 +32,7 @@ class AccessLog {
  private:
   std::FILE* out_;
   std::mutex mutex_;
+  bool failed_ = false;  // guarded by mutex_: a write failed, the log is off
 };
 
 }  // namespace noema::server

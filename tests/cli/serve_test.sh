@@ -42,9 +42,9 @@ start_server() {
   shift
   if [ -n "${server_ulimit:-}" ]; then  # ulimit -n for the server alone ("-S 100", "256")
     bash -c 'ulimit -n $0; exec "$@"' "$server_ulimit" "$noema" serve --store "$store" "$@" \
-      >"$work/$name.out" 2>"$work/$name.err" &
+      >"${server_stdout:-$work/$name.out}" 2>"$work/$name.err" &
   else
-    "$noema" serve --store "$store" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    "$noema" serve --store "$store" "$@" >"${server_stdout:-$work/$name.out}" 2>"$work/$name.err" &
   fi
   server_pid=$!
   port=""
@@ -251,6 +251,25 @@ check "HEAD /metrics answers there too" \
 check "and only the metrics" \
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/healthz")" = 404 ]
 stop_server third
+
+# ---- the access log's reader goes away: noema serves on ---------------------------------
+# stdout is a pipe whose reader exits after one byte; the next log line meets EPIPE (with
+# SIGPIPE's default action the process would end). noema says so once and serves on.
+mkfifo "$work/log.fifo"
+head -c 1 <"$work/log.fifo" >/dev/null &
+reader_pid=$!
+server_stdout="$work/log.fifo" start_server closedlog --listen 127.0.0.1:0
+curl -s -o /dev/null "$base/healthz"  # its log line feeds the reader its byte
+wait "$reader_pid"
+answered=0
+for _ in $(seq 1 5); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/healthz")" = 200 ] && answered=$((answered + 1))
+done
+check "requests are answered after the access log's reader is gone ($answered of 5)" [ "$answered" -eq 5 ]
+check "the server is still running" kill -0 "$server_pid"
+check "it says once that the log is off" \
+  [ "$(grep -c 'the access log cannot be written' "$work/closedlog.err")" -eq 1 ]
+stop_server closedlog
 
 # ---- the open-file limit ----------------------------------------------------------------
 # A hard limit too low for --connections-max: noema serves fewer connections, says how

@@ -37,8 +37,10 @@ Status ErrorStatus(int rc, sqlite3* db, std::string_view context) {
     case SQLITE_CONSTRAINT: return Status::InvalidArgument(std::move(message));
     case SQLITE_READONLY:
       return Status::FailedPrecondition("the database refuses writes here: " + message);
-    case SQLITE_FULL: return Status::ResourceExhausted("disk full: " + message);
-    case SQLITE_NOMEM: return Status::ResourceExhausted("out of memory: " + message);
+    // The server's own shortage, not the request's size (that is SQLITE_TOOBIG): the
+    // same request can succeed once the operator makes room, so the caller may retry.
+    case SQLITE_FULL: return Status::Unavailable("disk full: " + message);
+    case SQLITE_NOMEM: return Status::Unavailable("out of memory: " + message);
     case SQLITE_TOOBIG: return Status::ResourceExhausted(std::move(message));
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:

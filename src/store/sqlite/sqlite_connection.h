@@ -52,7 +52,8 @@ inline constexpr std::string_view kConnectionPragmas =
 // Translates a SQLite result code into a Status. `context` says what was being done
 // ("insert into userEvents"); the connection's error message is appended when `db` is
 // given. Busy and locked map to Unavailable, constraint violations to AlreadyExists
-// (unique) or InvalidArgument, a full disk to ResourceExhausted, corruption to DataLoss,
+// (unique) or InvalidArgument, a full disk or memory to Unavailable (the request may
+// succeed later; a too-big value is ResourceExhausted), corruption to DataLoss,
 // a missing table or column to FailedPrecondition (the store needs `noema init`).
 Status ErrorStatus(int rc, sqlite3* db, std::string_view context);
 

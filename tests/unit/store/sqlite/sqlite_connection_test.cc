@@ -36,5 +36,28 @@ TEST(SqliteConnectionTest, TheFirstConnectionTurnsAllocationStatisticsOff) {
   std::filesystem::remove_all(pattern, ignored);
 }
 
+// A full disk is the server's shortage, not the request's fault: Unavailable (HTTP 503,
+// retry later), named, never the 413 of a request over a limit.
+TEST(SqliteConnectionTest, AFullDiskIsUnavailableAndSaysSo) {
+  std::string pattern = (std::filesystem::temp_directory_path() / "noema-conn-XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  {
+    auto connection = Connection::Open(pattern + "/c.db", ConnectionOptions{});
+    ASSERT_TRUE(connection.ok()) << connection.status().ToString();
+    sqlite3* db = (*connection)->get();
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+    // The file may not grow: as if the disk had no room left.
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA max_page_count=2", nullptr, nullptr, nullptr), SQLITE_OK);
+    int rc = sqlite3_exec(db, "INSERT INTO t VALUES (zeroblob(100000))", nullptr, nullptr, nullptr);
+    ASSERT_EQ(rc & 0xff, SQLITE_FULL) << sqlite3_errstr(rc);
+    Status status = ErrorStatus(rc, db, "insert into t");
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+    EXPECT_NE(status.message().find("disk full"), std::string::npos) << status.ToString();
+    EXPECT_EQ(ErrorStatus(SQLITE_TOOBIG, nullptr, "insert").code(), StatusCode::kResourceExhausted);
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(pattern, ignored);
+}
+
 }  // namespace
 }  // namespace noema::sqlite

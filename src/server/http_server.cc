@@ -110,6 +110,34 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(std::chrono::milliseconds(
         first_request_ ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms));
     first_request_ = false;
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  // The header is in. A client that sent `Expect: 100-continue` (curl does for large
+  // bodies, as do other HTTP libraries) holds its body back until the server says
+  // "100 Continue" — or for a second or so, which every such request would then lose.
+  // A body over the limit never gets here: the parser refuses its Content-Length
+  // with the header, and the 413 is the final answer RFC 9110 allows instead of 100.
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) return OnRead(ec);
+    const auto& req = parser_->get();
+    auto expect = req.find(http::field::expect);
+    if (req.version() >= 11 && expect != req.end() &&
+        beast::iequals(expect->value(), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+                          if (write_ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
@@ -147,7 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto it = req.find(http::field::content_type); it != req.end()) {
       request.content_type = std::string(it->value());
     }
-    request.body = req.body();
+    request.body = std::move(parser_->get().body());
     request.remote_address = remote_address_;
     keep_alive_ = req.keep_alive();
     version_ = req.version();

@@ -135,6 +135,56 @@ TEST_F(HttpServerTest, LingeringStopsAtItsByteAllowance) {
   EXPECT_EQ(server_->active_connections(), 0u);
 }
 
+// `Expect: 100-continue` (curl's way for large bodies): the server says 100 Continue as
+// soon as the header is in, and the client sends the body then — without it, the client
+// waits about a second. A body over the limit gets its 413 instead of the 100.
+TEST_F(HttpServerTest, AnExpect100ContinueIsAnsweredBeforeTheBodyIsSent) {
+  HttpServerOptions options;
+  options.body_bytes_max = 1024;
+  StartServer(options, Echo());
+  namespace asio = boost::asio;
+  auto read_for = [](asio::ip::tcp::socket& socket, std::string_view until) {
+    // Up to 2 s: a reply that needs the client's 1 s fallback is a failure here.
+    timeval two_seconds{2, 0};
+    setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof two_seconds);
+    std::string got;
+    char buffer[4096];
+    while (got.find(until) == std::string::npos) {
+      ssize_t n = recv(socket.native_handle(), buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      got.append(buffer, static_cast<size_t>(n));
+    }
+    return got;
+  };
+  asio::io_context io;
+  {
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(socket,
+                asio::buffer(std::string("POST /v1/x HTTP/1.1\r\nHost: x\r\n"
+                                         "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")));
+    EXPECT_EQ(read_for(socket, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+    asio::write(socket, asio::buffer(std::string("hello")));
+    std::string reply = read_for(socket, "idem=");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+    EXPECT_NE(reply.find("POST /v1/x hello"), std::string::npos) << reply;
+  }
+  {
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(socket,
+                asio::buffer(std::string("POST /v1/x HTTP/1.1\r\nHost: x\r\n"
+                                         "Expect: 100-continue\r\nContent-Length: 2048\r\n\r\n")));
+    std::string reply = read_for(socket, "}}");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << "no 100 for a body over the limit: " << reply;
+  }
+  // Without Expect, nothing extra is sent.
+  testing::HttpClient client(server_->port());
+  auto r = client.Send("POST", "/v1/y", "abc");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.rfind("POST /v1/y abc", 0), 0u) << r.body;
+}
+
 TEST_F(HttpServerTest, OversizedHeadersGet431) {
   HttpServerOptions options;
   options.header_bytes_max = 1024;

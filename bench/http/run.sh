@@ -74,7 +74,8 @@ nginx -c "$work/nginx/nginx.conf" -p "$work/nginx"
 # ---- noema serve ------------------------------------------------------------------------
 token="bench-service-token-0123456789"
 server_flags=(--store "sqlite:$work/data/noema.db" --listen 127.0.0.1:0 --quiet
-  --rate-limit-per-second 1000000000 --rate-limit-burst 1000000000)
+  --rate-limit-per-second 1000000000 --rate-limit-burst 1000000000
+  --service-rate-limit-per-second 1000000000 --service-rate-limit-burst 1000000000)
 [ -n "${NOEMA_THREADS:-}" ] && server_flags+=(--threads "$NOEMA_THREADS")
 NOEMA_SERVICE_TOKENS="bench=$token" NOEMA_ADMIN_TOKEN="bench-admin-token-0123456789" \
   "$noema" serve "${server_flags[@]}" >"$work/noema.out" 2>"$work/noema.err" &

@@ -50,8 +50,10 @@ struct ServeFlags {
   int64_t read_timeout_ms = 30'000;
   int64_t idle_timeout_ms = 60'000;
   int64_t connections_max = 2048;
-  double rate_limit_per_second = 200;
-  double rate_limit_burst = 400;
+  double rate_limit_per_second = server::RateLimitOptions{}.rate_per_second;  // API keys
+  double rate_limit_burst = server::RateLimitOptions{}.burst;
+  double service_rate_limit_per_second = server::ApiOptions{}.service_rate_limit.rate_per_second;
+  double service_rate_limit_burst = server::ApiOptions{}.service_rate_limit.burst;
   std::string unknown_events = "accept";
   int64_t session_timeout_minutes = 30;
   int64_t generation_deadline_minutes = 30;
@@ -265,6 +267,8 @@ int RunServe(ServeFlags flags) {
       {"connections-max", static_cast<double>(flags.connections_max), 1, 1'000'000},
       {"rate-limit-per-second", flags.rate_limit_per_second, 0.001, 1e9},
       {"rate-limit-burst", flags.rate_limit_burst, 1, 1e9},
+      {"service-rate-limit-per-second", flags.service_rate_limit_per_second, 0.001, 1e9},
+      {"service-rate-limit-burst", flags.service_rate_limit_burst, 1, 1e9},
   });
   if (!ranges.ok()) return ReportError(ranges);
   if (flags.unknown_events != "accept" && flags.unknown_events != "reject") {
@@ -300,6 +304,8 @@ int RunServe(ServeFlags flags) {
   server::ApiOptions api_options;
   api_options.rate_limit.rate_per_second = flags.rate_limit_per_second;
   api_options.rate_limit.burst = flags.rate_limit_burst;
+  api_options.service_rate_limit.rate_per_second = flags.service_rate_limit_per_second;
+  api_options.service_rate_limit.burst = flags.service_rate_limit_burst;
   api_options.worker_threads = flags.worker_threads;
   api_options.metrics_route = !metrics_listen.has_value();
   server::Api api(ctx, std::move(*tokens), api_options, &metrics, &access_log);
@@ -437,9 +443,15 @@ Command RegisterServe(CLI::App& root) {
   app->add_option("--connections-max", flags->connections_max, "Open connections at once")
       ->capture_default_str();
   app->add_option("--rate-limit-per-second", flags->rate_limit_per_second,
-                  "Sustained requests per second per credential")
+                  "Sustained requests per second per API key")
       ->capture_default_str();
-  app->add_option("--rate-limit-burst", flags->rate_limit_burst, "Burst per credential")
+  app->add_option("--rate-limit-burst", flags->rate_limit_burst, "Burst per API key")
+      ->capture_default_str();
+  app->add_option("--service-rate-limit-per-second", flags->service_rate_limit_per_second,
+                  "Sustained requests per second per service token (and the admin token)")
+      ->capture_default_str();
+  app->add_option("--service-rate-limit-burst", flags->service_rate_limit_burst,
+                  "Burst per service token (and the admin token)")
       ->capture_default_str();
   app->add_option("--unknown-events", flags->unknown_events,
                   "accept or reject events whose type is not in the catalog")

@@ -96,6 +96,7 @@ Api::Api(const ServiceContext& ctx, TokenTable tokens, ApiOptions options, Metri
       tokens_(std::move(tokens)),
       options_(options),
       limiter_(options.rate_limit, ctx.clock),
+      service_limiter_(options.service_rate_limit, ctx.clock),
       metrics_(metrics),
       log_(log) {
   if (options_.worker_threads > 0) workers_ = std::make_unique<Workers>(options_.worker_threads);
@@ -200,7 +201,9 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
       principal = std::move(authenticated).value();
       credential = principal.name;
       if (options_.rate_limit_enabled) {
-        if (int64_t wait_s = limiter_.Acquire(principal.name); wait_s > 0) {
+        RateLimiter& limiter =
+            principal.kind == PrincipalKind::kApiKey ? limiter_ : service_limiter_;
+        if (int64_t wait_s = limiter.Acquire(principal.name); wait_s > 0) {
           HttpResponse limited = ErrorResponse(429, "rate_limited", "too many requests");
           limited.headers.emplace_back("Retry-After", std::to_string(wait_s));
           return limited;

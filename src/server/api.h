@@ -114,7 +114,11 @@ struct RouteSpec {
 };
 
 struct ApiOptions {
+  // Per credential, by kind: API keys (one user each; the default of RateLimitOptions,
+  // 200/s with a burst of 400) and the platforms' service tokens and the admin token,
+  // which carry every user of a platform and get ten times as much.
   RateLimitOptions rate_limit;
+  RateLimitOptions service_rate_limit{2000.0, 4000.0};
   bool rate_limit_enabled = true;
   // Threads that run blocking routes (see Execution) for the HTTP server; 0 runs them on
   // the I/O threads.
@@ -161,7 +165,8 @@ class Api {
   ServiceSet services_;
   TokenTable tokens_;
   ApiOptions options_;
-  RateLimiter limiter_;
+  RateLimiter limiter_;          // API keys
+  RateLimiter service_limiter_;  // service tokens and the admin token
   Metrics* metrics_;
   AccessLog* log_;
   Router<RouteSpec> router_;

@@ -43,7 +43,7 @@ base=""
 start_server() {  # start_server NAME: on a free port; sets server_pid and base
   local name=$1 port=""
   "$noema" serve --store "$store" --listen 127.0.0.1:0 --quiet \
-    --rate-limit-per-second 1000000 --rate-limit-burst 1000000 \
+    --service-rate-limit-per-second 1000000 --service-rate-limit-burst 1000000 \
     >"$work/$name.out" 2>"$work/$name.err" &
   server_pid=$!
   for _ in $(seq 1 100); do

@@ -117,6 +117,10 @@ usage_error "--rate-limit-per-second inf" --rate-limit-per-second inf
 usage_error "--rate-limit-per-second 1000000001" --rate-limit-per-second 1000000001
 usage_error "--rate-limit-burst 0.5" --rate-limit-burst 0.5
 usage_error "--rate-limit-burst 1000000001" --rate-limit-burst 1000000001
+usage_error "--service-rate-limit-per-second 0" --service-rate-limit-per-second 0
+usage_error "--service-rate-limit-per-second 1000000001" --service-rate-limit-per-second 1000000001
+usage_error "--service-rate-limit-burst 0.5" --service-rate-limit-burst 0.5
+usage_error "--service-rate-limit-burst 1000000001" --service-rate-limit-burst 1000000001
 usage_error "--session-timeout-minutes 0" --session-timeout-minutes 0
 usage_error "--session-timeout-minutes 1441" --session-timeout-minutes 1441
 usage_error "--generation-deadline-minutes 0" --generation-deadline-minutes 0
@@ -143,11 +147,13 @@ edges() {  # edges NAME FLAGS...: the server starts with them and answers /healt
 }
 edges "the lower edges" --threads 1 --worker-threads 0 --body-bytes-max 1024 \
   --header-bytes-max 1024 --read-timeout-ms 100 --idle-timeout-ms 100 --connections-max 1 \
-  --rate-limit-per-second 0.001 --rate-limit-burst 1 --session-timeout-minutes 1 \
+  --rate-limit-per-second 0.001 --rate-limit-burst 1 --service-rate-limit-per-second 0.001 \
+  --service-rate-limit-burst 1 --session-timeout-minutes 1 \
   --generation-deadline-minutes 1 --sweep-interval-seconds 1
 edges "the upper edges" --threads 256 --worker-threads 1024 --body-bytes-max 67108864 \
   --header-bytes-max 1048576 --read-timeout-ms 3600000 --idle-timeout-ms 3600000 \
   --connections-max 1000000 --rate-limit-per-second 1000000000 --rate-limit-burst 1000000000 \
+  --service-rate-limit-per-second 1000000000 --service-rate-limit-burst 1000000000 \
   --session-timeout-minutes 1440 --generation-deadline-minutes 10080 --sweep-interval-seconds 3600
 rm -rf "$work/data"  # the first start below makes the admin token
 

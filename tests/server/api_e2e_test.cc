@@ -1266,8 +1266,8 @@ TEST_F(ApiE2ETest, ABatchOfMoreThan1000EventsIs413AndNothingIsWritten) {
 TEST_F(ApiE2ETest, TheRateLimitAnswers429WithRetryAfterPerCredential) {
   ServerSetup setup;
   setup.api.rate_limit_enabled = true;
-  setup.api.rate_limit.rate_per_second = 0.5;
-  setup.api.rate_limit.burst = 3;
+  setup.api.service_rate_limit.rate_per_second = 0.5;  // the service token's and admin's tier
+  setup.api.service_rate_limit.burst = 3;
   Restart(setup);
   std::string user = NewUser();                     // 1 token
   EXPECT_EQ(Get("/v1/users/" + user).status, 200);  // 2
@@ -1288,6 +1288,29 @@ TEST_F(ApiE2ETest, TheRateLimitAnswers429WithRetryAfterPerCredential) {
                 .body.find("noema_http_requests_total{route=\"/v1/users/{id}\",method=\"GET\","
                            "status=\"429\"} 2"),
             std::string::npos);
+}
+
+// API keys (one user each) and the platforms' service tokens (every user of a platform)
+// have limits of their own: a key's tier is spent while the service token goes on.
+TEST_F(ApiE2ETest, ApiKeysHaveARateLimitOfTheirOwnBelowTheServiceTokens) {
+  ServerSetup setup;
+  setup.api.rate_limit_enabled = true;
+  setup.api.rate_limit.rate_per_second = 0.5;  // API keys
+  setup.api.rate_limit.burst = 2;
+  setup.api.service_rate_limit.rate_per_second = 0.5;
+  setup.api.service_rate_limit.burst = 10;
+  Restart(setup);
+  std::string user = NewUser();                          // service: 1
+  std::string key = IssueKey(user, AllScopes());         // service: 2
+  EXPECT_EQ(Get("/v1/users/" + user, key).status, 200);  // key: 1
+  EXPECT_EQ(Get("/v1/users/" + user, key).status, 200);  // key: 2, empty
+  Reply limited = Get("/v1/users/" + user, key);
+  EXPECT_EQ(limited.status, 429) << limited;
+  EXPECT_EQ(limited.headers["Retry-After"], "2");
+  for (int i = 0; i < 8; ++i) {  // service: 3..10
+    EXPECT_EQ(Get("/v1/users/" + user).status, 200) << "the service token's tier, request " << i;
+  }
+  EXPECT_EQ(Get("/v1/users/" + user).status, 429) << "the service tier has its own end";
 }
 
 // ---- concurrency through HTTP --------------------------------------------------------

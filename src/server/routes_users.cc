@@ -113,14 +113,9 @@ void AddUserRoutes(Api& api) {
             if (!profile && !status) {
               return Status::InvalidArgument("nothing to change: give profile or status", "body");
             }
-            std::optional<Document> doc;
-            if (status) {
-              NOEMA_ASSIGN_OR_RETURN(doc, call.services.accounts.SetStatus(user, *status));
-            }
-            if (profile) {
-              NOEMA_ASSIGN_OR_RETURN(doc, call.services.accounts.UpdateProfile(user, *profile));
-            }
-            return UserReply(200, doc->view());
+            NOEMA_ASSIGN_OR_RETURN(
+                Document doc, call.services.accounts.Update(user, UserUpdate{profile, status}));
+            return UserReply(200, doc.view());
           });
 
   api.Add(Method::kPost, "/v1/users/{id}/identities", Access::kTrusted, "",

@@ -379,38 +379,54 @@ Result<Document> AccountService::UnlinkIdentity(const ObjectId& master_account_i
 
 Result<Document> AccountService::UpdateProfile(const ObjectId& master_account_id,
                                                const Profile& update) {
-  NOEMA_RETURN_IF_ERROR(ValidateProfile(update, ""));
-  return EditUser(ctx_, master_account_id, [&](Transaction& tx, Document user) -> Status {
-    const Document stored_profile = StoredProfile(user);
-    Document profile = ApplyProfile(stored_profile, update);
-    FieldRewrites rewrites = UpdatedAt(ctx_.Now());
-    if (profile.empty()) {
-      rewrites.emplace_back("profile", DropField());
-    } else {
-      auto shared = std::make_shared<Document>(std::move(profile));
-      rewrites.emplace_back("profile", [shared](DocumentBuilder& builder) {
-        builder.AppendDocument("profile", shared->view());
-      });
-    }
-    Document updated = RewriteFields(user, rewrites);
-    NOEMA_RETURN_IF_ERROR(service_internal::ReplaceUserCore(tx, master_account_id, updated));
-    return Status::Ok();
-  });
+  return Apply(master_account_id, &update, nullptr, "");
 }
 
 Result<Document> AccountService::SetStatus(const ObjectId& master_account_id,
                                            std::string_view status) {
-  if (!IsOneOf(status, kUserStatuses)) {
+  const std::string value(status);
+  return Apply(master_account_id, nullptr, &value, "");
+}
+
+Result<Document> AccountService::Update(const ObjectId& master_account_id,
+                                        const UserUpdate& update) {
+  return Apply(master_account_id, update.profile ? &*update.profile : nullptr,
+               update.status ? &*update.status : nullptr, "profile.");
+}
+
+// Profile and status in one unit of work, each checked before anything is written.
+Result<Document> AccountService::Apply(const ObjectId& master_account_id, const Profile* profile,
+                                       const std::string* status,
+                                       std::string_view profile_field_prefix) {
+  if (profile != nullptr) NOEMA_RETURN_IF_ERROR(ValidateProfile(*profile, profile_field_prefix));
+  if (status != nullptr && !IsOneOf(*status, kUserStatuses)) {
     return Status::InvalidArgument(
         "status must be one of active, suspended, deactivated_by_user, deactivated_by_admin",
         "status");
   }
   return EditUser(ctx_, master_account_id, [&](Transaction& tx, Document user) -> Status {
-    if (user.view().Has("status") && UserStatus(user) == status) return Status::Ok();
+    const bool status_changes =
+        status != nullptr && !(user.view().Has("status") && UserStatus(user) == *status);
+    // Setting the current status alone changes nothing, not even updatedAt.
+    if (profile == nullptr && !status_changes) return Status::Ok();
     FieldRewrites rewrites = UpdatedAt(ctx_.Now());
-    rewrites.emplace_back("status", [value = std::string(status)](DocumentBuilder& builder) {
-      builder.Append("status", value);
-    });
+    if (profile != nullptr) {
+      const Document stored_profile = StoredProfile(user);
+      Document merged = ApplyProfile(stored_profile, *profile);
+      if (merged.empty()) {
+        rewrites.emplace_back("profile", DropField());
+      } else {
+        auto shared = std::make_shared<Document>(std::move(merged));
+        rewrites.emplace_back("profile", [shared](DocumentBuilder& builder) {
+          builder.AppendDocument("profile", shared->view());
+        });
+      }
+    }
+    if (status_changes) {
+      rewrites.emplace_back("status", [value = *status](DocumentBuilder& builder) {
+        builder.Append("status", value);
+      });
+    }
     Document updated = RewriteFields(user, rewrites);
     NOEMA_RETURN_IF_ERROR(service_internal::ReplaceUserCore(tx, master_account_id, updated));
     return Status::Ok();

@@ -459,6 +459,19 @@ TEST_F(ApiE2ETest, ReadingAndPatchingAUser) {
   Reply bad_status = Send("PATCH", "/v1/users/" + user, R"({"status":"gone"})", kAdminToken);
   EXPECT_EQ(bad_status.status, 400) << bad_status;
   EXPECT_EQ(bad_status.Field(), "status");
+  // One PATCH is one change: a bad profile refuses the status beside it too.
+  const std::string before = Get("/v1/users/" + user).body;
+  Reply half =
+      Send("PATCH", "/v1/users/" + user,
+           R"({"status":"suspended","profile":{"avatarUrl":"not a url","bio":"x"}})", kAdminToken);
+  EXPECT_EQ(half.status, 400) << half;
+  EXPECT_EQ(half.Field(), "profile.avatarUrl");
+  EXPECT_EQ(Get("/v1/users/" + user).body, before) << "a refused PATCH changed the user";
+  Reply both = Send("PATCH", "/v1/users/" + user,
+                    R"({"status":"suspended","profile":{"bio":"away"}})", kAdminToken);
+  EXPECT_EQ(both.status, 200) << both;
+  EXPECT_EQ(both.Str("status"), "suspended");
+  EXPECT_EQ(both.Str("profile.bio"), "away");
   Reply by_admin = Send("PATCH", "/v1/users/" + user, R"({"status":"suspended"})", kAdminToken);
   EXPECT_EQ(by_admin.status, 200) << by_admin;
   EXPECT_EQ(by_admin.Str("status"), "suspended");

@@ -62,6 +62,11 @@ struct ResolveRequest {
   std::optional<Profile> profile;
 };
 
+struct UserUpdate {
+  std::optional<Profile> profile;
+  std::optional<std::string> status;
+};
+
 struct ResolveResult {
   Document user;  // public form (see above)
   bool is_new_user = false;
@@ -106,6 +111,12 @@ class AccountService {
   // status changes nothing. Writes no event (the catalog has none for it).
   Result<Document> SetStatus(const ObjectId& master_account_id, std::string_view status);
 
+  // PATCH /v1/users/{id}: the profile members present and/or the status, in one unit of
+  // work. Both are checked before anything is written, so a refused part leaves the
+  // user as it was. Fields are named as in the request ("profile.avatarUrl", "status").
+  // Whether the caller may change the status is the caller's rule (the admin token).
+  Result<Document> Update(const ObjectId& master_account_id, const UserUpdate& update);
+
   // Records a login on origin.platform: sets lastLoginTimestamp = now and
   // lastSeenPlatform, and writes user_login_success ({loginMethod, platform}).
   // login_method is one of kLoginMethods (field "loginMethod").
@@ -114,6 +125,8 @@ class AccountService {
                                const Origin& origin);
 
  private:
+  Result<Document> Apply(const ObjectId& master_account_id, const Profile* profile,
+                         const std::string* status, std::string_view profile_field_prefix);
   const ServiceContext& ctx_;
 };
 

@@ -26,7 +26,9 @@ struct HttpRequest {
   std::string path;                          // decoded path, without the query string
   std::map<std::string, std::string> query;  // decoded query parameters
   std::string authorization;                 // the Authorization header, verbatim
-  std::string idempotency_key;               // the Idempotency-Key header
+  // The Idempotency-Key header; absent is not the same as empty (an empty key is
+  // refused, not taken as "no key": a retry would then move money twice).
+  std::optional<std::string> idempotency_key;
   std::string content_type;
   std::string body;
   std::string remote_address;

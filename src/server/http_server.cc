@@ -166,6 +166,18 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method =
         ParseMethod(std::string_view(req.method_string().data(), req.method_string().size()));
     HttpRequest::ParseTarget(std::string_view(req.target().data(), req.target().size()), &request);
+    // A header that may appear once, given twice, is ambiguous — which credential, which
+    // key guards the write? — so the request is refused rather than one of them guessed.
+    for (const auto& [name, field] :
+         {std::pair<std::string_view, std::string_view>{"Authorization", "authorization"},
+          {"Idempotency-Key", "idempotencyKey"}}) {
+      if (req.count(beast::string_view(name.data(), name.size())) > 1) {
+        return Write(
+            ErrorResponse(400, "bad_request",
+                          "the " + std::string(name) + " header is given more than once", field),
+            false);
+      }
+    }
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       request.authorization = std::string(it->value());
     }

@@ -44,9 +44,7 @@ Result<MoneyMovement> ReadMovement(Call& call) {
       reader.OptionalString("externalTransactionId", kExternalTransactionIdCharsMax));
   NOEMA_ASSIGN_OR_RETURN(movement.metadata, reader.OptionalObject("metadata"));
   NOEMA_RETURN_IF_ERROR(reader.Finish());
-  if (!call.request.idempotency_key.empty()) {
-    movement.idempotency_key = call.request.idempotency_key;
-  }
+  movement.idempotency_key = call.request.idempotency_key;
   return movement;
 }
 

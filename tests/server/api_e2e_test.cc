@@ -729,6 +729,12 @@ TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAnd
   EXPECT_EQ(Balance(user), "3.75");
   EXPECT_EQ(Get("/v1/users/" + user + "/transactions?type=debit").Count("items"), 1u);
 
+  // A key given empty is refused, not taken as no key (a retry would then pay twice).
+  Reply empty_key = Post(path, body, kServiceToken, {{"Idempotency-Key", ""}});
+  EXPECT_EQ(empty_key.status, 400) << empty_key;
+  EXPECT_EQ(empty_key.Field(), "idempotencyKey");
+  EXPECT_EQ(Balance(user), "3.75");
+
   Reply other = Post(path, R"({"amountUsd":"2","type":"debit","description":"render"})",
                      kServiceToken, {{"Idempotency-Key", "order-77"}});
   EXPECT_EQ(other.status, 409) << other;

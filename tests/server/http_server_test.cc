@@ -39,7 +39,7 @@ RequestHandler Echo() {
     response.status = 200;
     response.body = std::string(MethodName(request.method)) + " " + request.path + " " +
                     request.body + " auth=" + request.authorization +
-                    " idem=" + request.idempotency_key;
+                    " idem=" + request.idempotency_key.value_or("-");
     return response;
   };
 }
@@ -183,6 +183,43 @@ TEST_F(HttpServerTest, AnExpect100ContinueIsAnsweredBeforeTheBodyIsSent) {
   auto r = client.Send("POST", "/v1/y", "abc");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body.rfind("POST /v1/y abc", 0), 0u) << r.body;
+}
+
+// Authorization and Idempotency-Key may appear once: given twice, the request is
+// refused (which credential, which key?) and never reaches the handler. An empty key is
+// passed on as empty, not as absent (the economy refuses it).
+TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
+  std::atomic<int> handled{0};
+  StartServer({}, [&handled](HttpRequest& request) {
+    ++handled;
+    return Echo()(request);
+  });
+  namespace asio = boost::asio;
+  for (const std::string& headers : {
+           std::string("Authorization: Bearer a\r\nAuthorization: Bearer b\r\n"),
+           std::string("Idempotency-Key: k1\r\nidempotency-key: k2\r\n"),
+       }) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(socket, asio::buffer("POST /v1/x HTTP/1.1\r\nHost: x\r\n" + headers +
+                                     "Content-Length: 2\r\n\r\n{}"));
+    std::string reply;
+    char buffer[4096];
+    boost::system::error_code ec;
+    while (reply.find("}}") == std::string::npos && !ec) {
+      size_t n = socket.read_some(asio::buffer(buffer), ec);
+      reply.append(buffer, n);
+    }
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << headers << " → " << reply;
+    EXPECT_NE(reply.find("more than once"), std::string::npos) << reply;
+  }
+  EXPECT_EQ(handled.load(), 0);
+  testing::HttpClient client(server_->port());
+  auto r = client.Send("POST", "/v1/x", "{}", {{"Idempotency-Key", ""}});
+  EXPECT_EQ(r.body, "POST /v1/x {} auth= idem=") << "an empty key is not an absent one";
+  r = client.Send("POST", "/v1/x", "{}");
+  EXPECT_EQ(r.body, "POST /v1/x {} auth= idem=-");
 }
 
 TEST_F(HttpServerTest, OversizedHeadersGet431) {

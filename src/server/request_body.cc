@@ -1,5 +1,10 @@
 #include "server/request_body.h"
 
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
 namespace noema::server {
 namespace {
 
@@ -11,11 +16,114 @@ size_t CountCodePoints(std::string_view text) {
   return count;
 }
 
-// Parses JSON (relaxed Extended JSON) into BSON; errors name the body.
+// The HTTP API takes plain JSON (API.md: "Plain JSON, not Extended JSON"). libbson's
+// parser reads relaxed Extended JSON ({"$date": ...} becomes a BSON date), keeps a key
+// given twice (and readers would take the first, a proxy or validator perhaps the last),
+// and stops after the first value. So a parsed body is also held to these rules, each
+// refused with the path of the offending member:
+//   - only JSON's types: object, array, string, number, true/false, null;
+//   - each key once per object, and no key starting with `$` (MongoDB's operators;
+//     the stores must agree on what they hold);
+//   - no U+0000 in a string (fields are read as C strings in places, where a NUL would
+//     silently cut the value short: "2\u0000junk" read as "2").
+Status CheckPlainJson(const uint8_t* data, uint32_t len, bool is_array, const std::string& path) {
+  bson_t doc;
+  if (!bson_init_static(&doc, data, len)) return Status::InvalidArgument("malformed JSON", "body");
+  bson_iter_t iter;
+  bson_iter_init(&iter, &doc);
+  std::vector<std::string_view> keys;
+  while (bson_iter_next(&iter)) {
+    std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    std::string member = path.empty() ? std::string(key) : path + "." + std::string(key);
+    if (!is_array) {
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        return Status::InvalidArgument("the key is given more than once in its object", member);
+      }
+      keys.push_back(key);
+      if (key.starts_with('$')) {
+        return Status::InvalidArgument(
+            "keys starting with $ are reserved (plain JSON only: no Extended JSON)", member);
+      }
+    }
+    switch (bson_iter_type(&iter)) {
+      case BSON_TYPE_UTF8: {
+        uint32_t size = 0;
+        const char* text = bson_iter_utf8(&iter, &size);
+        if (std::memchr(text, 0, size) != nullptr) {
+          return Status::InvalidArgument("a string may not contain U+0000", member);
+        }
+        break;
+      }
+      case BSON_TYPE_DOCUMENT:
+      case BSON_TYPE_ARRAY: {
+        uint32_t size = 0;
+        const uint8_t* sub = nullptr;
+        const bool array = BSON_ITER_HOLDS_ARRAY(&iter);
+        if (array) {
+          bson_iter_array(&iter, &size, &sub);
+        } else {
+          bson_iter_document(&iter, &size, &sub);
+        }
+        NOEMA_RETURN_IF_ERROR(CheckPlainJson(sub, size, array, member));
+        break;
+      }
+      case BSON_TYPE_DOUBLE:
+      case BSON_TYPE_INT32:
+      case BSON_TYPE_INT64:
+      case BSON_TYPE_BOOL:
+      case BSON_TYPE_NULL: break;
+      default:
+        return Status::InvalidArgument(
+            "plain JSON only: Extended JSON values such as {\"$date\": ...} are not accepted",
+            member);
+    }
+  }
+  return Status::Ok();
+}
+
+// Money in a request is a decimal string of the API's one form (OpenAPI `Money`):
+// -?[0-9]+(\.[0-9]{1,8})? — Money::Parse alone would also read "1e2", "+1", "1." and
+// ".5" (the forms of stored Decimal128 text), which clients must not depend on.
+Status CheckMoneyText(std::string_view text, const std::string& field) {
+  size_t pos = text.starts_with('-') ? 1 : 0;
+  const size_t integer_start = pos;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+  bool ok = pos > integer_start;
+  if (ok && pos < text.size()) {
+    ok = text[pos] == '.';
+    const size_t fraction_start = ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    ok = ok && pos > fraction_start && pos - fraction_start <= 8 && pos == text.size();
+  }
+  if (!ok) {
+    return Status::InvalidArgument(
+        "expected a decimal string such as \"12.50\" (digits, optionally a point and 1 to 8 "
+        "more digits)",
+        field);
+  }
+  return Status::Ok();
+}
+
+// Parses one JSON object with nothing after it; errors name the body (or the member).
 Result<Document> ParseJson(std::string_view text) {
-  Result<Document> parsed = Document::FromJson(text);
-  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message(), "body");
-  return parsed;
+  Document out;
+  bson_json_reader_t* reader = bson_json_data_reader_new(false, 0);
+  bson_json_data_reader_ingest(reader, reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  bson_error_t error;
+  int read = bson_json_reader_read(reader, out.mutable_get(), &error);
+  std::string message = read < 0 ? std::string("malformed JSON: ") + error.message : "";
+  if (read == 1) {
+    // A second value after the first ("{...}{...}") is refused, not ignored.
+    bson_t rest = BSON_INITIALIZER;
+    int more = bson_json_reader_read(reader, &rest, &error);
+    bson_destroy(&rest);
+    if (more != 0) message = "the body holds more than one JSON value";
+  }
+  bson_json_reader_destroy(reader);
+  if (read == 0) return Status::InvalidArgument("expected a JSON object", "body");
+  if (!message.empty()) return Status::InvalidArgument(message, "body");
+  NOEMA_RETURN_IF_ERROR(CheckPlainJson(out.data(), out.view().size_bytes(), false, ""));
+  return out;
 }
 
 }  // namespace
@@ -79,7 +187,10 @@ Result<std::optional<Money>> BodyReader::OptionalMoney(std::string_view name) {
   if (!iter || BSON_ITER_HOLDS_NULL(&*iter)) return std::optional<Money>();
   std::string field = FieldPath(name);
   if (BSON_ITER_HOLDS_UTF8(&*iter)) {
-    NOEMA_ASSIGN_OR_RETURN(Money m, Money::Parse(bson_iter_utf8(&*iter, nullptr), field));
+    uint32_t size = 0;
+    const char* text = bson_iter_utf8(&*iter, &size);
+    NOEMA_RETURN_IF_ERROR(CheckMoneyText(std::string_view(text, size), field));
+    NOEMA_ASSIGN_OR_RETURN(Money m, Money::Parse(std::string_view(text, size), field));
     return std::optional<Money>(m);
   }
   if (BSON_ITER_HOLDS_DECIMAL128(&*iter)) {

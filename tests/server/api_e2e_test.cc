@@ -700,6 +700,26 @@ TEST_F(ApiE2ETest, MoneyIsADecimalStringNeverAFloatAndTypesAreChecked) {
             "relatedItems.a"},
            {R"({"amountUsd":"1","type":"debit","description":"x","metadata":"m"})", "metadata"},
            {R"({"amountUsd":"1","type":"debit","description":"x","extra":1})", "extra"},
+           // Only the API's one decimal form: no exponent, sign, bare or leading point,
+           // Extended JSON, or a NUL that would cut the string short.
+           {R"({"amountUsd":"1e2","type":"debit","description":"x"})", "amountUsd"},
+           {R"({"amountUsd":"+1","type":"debit","description":"x"})", "amountUsd"},
+           {R"({"amountUsd":"1.","type":"debit","description":"x"})", "amountUsd"},
+           {R"({"amountUsd":".5","type":"debit","description":"x"})", "amountUsd"},
+           {R"({"amountUsd":{"$numberDecimal":"1"},"type":"debit","description":"x"})",
+            "amountUsd"},
+           {R"({"amountUsd":"1\u0000junk","type":"debit","description":"x"})", "amountUsd"},
+           // Plain JSON: one value, each key once, no $-keys or Extended JSON anywhere.
+           {R"({"amountUsd":"1","type":"debit","description":"x"}{"amountUsd":"2"})", "body"},
+           {R"({"amountUsd":"1","amountUsd":"2","type":"debit","description":"x"})", "amountUsd"},
+           {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"a":1,"a":2}})",
+            "metadata.a"},
+           {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"$gt":1}})",
+            "metadata.$gt"},
+           {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"at":{"$date":0}}})",
+            "metadata.at"},
+           {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"l":[1,"a\u0000"]}})",
+            "metadata.l.1"},
            {R"({"amountUsd":"1",)", "body"},
            // Longer than bson_t's inline buffer: once crashed the server (a double free).
            {R"({"amountUsd":"1","type":"debit","description":")" + std::string(300, 'x') +

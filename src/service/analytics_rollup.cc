@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -34,8 +35,17 @@ std::optional<Money> OptMoney(DocumentView doc, std::string_view path) {
   return *value;
 }
 
+// The rollups are figures for operators, written in the unit of work of the change they
+// count: a sum past Money's range must never refuse that change (a credit, a settled
+// generation). It stays at the end of the range instead.
 Status AddMoney(Money* total, Money amount) {
-  NOEMA_ASSIGN_OR_RETURN(*total, total->Add(amount));
+  Result<Money> sum = total->Add(amount);
+  if (sum.ok()) {
+    *total = *sum;
+  } else {
+    *total = Money::FromUnits(amount.IsNegative() ? std::numeric_limits<int64_t>::min()
+                                                  : std::numeric_limits<int64_t>::max());
+  }
   return Status::Ok();
 }
 

@@ -421,6 +421,9 @@ Result<FinishOutcome> FinishRecord(const ServiceContext& ctx, const ObjectId& ge
 
         if (success) {
           int64_t exp = ExpFor(ctx.config.exp_per_usd, settlement.charged_usd);
+          // Exp saturates at its maximum: it never stops the charge it comes with.
+          NOEMA_ASSIGN_OR_RETURN(si::EconomyRecord econ, si::LoadEconomyInTx(tx, user));
+          exp = std::min(exp, std::numeric_limits<int64_t>::max() - econ.exp);
           if (exp > 0) {
             NOEMA_RETURN_IF_ERROR(
                 si::AddExpInTx(tx, ctx, user, exp, "generation", event_origin).status());

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <string>
 #include <vector>
 
@@ -350,6 +352,22 @@ TEST(ArchetypeTest, FirstMatchingRuleInTableOrder) {
   EXPECT_EQ(ClassifyArchetype(f, rules), "NewLight");
   f.generation_ms += 1;
   EXPECT_EQ(ClassifyArchetype(f, rules), "Unclassified");
+}
+
+// A rollup counts the change it is written with; a total past Money's range stays at
+// the end of the range rather than refusing that change (a credit, a settlement).
+TEST(RollupTest, AMoneyTotalPastTheRangeStaysAtItsEndAndRefusesNothing) {
+  service_internal::DailyRollup rollup;
+  for (int i = 0; i < 3; ++i) {
+    DocumentBuilder event;
+    event.Append("eventType", "credit_added").Append("sourcePlatform", "web");
+    event.StartDocument("eventData")
+        .Append("amountUsd", Money::FromUnits(std::numeric_limits<int64_t>::max() / 2))
+        .End();
+    Document doc = std::move(event).Build();
+    ASSERT_TRUE(service_internal::ApplyEventToRollup(doc.view(), &rollup).ok()) << i;
+  }
+  EXPECT_EQ(rollup.credit_added.units(), std::numeric_limits<int64_t>::max());
 }
 
 TEST(RollupTest, DurationsBeyondTheCapStillCountInTotals) {

@@ -3,7 +3,9 @@
 #include "noema/service/generations.h"
 
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include <limits>
 
 #include <filesystem>
 #include <memory>
@@ -406,6 +408,20 @@ TEST_F(GenerationsTest, CostAboveTheHoldIsChargedWhenCreditCoversIt) {
   EXPECT_FALSE(finished->document.view().Has("uncollectedCostUsd"));
   EXPECT_EQ(BalanceOf(user).usd_credit, Usd("7"));
   EXPECT_EQ(BalanceOf(user).usd_held, Money::Zero());
+}
+
+// Exp comes with the charge and saturates at its maximum: it never stops the charge.
+TEST_F(GenerationsTest, ExpAtItsMaximumDoesNotStopTheCharge) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  ASSERT_TRUE(economy_->AddExp(user.id, std::numeric_limits<int64_t>::max() - 10).ok());
+  auto created = generations_->Create(Request(user, "1"));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto finished = generations_->Finish(created->generation_id, Success("1"));  // 100 exp
+  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  EXPECT_EQ(BalanceOf(user).usd_credit, Usd("9"));
+  EXPECT_EQ(BalanceOf(user).usd_held, Money::Zero());
+  EXPECT_EQ(BalanceOf(user).exp, std::numeric_limits<int64_t>::max());
 }
 
 TEST_F(GenerationsTest, OnlyTheAllowedMovesAreAccepted) {

@@ -1,5 +1,9 @@
 #include "server/errors.h"
 
+#include <bson/bson.h>
+
+#include <string>
+
 #include "server/json_render.h"
 
 namespace noema::server {
@@ -42,6 +46,36 @@ std::string_view ErrorCodeFor(StatusCode code) {
   return "internal";
 }
 
+namespace {
+
+// Error messages and fields can quote the request (a path parameter, a query value),
+// which may hold bytes that are not UTF-8; a JSON body must be UTF-8, so each invalid
+// byte becomes U+FFFD. Stored documents need no such pass: the stores hold valid UTF-8.
+std::string ValidUtf8(std::string_view text) {
+  if (bson_utf8_validate(text.data(), text.size(), true)) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t length = lead < 0x80    ? 1
+                          : lead >= 0xF0 ? 4
+                          : lead >= 0xE0 ? 3
+                          : lead >= 0xC0 ? 2
+                                         : 0;
+    if (length > 0 && i + length <= text.size() &&
+        bson_utf8_validate(text.data() + i, length, true)) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      i += 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message,
                            std::string_view field) {
   HttpResponse response;
@@ -50,10 +84,10 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
   body = "{\"error\":{\"code\":";
   AppendJsonString(&body, code);
   body += ",\"message\":";
-  AppendJsonString(&body, message);
+  AppendJsonString(&body, ValidUtf8(message));
   if (!field.empty()) {
     body += ",\"field\":";
-    AppendJsonString(&body, field);
+    AppendJsonString(&body, ValidUtf8(field));
   }
   body += "}}";
   return response;

@@ -84,6 +84,11 @@ TEST(ErrorsTest, OneTableFromStatusToHttp) {
   EXPECT_EQ(ErrorResponse(Status::Internal("sqlite said secret things")).body.find("secret"),
             std::string::npos);
   EXPECT_TRUE(response.headers.empty());
+  // A message quoting the request's bytes stays valid UTF-8 (invalid bytes become U+FFFD).
+  auto quoted =
+      ErrorResponse(Status::InvalidArgument(std::string("no such id '\xff\xfe' é"), "id"));
+  EXPECT_TRUE(bson_utf8_validate(quoted.body.data(), quoted.body.size(), false)) << quoted.body;
+  EXPECT_NE(quoted.body.find("'\xEF\xBF\xBD\xEF\xBF\xBD' é"), std::string::npos) << quoted.body;
   // 503 is passing (a busy store, a full event queue): it says when to come back.
   auto unavailable = ErrorResponse(Status::Unavailable("the event queue is full"));
   EXPECT_EQ(unavailable.status, 503);

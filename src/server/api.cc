@@ -143,7 +143,8 @@ Result<Principal> Api::Authenticate(const HttpRequest& request) {
 
 HttpResponse Api::Handle(HttpRequest& request) {
   const auto started = std::chrono::steady_clock::now();
-  auto match = router_.Find(request.method, request.path);
+  auto match = request.path_segments ? router_.Find(request.method, *request.path_segments)
+                                     : router_.Find(request.method, request.path);
   if (match.route != nullptr && !match.route->handler.on_io_thread && request.respond_later &&
       workers_) {
     // A blocking route: run it on a worker, answer through respond_later.

@@ -58,7 +58,17 @@ Method ParseMethod(std::string_view name) {
 
 void HttpRequest::ParseTarget(std::string_view target, HttpRequest* out) {
   size_t q = target.find('?');
-  out->path = PercentDecode(target.substr(0, q), false);
+  const std::string_view raw_path = target.substr(0, q);
+  out->path = PercentDecode(raw_path, false);
+  std::vector<std::string> segments;
+  for (size_t start = 0; start <= raw_path.size();) {
+    size_t slash = raw_path.find('/', start);
+    if (slash == std::string_view::npos) slash = raw_path.size();
+    if (slash > start)
+      segments.push_back(PercentDecode(raw_path.substr(start, slash - start), false));
+    start = slash + 1;
+  }
+  out->path_segments = std::move(segments);
   out->query.clear();
   if (q == std::string_view::npos) return;
   std::string_view rest = target.substr(q + 1);

@@ -23,7 +23,11 @@ struct HttpResponse;
 
 struct HttpRequest {
   Method method = Method::kGet;
-  std::string path;                          // decoded path, without the query string
+  std::string path;  // decoded path, without the query string
+  // The path's segments, split at the target's own slashes and then each decoded, so
+  // that "%2F" inside a segment (an id holding a slash) stays inside it. Set by
+  // ParseTarget; empty for a request made in code, which is routed by `path`.
+  std::optional<std::vector<std::string>> path_segments;
   std::map<std::string, std::string> query;  // decoded query parameters
   std::string authorization;                 // the Authorization header, verbatim
   // The Idempotency-Key header; absent is not the same as empty (an empty key is

@@ -37,9 +37,11 @@ class Router {
     routes_.push_back(Route{method, pattern, Split(pattern), std::move(handler)});
   }
 
-  Match Find(Method method, std::string_view path) const {
+  Match Find(Method method, std::string_view path) const { return Find(method, Split(path)); }
+
+  // `parts`: the path's segments, already split and decoded (HttpRequest::path_segments).
+  Match Find(Method method, const std::vector<std::string>& parts) const {
     Match out;
-    std::vector<std::string> parts = Split(path);
     for (const Route& route : routes_) {
       PathParams params;
       if (!MatchSegments(route.segments, parts, &params)) continue;

@@ -408,6 +408,14 @@ TEST_F(ApiE2ETest, ResolveCreatesOnceThenFindsAndLooksUpByIdentity) {
   EXPECT_EQ(found.Str("masterAccountId"), id);
   EXPECT_FALSE(found.json.view().Has("isNewUser"));
   EXPECT_EQ(Get("/v1/users/by-identity/telegram/43").status, 404);
+  // A platform user id with a slash is looked up with it percent-encoded (%2F), and an
+  // encoded slash never splits a path into other routes' segments.
+  Reply slashed = Post("/v1/users/resolve", R"({"platform":"web","platformUserId":"a/b"})");
+  ASSERT_EQ(slashed.status, 201) << slashed;
+  Reply by_slash = Get("/v1/users/by-identity/web/a%2Fb");
+  EXPECT_EQ(by_slash.status, 200) << by_slash;
+  EXPECT_EQ(by_slash.Str("masterAccountId"), slashed.Str("masterAccountId"));
+  EXPECT_EQ(Get("/v1/users/" + id + "%2Feconomy").status, 404);
 
   Reply read = Get("/v1/users/" + id);
   EXPECT_EQ(read.status, 200);

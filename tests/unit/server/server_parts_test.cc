@@ -22,6 +22,11 @@ TEST(HttpTest, ParsesTargetAndDecodesQuery) {
   EXPECT_EQ(request.QueryParam("eventType"), "a b");
   EXPECT_EQ(request.QueryParam("x"), "");
   EXPECT_FALSE(request.QueryParam("cursor").has_value());
+  // Segments are split at the target's own slashes, then decoded: %2F stays inside one.
+  HttpRequest::ParseTarget("/v1/users/by-identity/web/a%2Fb", &request);
+  ASSERT_TRUE(request.path_segments.has_value());
+  EXPECT_EQ(*request.path_segments,
+            (std::vector<std::string>{"v1", "users", "by-identity", "web", "a/b"}));
 }
 
 TEST(RouterTest, MatchesPatternsAndReportsMethodMismatch) {

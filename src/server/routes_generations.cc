@@ -44,6 +44,7 @@ void AddGenerationRoutes(Api& api) {
         NOEMA_ASSIGN_OR_RETURN(request.platform_specific_run_id,
                                reader.OptionalString("platformSpecificRunId", 256));
         NOEMA_RETURN_IF_ERROR(reader.Finish());
+        request.idempotency_key = call.request.idempotency_key;
         NOEMA_RETURN_IF_ERROR(
             call.principal.CanActFor(request.master_account_id).WithFieldPrefix("masterAccountId"));
         NOEMA_ASSIGN_OR_RETURN(Generation generation,

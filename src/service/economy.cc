@@ -276,6 +276,48 @@ Result<Settlement> SettleInTx(Transaction& tx, const ServiceContext& ctx,
   return settlement;
 }
 
+Status CheckIdempotencyKey(const ServiceConfig& config, const std::string& key) {
+  if (key.empty() || key.size() > config.idempotency_key_chars_max) {
+    return Status::InvalidArgument(
+        "must be 1 to " + std::to_string(config.idempotency_key_chars_max) + " characters",
+        "idempotencyKey");
+  }
+  for (char c : key) {
+    if (c < 0x20 || c > 0x7E) {
+      return Status::InvalidArgument("must be printable ASCII", "idempotencyKey");
+    }
+  }
+  return Status::Ok();
+}
+
+RequestFingerprint::RequestFingerprint(std::string_view kind) : canonical_(kind) {
+  canonical_ += ';';
+}
+
+RequestFingerprint& RequestFingerprint::Add(std::string_view label,
+                                            std::optional<std::string_view> value) {
+  canonical_ += label;
+  if (value) {
+    canonical_ += '=';
+    canonical_ += std::to_string(value->size());
+    canonical_ += ':';
+    canonical_ += *value;
+  }
+  canonical_ += ';';
+  return *this;
+}
+
+std::string RequestFingerprint::Hex() const { return apikey::Sha256Hex(canonical_); }
+
+Status CheckSameRequest(DocumentView existing, std::string_view fingerprint) {
+  Result<std::string_view> stored = existing.GetString("requestFingerprint");
+  if (!stored.ok() || *stored != fingerprint) {
+    return Status::Conflict("this idempotency key was used with a different request",
+                            "idempotencyKey");
+  }
+  return Status::Ok();
+}
+
 Result<int64_t> AddExpInTx(Transaction& tx, const ServiceContext& ctx,
                            const ObjectId& master_account_id, int64_t amount,
                            std::optional<std::string_view> reason, const Origin& origin) {
@@ -458,54 +500,33 @@ Status ValidateMovement(const ServiceConfig& config, const MoneyMovement& reques
         "metadata");
   }
   if (request.idempotency_key) {
-    const std::string& key = *request.idempotency_key;
-    if (key.empty() || key.size() > config.idempotency_key_chars_max) {
-      return Status::InvalidArgument(
-          "must be 1 to " + std::to_string(config.idempotency_key_chars_max) + " characters",
-          "idempotencyKey");
-    }
-    for (char c : key) {
-      if (c < 0x20 || c > 0x7E) {
-        return Status::InvalidArgument("must be printable ASCII", "idempotencyKey");
-      }
-    }
+    NOEMA_RETURN_IF_ERROR(si::CheckIdempotencyKey(config, *request.idempotency_key));
   }
   return Status::Ok();
 }
 
-// SHA-256 (hex) of a canonical form of everything that defines the movement: the
-// direction and each request field, length-prefixed so that no two requests share a
-// form. The idempotency key itself is not part of it. See docs/decisions.md.
-std::string RequestFingerprint(const MoneyMovement& request, bool is_credit) {
-  std::string canonical = "noema.ledger.request.v1;";
-  auto add = [&canonical](std::string_view label, std::optional<std::string_view> value) {
-    canonical += label;
-    if (value) {
-      canonical += '=';
-      canonical += std::to_string(value->size());
-      canonical += ':';
-      canonical += *value;
-    }
-    canonical += ';';
-  };
-  add("direction", is_credit ? "credit" : "debit");
-  add("amountUsd", request.amount_usd.ToString());
-  add("type", request.type);
-  add("description", request.description);
+// The fingerprint of everything that defines the movement (see RequestFingerprint).
+std::string MovementFingerprint(const MoneyMovement& request, bool is_credit) {
+  si::RequestFingerprint print("noema.ledger.request.v1");
+  print.Add("direction", is_credit ? "credit" : "debit");
+  print.Add("amountUsd", request.amount_usd.ToString());
+  print.Add("type", request.type);
+  print.Add("description", request.description);
   const RelatedItems& related = request.related_items;
   std::string event_id = related.event_id ? related.event_id->ToHex() : "";
   std::string generation_id = related.generation_id ? related.generation_id->ToHex() : "";
-  add("relatedItems.eventId",
-      related.event_id ? std::optional<std::string_view>(event_id) : std::nullopt);
-  add("relatedItems.generationId",
-      related.generation_id ? std::optional<std::string_view>(generation_id) : std::nullopt);
-  add("relatedItems.commandName", related.command_name);
-  add("relatedItems.subscriptionId", related.subscription_id);
-  add("externalTransactionId", request.external_transaction_id);
+  print.Add("relatedItems.eventId",
+            related.event_id ? std::optional<std::string_view>(event_id) : std::nullopt);
+  print.Add("relatedItems.generationId",
+            related.generation_id ? std::optional<std::string_view>(generation_id) : std::nullopt);
+  print.Add("relatedItems.commandName", related.command_name);
+  print.Add("relatedItems.subscriptionId", related.subscription_id);
+  print.Add("externalTransactionId", request.external_transaction_id);
   std::string metadata =
       request.metadata ? request.metadata->ToJson(JsonMode::kCanonical) : std::string();
-  add("metadata", request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt);
-  return apikey::Sha256Hex(canonical);
+  print.Add("metadata",
+            request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt);
+  return print.Hex();
 }
 
 Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
@@ -518,11 +539,7 @@ Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
 
 // The answer to a request whose idempotency key is already on `existing`.
 Result<MovementResult> AnswerRetry(const Document& existing, std::string_view fingerprint) {
-  Result<std::string_view> stored = existing.view().GetString("requestFingerprint");
-  if (!stored.ok() || *stored != fingerprint) {
-    return Status::Conflict("this idempotency key was used with a different request",
-                            "idempotencyKey");
-  }
+  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(existing.view(), fingerprint));
   NOEMA_ASSIGN_OR_RETURN(LedgerEntry entry, LedgerEntry::FromDocument(existing.view()));
   return MovementResult{std::move(entry), true};
 }
@@ -583,7 +600,7 @@ Result<MovementResult> EconomyService::Move(const ObjectId& master_account_id,
                                             const Origin& origin) const {
   NOEMA_RETURN_IF_ERROR(ValidateMovement(ctx_.config, request, is_credit));
   std::optional<std::string> fingerprint;
-  if (request.idempotency_key) fingerprint = RequestFingerprint(request, is_credit);
+  if (request.idempotency_key) fingerprint = MovementFingerprint(request, is_credit);
 
   std::optional<MovementResult> result;
   Status status = ctx_.store->RunTransaction(

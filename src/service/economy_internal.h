@@ -73,6 +73,33 @@ Result<Settlement> SettleInTx(Transaction& tx, const ServiceContext& ctx,
                               const ObjectId& master_account_id, Money held, Money cost,
                               const ObjectId& generation_id, const Origin& origin);
 
+// ---- idempotency keys (DECISIONS.md 11; docs/decisions.md) -------------------------------
+// The requests that move money — credits, debits, and the generations that place a
+// hold — may carry a client's Idempotency-Key. The record they write keeps the key and a
+// fingerprint of the request; a unique index on (masterAccountId, idempotencyKey)
+// decides between concurrent retries.
+
+// InvalidArgument (field idempotencyKey) unless 1..config.idempotency_key_chars_max
+// printable ASCII characters.
+Status CheckIdempotencyKey(const ServiceConfig& config, const std::string& key);
+
+// SHA-256 (hex) of a canonical form of a request: its kind, then each field as
+// label=length:value (or just the label when absent), so that no two requests share a
+// form. The key itself is never part of it.
+class RequestFingerprint {
+ public:
+  explicit RequestFingerprint(std::string_view kind);
+  RequestFingerprint& Add(std::string_view label, std::optional<std::string_view> value);
+  std::string Hex() const;
+
+ private:
+  std::string canonical_;
+};
+
+// Conflict (field idempotencyKey) unless `existing` was written by a request with this
+// fingerprint (its `requestFingerprint`).
+Status CheckSameRequest(DocumentView existing, std::string_view fingerprint);
+
 // Adds `amount` (> 0) exp and writes the exp_gained event. InvalidArgument on overflow.
 Result<int64_t> AddExpInTx(Transaction& tx, const ServiceContext& ctx,
                            const ObjectId& master_account_id, int64_t amount,

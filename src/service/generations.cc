@@ -206,15 +206,69 @@ Status ValidateCreate(const ServiceConfig& config, const CreateGenerationRequest
 }
 
 // Create, and Retry's create (with `previous` the attempt it retries).
+// Everything that defines a create request, for its idempotency key (economy_internal.h).
+std::string CreateFingerprint(const CreateGenerationRequest& request) {
+  si::RequestFingerprint print("noema.generation.create.v1");
+  const std::string user = request.master_account_id.ToHex();
+  const std::string session = request.session_id.ToHex();
+  const std::string event = request.initiating_event_id.ToHex();
+  const std::string payload = request.request_payload.ToJson(JsonMode::kCanonical);
+  const std::string estimate =
+      request.estimated_cost_usd ? request.estimated_cost_usd->ToString() : std::string();
+  const std::string metadata =
+      request.metadata ? request.metadata->ToJson(JsonMode::kCanonical) : std::string();
+  print.Add("masterAccountId", user)
+      .Add("sessionId", session)
+      .Add("initiatingEventId", event)
+      .Add("serviceName", request.service_name)
+      .Add("requestPayload", payload)
+      .Add("estimatedCostUsd",
+           request.estimated_cost_usd ? std::optional<std::string_view>(estimate) : std::nullopt)
+      .Add("metadata", request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt)
+      .Add("platformSpecificRunId", request.platform_specific_run_id);
+  return print.Hex();
+}
+
+// The record an earlier request with this idempotency key made (nullopt: none); Conflict
+// when that request was another one.
+Result<std::optional<Generation>> FindByIdempotencyKey(Transaction& tx,
+                                                       const CreateGenerationRequest& request,
+                                                       std::string_view fingerprint) {
+  Filter filter;
+  filter.Eq("masterAccountId", request.master_account_id)
+      .Eq("idempotencyKey", *request.idempotency_key);
+  NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored,
+                         tx.FindOne(Collection::kGenerationOutputs, filter));
+  if (!stored) return std::optional<Generation>();
+  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(stored->view(), fingerprint));
+  NOEMA_ASSIGN_OR_RETURN(ObjectId id, stored->view().GetObjectId("_id"));
+  NOEMA_ASSIGN_OR_RETURN(Generation first, ParseStored(stored->view(), id));
+  return std::optional<Generation>(std::move(first));
+}
+
 Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGenerationRequest& request,
                                 const Generation* previous, const Origin& origin) {
   NOEMA_RETURN_IF_ERROR(ValidateCreate(ctx.config, request));
+  std::optional<std::string> fingerprint;
+  if (request.idempotency_key) {
+    NOEMA_RETURN_IF_ERROR(si::CheckIdempotencyKey(ctx.config, *request.idempotency_key));
+    fingerprint = CreateFingerprint(request);
+  }
   Money hold = request.estimated_cost_usd.value_or(Money::Zero());
   std::optional<Generation> created;
-  NOEMA_RETURN_IF_ERROR(ctx.store->RunTransaction(
+  Status status = ctx.store->RunTransaction(
       [&](Transaction& tx) -> Status {
         created.reset();
         const ObjectId& user = request.master_account_id;
+        if (request.idempotency_key) {
+          // A retry: the record the first request made, and nothing placed again.
+          NOEMA_ASSIGN_OR_RETURN(std::optional<Generation> first,
+                                 FindByIdempotencyKey(tx, request, *fingerprint));
+          if (first) {
+            created = std::move(first);
+            return Status::Ok();
+          }
+        }
         NOEMA_RETURN_IF_ERROR(si::RequireActiveUserInTx(tx, user));
         NOEMA_RETURN_IF_ERROR(RequireOwnedInTx(tx, Collection::kUserSessions, request.session_id,
                                                user, "sessionId", "session"));
@@ -245,6 +299,10 @@ Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGeneratio
           builder.Append("estimatedCostUsd", *request.estimated_cost_usd);
         builder.Append("heldUsd", hold);
         if (previous != nullptr) builder.Append("retryOf", previous->generation_id);
+        if (request.idempotency_key) {
+          builder.Append("idempotencyKey", *request.idempotency_key)
+              .Append("requestFingerprint", *fingerprint);
+        }
         Document record = std::move(builder).Build();
         NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kGenerationOutputs, record));
 
@@ -265,7 +323,19 @@ Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGeneratio
         created = std::move(generation);
         return Status::Ok();
       },
-      LedgerUnit()));
+      LedgerUnit());
+  if (status.IsAlreadyExists() && request.idempotency_key) {
+    // A concurrent request with the same key committed first (the unique index on
+    // (masterAccountId, idempotencyKey) refused this one): answer as its retry.
+    status = ctx.store->RunReadOnly([&](Transaction& tx) -> Status {
+      NOEMA_ASSIGN_OR_RETURN(std::optional<Generation> first,
+                             FindByIdempotencyKey(tx, request, *fingerprint));
+      if (!first) return Status::Unavailable("the request that holds this key is not visible yet");
+      created = std::move(first);
+      return Status::Ok();
+    });
+  }
+  NOEMA_RETURN_IF_ERROR(status);
   return std::move(*created);
 }
 

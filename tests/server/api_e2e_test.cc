@@ -998,6 +998,30 @@ TEST_F(ApiE2ETest, AnUnknownEventTypeUnderTheRejectPolicyIs400AndNothingIsWritte
 
 // ---- generations ---------------------------------------------------------------------
 
+TEST_F(ApiE2ETest, ARetriedGenerationCreateWithItsIdempotencyKeyPlacesOneHold) {
+  std::string user = NewUser();
+  Credit(user, "10");
+  std::string session = StartSession(user);
+  std::string event = LogEvent(user);
+  std::string body =
+      R"({"masterAccountId":")" + user + R"(","sessionId":")" + session +
+      R"(","initiatingEventId":")" + event +
+      R"(","serviceName":"comfyui","requestPayload":{"p":1},"estimatedCostUsd":"5"})";
+  Reply first = Post("/v1/generations", body, kServiceToken, {{"Idempotency-Key", "create-1"}});
+  ASSERT_EQ(first.status, 201) << first;
+  Reply retry = Post("/v1/generations", body, kServiceToken, {{"Idempotency-Key", "create-1"}});
+  EXPECT_EQ(retry.status, 201) << retry;
+  EXPECT_EQ(retry.Str("generationId"), first.Str("generationId"));
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "5.00");
+  std::string other = body;
+  other.replace(other.find(R"("p":1)"), 5, R"("p":2)");
+  Reply conflict = Post("/v1/generations", other, kServiceToken, {{"Idempotency-Key", "create-1"}});
+  EXPECT_EQ(conflict.status, 409) << conflict;
+  EXPECT_EQ(conflict.Field(), "idempotencyKey");
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations").Count("items"), 1u);
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "5.00");
+}
+
 TEST_F(ApiE2ETest, GenerationsHoldSettleOnceAndNeverChangeAFinalState) {
   std::string user = NewUser();
   Credit(user, "10");

@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include <filesystem>
 #include <memory>
@@ -223,6 +225,48 @@ TEST_F(GenerationsTest, CreateWithEstimatePlacesAHoldAndWritesTheRequestEvent) {
   auto read = generations_->Get(created->generation_id);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(read->held_usd, Usd("2.5"));
+}
+
+// Creating places a hold, so a create may carry an Idempotency-Key: a retry returns the
+// first record and places nothing more; the key with another request is Conflict;
+// concurrent retries make one record (the unique index decides).
+TEST_F(GenerationsTest, ARetriedCreateWithItsKeyPlacesOneHold) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  CreateGenerationRequest request = Request(user, "3");
+  request.idempotency_key = "render-77";
+  auto first = generations_->Create(request);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto retry = generations_->Create(request);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->generation_id, first->generation_id);
+  EXPECT_EQ(BalanceOf(user).usd_held, Usd("3"));
+  EXPECT_EQ(EventsOf(user, "generation_requested"), 1);
+
+  CreateGenerationRequest other = Request(user, "4");
+  other.idempotency_key = "render-77";
+  auto conflict = generations_->Create(other);
+  EXPECT_EQ(conflict.status().code(), StatusCode::kConflict) << conflict.status().ToString();
+  EXPECT_EQ(conflict.status().field(), "idempotencyKey");
+  CreateGenerationRequest empty = Request(user, "1");
+  empty.idempotency_key = "";
+  EXPECT_EQ(generations_->Create(empty).status().field(), "idempotencyKey");
+  EXPECT_EQ(BalanceOf(user).usd_held, Usd("3"));
+
+  request.idempotency_key = "render-78";
+  std::vector<std::thread> threads;
+  std::vector<ObjectId> ids(8);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto made = generations_->Create(request);
+      EXPECT_TRUE(made.ok()) << made.status().ToString();
+      if (made.ok()) ids[i] = made->generation_id;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const ObjectId& id : ids) EXPECT_EQ(id, ids[0]);
+  EXPECT_EQ(BalanceOf(user).usd_held, Usd("6")) << "one more hold for eight concurrent retries";
+  EXPECT_EQ(EventsOf(user, "generation_requested"), 2);
 }
 
 TEST_F(GenerationsTest, HeldCreditCannotBeDebited) {

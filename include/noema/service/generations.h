@@ -93,6 +93,11 @@ struct CreateGenerationRequest {
   std::optional<Money> estimated_cost_usd;  // 0..config.amount_max; > 0 places a hold
   std::optional<Document> metadata;
   std::optional<std::string> platform_specific_run_id;
+  // The client's Idempotency-Key (1..config.idempotency_key_chars_max printable ASCII):
+  // creating places a hold, so a retry with the same key and request returns the record
+  // the first one made and places nothing more; the same key with another request is
+  // Conflict (field idempotencyKey). See docs/decisions.md.
+  std::optional<std::string> idempotency_key;
 };
 
 struct FinishGenerationRequest {

@@ -499,7 +499,13 @@ TEST(SchemasTest, IndexesAreTheDecisionsList) {
   ExpectIndexes(Collection::kGenerationOutputs,
                 {{"masterAccountId_1_requestTimestamp_1", {"masterAccountId", "requestTimestamp"}},
                  {"status_1_requestTimestamp_1", {"status", "requestTimestamp"}},
-                 {"platformSpecificRunId_1", {"platformSpecificRunId"}}});
+                 {"platformSpecificRunId_1", {"platformSpecificRunId"}},
+                 // Beyond DECISIONS.md's list, for its rule 11 (docs/decisions.md): a
+                 // create places a hold, so its Idempotency-Key is unique per user too.
+                 {"masterAccountId_1_idempotencyKey_1",
+                  {"masterAccountId", "idempotencyKey"},
+                  true,
+                  "idempotencyKey"}});
 }
 
 TEST(SchemasTest, IndexesJsonIsMongoDbCreateIndexesShape) {

@@ -197,6 +197,9 @@ void AddEventRoutes(Api& api) {
         }
         NOEMA_ASSIGN_OR_RETURN(DocumentView events, body.view().GetArray("events"));
         const size_t count = events.CountKeys();
+        if (count == 0) {
+          return Status::InvalidArgument("a batch holds at least one event", "events");
+        }
         if (count > call.ctx.config.event_batch_max) {
           return Status::ResourceExhausted("a batch holds at most " +
                                                std::to_string(call.ctx.config.event_batch_max) +

@@ -972,6 +972,9 @@ TEST_F(ApiE2ETest, EventsOneAtATimeAndInBatchesAndQueried) {
   EXPECT_EQ(own_type.Field(), "eventType");
   Reply no_user = Post("/v1/events", EventJson(ObjectId::Generate().ToHex()));
   EXPECT_EQ(no_user.status, 404) << no_user;
+  Reply empty_batch = Post("/v1/events", R"({"events":[]})");
+  EXPECT_EQ(empty_batch.status, 400) << empty_batch;
+  EXPECT_EQ(empty_batch.Field(), "events");
   Reply batch_plus = Post("/v1/events", R"({"events":[],"x":1})");
   EXPECT_EQ(batch_plus.status, 400);
   EXPECT_EQ(batch_plus.Field(), "body");

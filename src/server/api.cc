@@ -231,6 +231,10 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
         respond(std::move(later));
       };
     }
+    if (!request.repeated_query_param.empty()) {
+      return ErrorResponse(Status::InvalidArgument("this query parameter is given more than once",
+                                                   request.repeated_query_param));
+    }
     Call call{request, match.params, principal, services_, ctx_, *metrics_};
     auto result = spec.fn(call);
     if (!result.ok()) return ErrorResponse(result.status());

@@ -80,7 +80,8 @@ void HttpRequest::ParseTarget(std::string_view target, HttpRequest* out) {
       std::string key = PercentDecode(pair.substr(0, eq), true);
       std::string value =
           eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
-      out->query.emplace(std::move(key), std::move(value));
+      auto [it, added] = out->query.emplace(std::move(key), std::move(value));
+      if (!added && out->repeated_query_param.empty()) out->repeated_query_param = it->first;
     }
     if (amp == std::string_view::npos) break;
     rest = rest.substr(amp + 1);

@@ -28,6 +28,9 @@ struct HttpRequest {
   // that "%2F" inside a segment (an id holding a slash) stays inside it. Set by
   // ParseTarget; empty for a request made in code, which is routed by `path`.
   std::optional<std::vector<std::string>> path_segments;
+  // The first query parameter given more than once ("limit=5&limit=abc"), if any: such
+  // a request is refused (400) rather than one of the values picked.
+  std::string repeated_query_param;
   std::map<std::string, std::string> query;  // decoded query parameters
   std::string authorization;                 // the Authorization header, verbatim
   // The Idempotency-Key header; absent is not the same as empty (an empty key is

@@ -972,6 +972,9 @@ TEST_F(ApiE2ETest, EventsOneAtATimeAndInBatchesAndQueried) {
   EXPECT_EQ(own_type.Field(), "eventType");
   Reply no_user = Post("/v1/events", EventJson(ObjectId::Generate().ToHex()));
   EXPECT_EQ(no_user.status, 404) << no_user;
+  Reply repeated = Get("/v1/events?masterAccountId=" + user + "&limit=5&limit=abc");
+  EXPECT_EQ(repeated.status, 400) << repeated;
+  EXPECT_EQ(repeated.Field(), "limit");
   Reply empty_batch = Post("/v1/events", R"({"events":[]})");
   EXPECT_EQ(empty_batch.status, 400) << empty_batch;
   EXPECT_EQ(empty_batch.Field(), "events");

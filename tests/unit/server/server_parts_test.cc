@@ -22,6 +22,11 @@ TEST(HttpTest, ParsesTargetAndDecodesQuery) {
   EXPECT_EQ(request.QueryParam("eventType"), "a b");
   EXPECT_EQ(request.QueryParam("x"), "");
   EXPECT_FALSE(request.QueryParam("cursor").has_value());
+  EXPECT_EQ(request.repeated_query_param, "");
+  HttpRequest twice;
+  HttpRequest::ParseTarget("/v1/events?limit=5&eventType=a&limit=abc", &twice);
+  EXPECT_EQ(twice.repeated_query_param, "limit");
+  EXPECT_EQ(twice.QueryParam("limit"), "5");
   // Segments are split at the target's own slashes, then decoded: %2F stays inside one.
   HttpRequest::ParseTarget("/v1/users/by-identity/web/a%2Fb", &request);
   ASSERT_TRUE(request.path_segments.has_value());

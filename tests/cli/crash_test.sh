@@ -11,54 +11,15 @@
 # usage: crash_test.sh NOEMA_BINARY PROJECT_DIR
 set -uo pipefail
 noema=$1
-work=$(mktemp -d)
-server_pid=""
-loader_pids=()
-cleanup() {
-  for pid in "${loader_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-failures=0
-
-ok() { echo "ok: $1"; }
-fail() {
-  echo "FAIL: $1"
-  failures=$((failures + 1))
-}
-check() {  # check NAME COMMAND...
-  local name=$1
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
+. "$(dirname "$0")/support/serve_harness.bash"
 
 service_token="platform-token-0123456789"
 export NOEMA_SERVICE_TOKENS="telegram-bot=$service_token"
 export NOEMA_ADMIN_TOKEN="crash-test-admin-token-0123456789"
 unset NOEMA_LISTEN NOEMA_STORE NOEMA_METRICS_LISTEN
 store="sqlite:$work/data/noema.db"
-base=""
-
-start_server() {  # start_server NAME: on a free port; sets server_pid and base
-  local name=$1 port=""
-  "$noema" serve --store "$store" --listen 127.0.0.1:0 --quiet \
-    --service-rate-limit-per-second 1000000 --service-rate-limit-burst 1000000 \
-    >"$work/$name.out" 2>"$work/$name.err" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/$name.err")
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    fail "$name: no 'serving on' line"
-    cat "$work/$name.err"
-    exit 1
-  fi
-  base="http://127.0.0.1:$port"
-}
+serve_flags=(--listen 127.0.0.1:0 --quiet --service-rate-limit-per-second 1000000
+  --service-rate-limit-burst 1000000)
 
 api() {  # api METHOD PATH [BODY [HEADER]] → body on stdout; status in $work/status
   curl -s -o "$work/body" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $service_token" \
@@ -82,7 +43,7 @@ debit_body='{"amountUsd":"0.01","type":"debit","description":"a command"}'
 credit_body='{"amountUsd":"0.05","type":"bonus","description":"a gift"}'
 
 # ---- the load, and the crash ----------------------------------------------------------
-start_server first
+start_server first "${serve_flags[@]}"
 user=$(api POST /v1/users/resolve '{"platform":"telegram","platformUserId":"crash-test"}' |
   sed -n 's/.*"masterAccountId":"\([0-9a-f]\{24\}\)".*/\1/p')
 [ -n "$user" ] || { fail "no masterAccountId in the resolve reply"; exit 1; }
@@ -108,27 +69,13 @@ money_load() {
     [ "$status" = 000 ] && break
   done
 }
-# event_load N: one event per request until the server goes away; acknowledged ids → events.N
 event='{"masterAccountId":"'$user'","eventType":"menu_item_clicked","sourcePlatform":"telegram","eventData":{"menuName":"main","itemId":"x","actionType":"open"}}'
-event_load() {
-  local n=$1 reply
-  : >"$work/events.$n"
-  while true; do
-    reply=$(curl -s --max-time 10 -w ' %{http_code}' -X POST \
-      -H "Authorization: Bearer $service_token" -H 'Content-Type: application/json' \
-      --data "$event" "$base/v1/events") || break
-    case "$reply" in
-      *' 201') echo "$reply" | sed -n 's/.*"eventId":"\([0-9a-f]\{24\}\)".*/\1/p' >>"$work/events.$n" ;;
-      *' 000') break ;;
-    esac
-  done
-}
 for n in 1 2 3; do
   money_load "$n" &
   loader_pids+=($!)
 done
 for n in 1 2; do
-  event_load "$n" &
+  event_load "$n" events &
   loader_pids+=($!)
 done
 for _ in $(seq 1 300); do
@@ -158,7 +105,7 @@ check "ledger verify passes on the crashed store" [ $? -eq 0 ]
 check "and it checked the user's records" grep -q "ledger ok" "$work/verify.out"
 
 # ---- restart: everything acknowledged is there ----------------------------------------
-start_server second
+start_server second "${serve_flags[@]}"
 all_pages "/v1/users/$user/transactions?type=debit" transactionId >"$work/stored_money" &&
   all_pages "/v1/users/$user/transactions?type=bonus" transactionId >>"$work/stored_money" ||
   fail "listing the ledger"
@@ -198,14 +145,8 @@ balance=$(api GET "/v1/users/$user/economy" | sed -n 's/.*"usdCredit":"\([^"]*\)
 check "the balance is the opening credit plus the ledger ($balance, expected $expected)" \
   [ "$balance" = "$expected" ]
 
-kill -TERM "$server_pid"
-wait "$server_pid"
-check "the restarted server stops cleanly" [ $? -eq 0 ]
-server_pid=""
+stop_server second
 "$noema" ledger verify --store "$store" >"$work/verify2.out" 2>&1
 check "ledger verify passes after the retries" [ $? -eq 0 ]
 
-[ $failures -eq 0 ] || {
-  echo "$failures failure(s)"
-  exit 1
-}
+finish

@@ -7,27 +7,7 @@
 # usage: serve_test.sh NOEMA_BINARY PROJECT_DIR
 set -uo pipefail
 noema=$1
-work=$(mktemp -d)
-server_pid=""
-loader_pids=()
-cleanup() {
-  for pid in "${loader_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-failures=0
-
-ok() { echo "ok: $1"; }
-fail() {
-  echo "FAIL: $1"
-  failures=$((failures + 1))
-}
-check() {  # check NAME COMMAND...
-  local name=$1
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
+. "$(dirname "$0")/support/serve_harness.bash"
 
 service_token="platform-token-0123456789"
 export NOEMA_SERVICE_TOKENS="telegram-bot=$service_token"
@@ -35,42 +15,6 @@ unset NOEMA_ADMIN_TOKEN NOEMA_LISTEN NOEMA_STORE
 store="sqlite:$work/data/noema.db"
 port=""
 base=""
-
-# start_server NAME [FLAGS...]: starts `noema serve` on a free port; sets server_pid, port.
-start_server() {
-  local name=$1
-  shift
-  if [ -n "${server_ulimit:-}" ]; then  # ulimit -n for the server alone ("-S 100", "256")
-    bash -c 'ulimit -n $0; exec "$@"' "$server_ulimit" "$noema" serve --store "$store" "$@" \
-      >"${server_stdout:-$work/$name.out}" 2>"$work/$name.err" &
-  else
-    "$noema" serve --store "$store" "$@" >"${server_stdout:-$work/$name.out}" 2>"$work/$name.err" &
-  fi
-  server_pid=$!
-  port=""
-  for _ in $(seq 1 100); do
-    port=$(sed -n 's|.*serving on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$work/$name.err")
-    [ -n "$port" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    fail "$name: no 'serving on' line"
-    cat "$work/$name.err"
-    exit 1
-  fi
-  base="http://127.0.0.1:$port"
-}
-
-# stop_server NAME: SIGTERM, then the exit status must be 0.
-stop_server() {
-  kill -TERM "$server_pid"
-  local status=0
-  wait "$server_pid" || status=$?
-  server_pid=""
-  check "$1: exits 0 on SIGTERM" [ "$status" -eq 0 ]
-  check "$1: reports the stop" grep -q "noema: stopped" "$work/$1.err"
-}
 
 api() {  # api METHOD PATH [BODY [TOKEN]] → body on stdout; status in $work/status
   local token=${4:-$service_token}
@@ -83,7 +27,7 @@ api() {  # api METHOD PATH [BODY [TOKEN]] → body on stdout; status in $work/st
 usage_error() {  # usage_error NAME ARGS...
   local name=$1
   shift
-  "$noema" serve --store "$store" "$@" >"$work/usage.out" 2>&1
+  "$noema" serve --store "$store" "$@" </dev/null >"$work/usage.out" 2>&1
   local status=$?
   check "$name exits 2" [ "$status" -eq 2 ]
   if [ "$(wc -l <"$work/usage.out")" -eq 1 ]; then ok "$name gives one line"; else
@@ -98,35 +42,37 @@ usage_error "--threads 0" --threads 0
 usage_error "--worker-threads 1025" --worker-threads 1025
 usage_error "--unknown-events maybe" --unknown-events maybe
 # Every numeric limit one step outside its range, on both sides (docs/limits.md).
-usage_error "--threads 257" --threads 257
-usage_error "--worker-threads -1" --worker-threads -1
-usage_error "--body-bytes-max 1023" --body-bytes-max 1023
-usage_error "--body-bytes-max 67108865" --body-bytes-max 67108865
-usage_error "--body-bytes-max -1 (not wrapped to a huge size)" --body-bytes-max -1
-usage_error "--header-bytes-max 1023" --header-bytes-max 1023
-usage_error "--header-bytes-max 1048577" --header-bytes-max 1048577
-usage_error "--read-timeout-ms 99" --read-timeout-ms 99
-usage_error "--read-timeout-ms 3600001" --read-timeout-ms 3600001
-usage_error "--idle-timeout-ms 99" --idle-timeout-ms 99
-usage_error "--idle-timeout-ms 3600001" --idle-timeout-ms 3600001
-usage_error "--connections-max 0" --connections-max 0
-usage_error "--connections-max 1000001" --connections-max 1000001
-usage_error "--rate-limit-per-second 0" --rate-limit-per-second 0
-usage_error "--rate-limit-per-second nan" --rate-limit-per-second nan
-usage_error "--rate-limit-per-second inf" --rate-limit-per-second inf
-usage_error "--rate-limit-per-second 1000000001" --rate-limit-per-second 1000000001
-usage_error "--rate-limit-burst 0.5" --rate-limit-burst 0.5
-usage_error "--rate-limit-burst 1000000001" --rate-limit-burst 1000000001
-usage_error "--service-rate-limit-per-second 0" --service-rate-limit-per-second 0
-usage_error "--service-rate-limit-per-second 1000000001" --service-rate-limit-per-second 1000000001
-usage_error "--service-rate-limit-burst 0.5" --service-rate-limit-burst 0.5
-usage_error "--service-rate-limit-burst 1000000001" --service-rate-limit-burst 1000000001
-usage_error "--session-timeout-minutes 0" --session-timeout-minutes 0
-usage_error "--session-timeout-minutes 1441" --session-timeout-minutes 1441
-usage_error "--generation-deadline-minutes 0" --generation-deadline-minutes 0
-usage_error "--generation-deadline-minutes 10081" --generation-deadline-minutes 10081
-usage_error "--sweep-interval-seconds 0" --sweep-interval-seconds 0
-usage_error "--sweep-interval-seconds 3601" --sweep-interval-seconds 3601
+while read -r flag value; do usage_error "$flag $value" "$flag" "$value"; done <<'CASES'
+--threads 257
+--worker-threads -1
+--body-bytes-max 1023
+--body-bytes-max 67108865
+--body-bytes-max -1
+--header-bytes-max 1023
+--header-bytes-max 1048577
+--read-timeout-ms 99
+--read-timeout-ms 3600001
+--idle-timeout-ms 99
+--idle-timeout-ms 3600001
+--connections-max 0
+--connections-max 1000001
+--rate-limit-per-second 0
+--rate-limit-per-second nan
+--rate-limit-per-second inf
+--rate-limit-per-second 1000000001
+--rate-limit-burst 0.5
+--rate-limit-burst 1000000001
+--service-rate-limit-per-second 0
+--service-rate-limit-per-second 1000000001
+--service-rate-limit-burst 0.5
+--service-rate-limit-burst 1000000001
+--session-timeout-minutes 0
+--session-timeout-minutes 1441
+--generation-deadline-minutes 0
+--generation-deadline-minutes 10081
+--sweep-interval-seconds 0
+--sweep-interval-seconds 3601
+CASES
 if grep -q "body-bytes-max is 1024..67108864" <("$noema" serve --store "$store" --body-bytes-max 1 2>&1); then
   ok "a limit's error names the flag and its range"
 else fail "a limit's error does not name the flag and its range"; fi
@@ -187,22 +133,8 @@ check "a service token is not the admin token" [ "$(cat "$work/status")" = 403 ]
 
 # ---- SIGTERM during a write load: every acknowledged event survives -------------------
 event='{"masterAccountId":"'$user'","eventType":"menu_item_clicked","sourcePlatform":"telegram","eventData":{"menuName":"main","itemId":"x","actionType":"open"}}'
-load() {  # load N: POSTs events until the server goes away; acknowledged ids → acked.N
-  local n=$1
-  : >"$work/acked.$n"
-  while true; do
-    local reply
-    reply=$(curl -s --max-time 10 -w ' %{http_code}' -X POST \
-      -H "Authorization: Bearer $service_token" -H 'Content-Type: application/json' \
-      --data "$event" "$base/v1/events") || break
-    case "$reply" in
-      *' 201') echo "$reply" | sed -n 's/.*"eventId":"\([0-9a-f]\{24\}\)".*/\1/p' >>"$work/acked.$n" ;;
-      *' 000') break ;;
-    esac
-  done
-}
 for n in 1 2 3 4; do
-  load "$n" &
+  event_load "$n" acked &
   loader_pids+=($!)
 done
 for _ in $(seq 1 100); do
@@ -317,7 +249,4 @@ if grep -q "leaves room" "$work/softlimit.err"; then fail "it warned although it
   ok "without a warning"; fi
 stop_server softlimit
 
-[ $failures -eq 0 ] || {
-  echo "$failures failure(s)"
-  exit 1
-}
+finish

@@ -19,6 +19,7 @@
 #include "noema/service/accounts.h"
 #include "noema/service/events.h"
 #include "noema/store.h"
+#include "server/temp_sqlite_store.h"
 
 namespace noema::server {
 namespace {
@@ -26,26 +27,14 @@ namespace {
 class EventBatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "noema-batcher-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    auto store = OpenStore("sqlite:" + dir_ + "/noema.db");
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
-    ASSERT_TRUE(store_->Init().ok());
-    ctx_.store = store_.get();
+    ASSERT_TRUE(temp_.Open("batcher").ok());
+    ctx_.store = &temp_.store();
     AccountService accounts(ctx_);
     auto resolved = accounts.Resolve(ResolveRequest{"telegram", "batcher-test", std::nullopt});
     ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
     auto id = resolved->user.view().GetObjectId("_id");
     ASSERT_TRUE(id.ok()) << id.status().ToString();
     user_ = *id;
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   std::vector<EventInput> OneEvent() {
@@ -79,8 +68,7 @@ class EventBatcherTest : public ::testing::Test {
     ASSERT_EQ(batcher.queued_bytes(), 0u);
   }
 
-  std::string dir_;
-  std::unique_ptr<Store> store_;
+  testing::TempSqliteStore temp_;
   ServiceContext ctx_;
   ObjectId user_;
 };
@@ -93,7 +81,7 @@ TEST_F(EventBatcherTest, AFullQueueRefusesAtOnceAndWritesNothing) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::thread holder([&] {
-    Status status = (*store_).RunTransaction([&](Transaction&) {
+    Status status = temp_.store().RunTransaction([&](Transaction&) {
       held.set_value();
       released.wait();
       return Status::Ok();
@@ -145,7 +133,7 @@ TEST_F(EventBatcherTest, AFullQueueRefusesAtOnceAndWritesNothing) {
     std::promise<void> release_again;
     std::shared_future<void> released_again = release_again.get_future().share();
     std::thread holder_again([&] {
-      EXPECT_TRUE((*store_)
+      EXPECT_TRUE(temp_.store()
                       .RunTransaction([&](Transaction&) {
                         held_again.set_value();
                         released_again.wait();

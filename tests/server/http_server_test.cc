@@ -15,6 +15,8 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -42,6 +44,34 @@ RequestHandler Echo() {
                     " idem=" + request.idempotency_key.value_or("-");
     return response;
   };
+}
+
+// Echo, counting the requests that reach it.
+RequestHandler CountingEcho(std::atomic<int>* handled) {
+  return [handled](HttpRequest& request) {
+    ++*handled;
+    return Echo()(request);
+  };
+}
+
+// Sends raw bytes on a new connection and reads until `until` has arrived (empty: until
+// the server closes). `*closed_by_server` tells whether the read ended in EOF.
+std::string SendRaw(uint16_t port, const std::string& bytes, std::string_view until,
+                    bool* closed_by_server = nullptr) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(socket, asio::buffer(bytes));
+  std::string reply;
+  char buffer[4096];
+  boost::system::error_code ec;
+  while ((until.empty() || reply.find(until) == std::string::npos) && !ec) {
+    size_t n = socket.read_some(asio::buffer(buffer), ec);
+    reply.append(buffer, n);
+  }
+  if (closed_by_server != nullptr) *closed_by_server = ec == asio::error::eof;
+  return reply;
 }
 
 TEST_F(HttpServerTest, ServesRequestsOverKeepAlive) {
@@ -190,27 +220,14 @@ TEST_F(HttpServerTest, AnExpect100ContinueIsAnsweredBeforeTheBodyIsSent) {
 // passed on as empty, not as absent (the economy refuses it).
 TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
   std::atomic<int> handled{0};
-  StartServer({}, [&handled](HttpRequest& request) {
-    ++handled;
-    return Echo()(request);
-  });
-  namespace asio = boost::asio;
+  StartServer({}, CountingEcho(&handled));
   for (const std::string& headers : {
            std::string("Authorization: Bearer a\r\nAuthorization: Bearer b\r\n"),
            std::string("Idempotency-Key: k1\r\nidempotency-key: k2\r\n"),
        }) {
-    asio::io_context io;
-    asio::ip::tcp::socket socket(io);
-    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    asio::write(socket, asio::buffer("POST /v1/x HTTP/1.1\r\nHost: x\r\n" + headers +
-                                     "Content-Length: 2\r\n\r\n{}"));
-    std::string reply;
-    char buffer[4096];
-    boost::system::error_code ec;
-    while (reply.find("}}") == std::string::npos && !ec) {
-      size_t n = socket.read_some(asio::buffer(buffer), ec);
-      reply.append(buffer, n);
-    }
+    std::string reply = SendRaw(
+        server_->port(),
+        "POST /v1/x HTTP/1.1\r\nHost: x\r\n" + headers + "Content-Length: 2\r\n\r\n{}", "}}");
     EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << headers << " → " << reply;
     EXPECT_NE(reply.find("more than once"), std::string::npos) << reply;
   }
@@ -236,11 +253,7 @@ TEST_F(HttpServerTest, OversizedHeadersGet431) {
 // connection is closed; the server goes on serving others.
 TEST_F(HttpServerTest, MalformedRequestsGet400AndTheConnectionIsClosed) {
   std::atomic<int> handled{0};
-  StartServer({}, [&handled](HttpRequest& request) {
-    ++handled;
-    return Echo()(request);
-  });
-  namespace asio = boost::asio;
+  StartServer({}, CountingEcho(&handled));
   for (const std::string& bytes : {
            std::string("GARBAGE\r\n\r\n"),                    // no request line
            std::string("GET / HTTP/9.9\r\nHost: x\r\n\r\n"),  // bad version
@@ -249,19 +262,9 @@ TEST_F(HttpServerTest, MalformedRequestsGet400AndTheConnectionIsClosed) {
            std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "zz\r\n"),  // a chunk size that is not hex
        }) {
-    asio::io_context io;
-    asio::ip::tcp::socket socket(io);
-    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    asio::write(socket, asio::buffer(bytes));
-    boost::system::error_code ec;
-    std::string reply;
-    char buffer[4096];
-    for (;;) {
-      size_t n = socket.read_some(asio::buffer(buffer), ec);
-      reply.append(buffer, n);
-      if (ec) break;
-    }
-    EXPECT_EQ(ec, asio::error::eof) << "the server did not close: " << ec.message();
+    bool closed = false;
+    std::string reply = SendRaw(server_->port(), bytes, "", &closed);
+    EXPECT_TRUE(closed) << "the server did not close";
     EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << bytes << " → " << reply;
     EXPECT_NE(reply.find("\"code\":\"bad_request\""), std::string::npos) << reply;
   }

@@ -20,6 +20,7 @@
 #include "noema/store.h"
 #include "server/api.h"
 #include "server/errors.h"
+#include "server/temp_sqlite_store.h"
 
 namespace noema::server {
 namespace {
@@ -222,15 +223,8 @@ std::vector<std::string> MissingErrorResponses(const Operation& op) {
 class OpenApiConsistencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "noema-openapi-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    auto store = OpenStore("sqlite:" + dir_ + "/noema.db");
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
-    ASSERT_TRUE(store_->Init().ok());
-    ctx_.store = store_.get();
+    ASSERT_TRUE(temp_.Open("openapi").ok());
+    ctx_.store = &temp_.store();
     api_ = std::make_unique<Api>(ctx_, TokenTable(), ApiOptions(), &metrics_, nullptr);
     AddAllRoutes(*api_);
     HttpRequest request;
@@ -242,15 +236,9 @@ class OpenApiConsistencyTest : public ::testing::Test {
     yaml_ = served.body;
     ASSERT_TRUE(yaml_.starts_with("openapi: 3.")) << "not an OpenAPI 3 document";
   }
-  void TearDown() override {
-    api_.reset();
-    store_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
+  void TearDown() override { api_.reset(); }
 
-  std::string dir_;
-  std::unique_ptr<Store> store_;
+  testing::TempSqliteStore temp_;  // first: outlives the Api
   ServiceContext ctx_;
   Metrics metrics_;
   std::unique_ptr<Api> api_;

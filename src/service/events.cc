@@ -68,8 +68,12 @@ Status RecordActivity(Transaction& tx, const ServiceContext& ctx,
     if (!active) continue;
     NOEMA_ASSIGN_OR_RETURN(Timestamp last, session.view().GetDate("lastUserActivityTimestamp"));
     Timestamp moved = last;
+    const Timestamp now = ctx.Now();
     std::sort(times.begin(), times.end());
     for (Timestamp time : times) {
+      // An event up to event_future_skew_ms ahead moves the session only to now: its last
+      // activity is never later than the present (nor than its end).
+      time = std::min(time, now);
       if (time > moved && time - moved <= ctx.config.session_inactivity_timeout_ms) moved = time;
     }
     if (moved == last || moved - last < ctx.config.session_activity_resolution_ms) continue;

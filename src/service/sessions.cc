@@ -103,13 +103,15 @@ Result<StartedSession> SessionService::Start(const ObjectId& master_account_id,
     is_new = false;
     Filter filter;
     filter.Eq("masterAccountId", master_account_id).Eq("platform", platform).Eq("isActive", true);
+    // DECISIONS.md 14 first: a user who is not active gets no session — not even the
+    // one still open from before the suspension.
+    NOEMA_ASSIGN_OR_RETURN(Document user, LoadActiveUser(tx, master_account_id));
     NOEMA_ASSIGN_OR_RETURN(std::optional<Document> active,
                            tx.FindOne(Collection::kUserSessions, filter));
     if (active.has_value() && !SessionExpired(*ctx_, active->view(), ctx_->Now())) {
       found = std::move(active);
       return Status::Ok();
     }
-    NOEMA_ASSIGN_OR_RETURN(Document user, LoadActiveUser(tx, master_account_id));
     if (active.has_value()) {
       NOEMA_ASSIGN_OR_RETURN(bool ended, EndIfExpired(tx, *ctx_, active->view()));
       (void)ended;
@@ -136,6 +138,9 @@ Result<Session> SessionService::RecordActivity(const ObjectId& session_id,
   if (activity - now > ctx_->config.event_future_skew_ms) {
     return Status::InvalidArgument("timestamp is too far in the future", "timestamp");
   }
+  // The skew allowance is for clocks that disagree; the session's last activity is never
+  // later than now (it would outlast its own end).
+  activity = std::min(activity, now);
   std::optional<Document> result;
   bool expired = false;
   Status status = ctx_->store->RunTransaction([&](Transaction& tx) -> Status {
@@ -144,6 +149,9 @@ Result<Session> SessionService::RecordActivity(const ObjectId& session_id,
     NOEMA_ASSIGN_OR_RETURN(Document session, LoadSession(tx, session_id));
     NOEMA_ASSIGN_OR_RETURN(bool active, session.view().GetBool("isActive"));
     if (!active) return SessionEnded();
+    // A user who is not active keeps no session alive (DECISIONS.md 14): it times out.
+    NOEMA_ASSIGN_OR_RETURN(ObjectId owner, session.view().GetObjectId("masterAccountId"));
+    NOEMA_RETURN_IF_ERROR(LoadActiveUser(tx, owner).status());
     NOEMA_ASSIGN_OR_RETURN(expired, EndIfExpired(tx, *ctx_, session.view()));
     if (expired) return Status::Ok();  // commit the end, then report it
     NOEMA_ASSIGN_OR_RETURN(Timestamp last, session.view().GetDate("lastUserActivityTimestamp"));

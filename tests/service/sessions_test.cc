@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "noema/service/accounts.h"
 #include "noema/service/events.h"
 #include "service/test_support.h"
 
@@ -112,6 +113,35 @@ TEST_F(SessionServiceTest, StartSetsTheUsersLastSeenPlatform) {
                   })
                   .ok());
   EXPECT_EQ(*user.view().GetString("lastSeenPlatform"), "discord");
+}
+
+// DECISIONS.md 14: a user who is not active gets no session — also not the one still
+// open from before the suspension — and keeps none alive with activity.
+TEST_F(SessionServiceTest, ASuspendedUserGetsNoSessionNotEvenTheOpenOne) {
+  Session open = Start(user_);
+  ASSERT_TRUE(AccountService(ctx_).SetStatus(user_, "suspended").ok());
+  Result<StartedSession> again = sessions_.Start(user_, "telegram");
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << again.status().ToString();
+  Result<Session> activity = sessions_.RecordActivity(open.session_id);
+  EXPECT_EQ(activity.status().code(), StatusCode::kFailedPrecondition)
+      << activity.status().ToString();
+  // Ending it still works (a logout, or the sweep).
+  EXPECT_TRUE(sessions_.End(open.session_id, "user_logout").ok());
+}
+
+// The future allowance is for disagreeing clocks: a session's last activity is never
+// later than now, so it never outlasts its end.
+TEST_F(SessionServiceTest, ActivityAheadOfTheClockCountsAsNow) {
+  Session session = Start(user_);
+  clock_.Advance(kMillisPerMinute);
+  Result<Session> ahead =
+      sessions_.RecordActivity(session.session_id, clock_.Now() + 4 * kMillisPerMinute);
+  ASSERT_TRUE(ahead.ok()) << ahead.status().ToString();
+  EXPECT_EQ(ahead->last_user_activity, clock_.Now());
+  Result<Session> ended = sessions_.End(session.session_id, "user_logout");
+  ASSERT_TRUE(ended.ok());
+  ASSERT_TRUE(ended->end_time.has_value());
+  EXPECT_GE(*ended->end_time, ended->last_user_activity);
 }
 
 TEST_F(SessionServiceTest, ActivityMovesForwardOnly) {

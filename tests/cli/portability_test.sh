@@ -131,6 +131,18 @@ expect "the restored ledger verifies" 0 $?
 expect "restore refuses an existing store" 1 $?
 "$noema" restore "$work/backup.db" --store "sqlite:$work/restored/noema.db" --force >"$work/out" 2>&1
 expect "restore --force" 0 $?
+# Not while a server has the store open: it would lose what it acknowledged after the backup.
+NOEMA_ADMIN_TOKEN=restore-test-admin-token-0123 "$noema" serve \
+  --store "sqlite:$work/restored/noema.db" --listen 127.0.0.1:0 --quiet >/dev/null 2>"$work/serve.err" &
+serve_pid=$!
+for _ in $(seq 1 100); do grep -q "serving on" "$work/serve.err" && break; sleep 0.1; done
+"$noema" restore "$work/backup.db" --store "sqlite:$work/restored/noema.db" --force >"$work/out" 2>&1
+expect "restore refuses a store a running server has open" 1 $?
+expect_output "and says so" "$work/out" "open in another process"
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+"$noema" restore "$work/backup.db" --store "sqlite:$work/restored/noema.db" --force >"$work/out" 2>&1
+expect "restore once the server has stopped" 0 $?
 echo "not a database" >"$work/junk.db"
 "$noema" restore "$work/junk.db" --store "sqlite:$work/r2/noema.db" >"$work/out" 2>&1
 expect "restore of a non-database exits 1" 1 $?

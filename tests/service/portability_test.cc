@@ -698,6 +698,12 @@ TEST_F(PortabilityTest, BackupAndRestoreRefuseWhatWouldLoseData) {
   auto untouched = OpenStore(other_uri);
   ASSERT_TRUE(untouched.ok());
   EXPECT_EQ(CountOf(**untouched, Collection::kUserCore), 0);
+  // While any store has it open (a running server), a restore is refused and changes
+  // nothing: the server would go on with the old data and lose what it acknowledged.
+  auto busy = RestoreSqliteStore(out, other_uri, true);
+  EXPECT_EQ(busy.status().code(), StatusCode::kFailedPrecondition) << busy.status().ToString();
+  EXPECT_NE(busy.status().message().find("open in another process"), std::string::npos);
+  EXPECT_EQ(CountOf(**untouched, Collection::kUserCore), 0);
   untouched->reset();
   auto replaced = RestoreSqliteStore(out, other_uri, true);
   ASSERT_TRUE(replaced.ok()) << replaced.status().ToString();

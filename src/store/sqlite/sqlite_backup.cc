@@ -10,6 +10,7 @@
 #include "noema/backup.h"
 #include "noema/collections.h"
 #include "store/sqlite/sqlite_init.h"
+#include "store/sqlite/store_lock.h"
 
 namespace noema {
 namespace {
@@ -165,6 +166,10 @@ Result<BackupReport> RestoreSqliteStore(const std::string& backup_path, std::str
   }
   fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
+  // No other process may have the store open while it is replaced: a running server
+  // would go on with the old data and lose what it acknowledged after the backup.
+  NOEMA_ASSIGN_OR_RETURN(sqlite::StoreLock alone,
+                         sqlite::StoreLock::Acquire(path, sqlite::StoreLock::Mode::kExclusive));
   NOEMA_ASSIGN_OR_RETURN(Db target, OpenDb(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   NOEMA_ASSIGN_OR_RETURN(BackupReport report,
                          Copy(backup.get(), target.get(), "restoring into '" + path + "'"));

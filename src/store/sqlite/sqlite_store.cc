@@ -473,6 +473,9 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
     layouts.push_back(std::move(layout));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, options, std::move(layouts)));
+  // Held for the store's life: `noema restore` refuses while it is (store_lock.h).
+  NOEMA_ASSIGN_OR_RETURN(store->open_lock_,
+                         sqlite::StoreLock::Acquire(path, sqlite::StoreLock::Mode::kShared));
 
   sqlite::ConnectionOptions writer_options;
   writer_options.busy_timeout_ms = options.busy_timeout_ms;

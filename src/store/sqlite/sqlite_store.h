@@ -28,6 +28,7 @@
 
 #include "noema/store.h"
 #include "store/sqlite/sqlite_layout.h"
+#include "store/sqlite/store_lock.h"
 
 namespace noema {
 
@@ -112,6 +113,9 @@ class SqliteStore final : public Store {
 
   std::mutex readers_mutex_;
   std::condition_variable reader_released_;
+  // Shared: this store is open (store_lock.h). Released after ~SqliteStore's Close() has
+  // closed every connection.
+  sqlite::StoreLock open_lock_;
   std::vector<std::unique_ptr<sqlite::Connection>> readers_;  // guarded by readers_mutex_
   std::vector<sqlite::Connection*> idle_readers_;             // guarded by readers_mutex_
 };

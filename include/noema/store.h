@@ -267,6 +267,10 @@ struct StoreOptions {
 inline constexpr std::string_view kDefaultStoreUri = "sqlite:./noema-data/noema.db";
 Result<std::unique_ptr<Store>> OpenStore(std::string_view uri, const StoreOptions& options = {});
 
+// The URI as it may be printed or logged: a password in its user information
+// ("mongodb://noema:s3cret@db1/noema") becomes "***". Everything else is kept.
+std::string RedactedStoreUri(std::string_view uri);
+
 // Convenience: a single-operation unit of work.
 inline Status InsertOne(Store& store, Collection collection, DocumentView doc) {
   return store.RunTransaction([&](Transaction& tx) { return tx.Insert(collection, doc); });

@@ -19,7 +19,7 @@ Command RegisterInit(CLI::App& root) {
             auto actions = (*store)->Init();
             if (!actions.ok()) return ReportError(actions.status());
             for (const std::string& line : *actions) std::cout << line << "\n";
-            std::cout << "noema: store " << *store_uri << " is ready\n";
+            std::cout << "noema: store " << RedactedStoreUri(*store_uri) << " is ready\n";
             return kExitOk;
           }};
 }

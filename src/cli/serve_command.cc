@@ -354,7 +354,7 @@ int RunServe(ServeFlags flags) {
     }
   }
   std::cerr << "noema: serving on http://" << listen->first << ":" << http.port() << " (store "
-            << flags.store_uri << ")\n";
+            << RedactedStoreUri(flags.store_uri) << ")\n";
   if (metrics_http.has_value()) {
     std::cerr << "noema: metrics on http://" << metrics_listen->first << ":" << metrics_http->port()
               << "/metrics\n";

@@ -1,5 +1,8 @@
 // OpenStore: picks the Store implementation from the URI scheme.
 #include "noema/store.h"
+
+#include <algorithm>
+#include <string>
 #include "store/mongo/mongo_store.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -19,8 +22,20 @@ Result<std::unique_ptr<Store>> OpenStore(std::string_view uri, const StoreOption
     return MongoStore::Open(uri, options);
   }
   return Status::InvalidArgument(
-      "unknown store URI '" + std::string(uri) + "': expected sqlite:PATH or mongodb://...",
+      "unknown store URI '" + RedactedStoreUri(uri) + "': expected sqlite:PATH or mongodb://...",
       "store");
+}
+
+std::string RedactedStoreUri(std::string_view uri) {
+  const size_t scheme_end = uri.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(uri);
+  const size_t authority = scheme_end + 3;
+  const size_t authority_end = std::min(uri.find('/', authority), uri.size());
+  const size_t at = uri.rfind('@', authority_end - 1);
+  if (at == std::string_view::npos || at < authority) return std::string(uri);
+  const size_t colon = uri.find(':', authority);
+  if (colon == std::string_view::npos || colon > at) return std::string(uri);
+  return std::string(uri.substr(0, colon + 1)) + "***" + std::string(uri.substr(at));
 }
 
 }  // namespace noema

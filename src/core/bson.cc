@@ -238,15 +238,27 @@ Result<Document> Document::FromBytes(const uint8_t* data, size_t len) {
 }
 
 Result<Document> Document::FromJson(std::string_view json) {
-  bson_error_t error;
+  // libbson's reader rather than bson_init_from_json, which stops after the first
+  // document: "{...}{...}" must be refused, not read as its first half.
   Document out;
-  if (!bson_init_from_json(out.mutable_get(), json.data(), static_cast<ssize_t>(json.size()),
-                           &error)) {
-    // libbson destroys the document when parsing fails; give `out` a fresh one so its
-    // destructor does not free the same buffer again.
-    bson_init(out.mutable_get());
-    return Status::InvalidArgument(std::string("malformed JSON: ") + error.message);
+  bson_json_reader_t* reader = bson_json_data_reader_new(false, 0);
+  bson_json_data_reader_ingest(reader, reinterpret_cast<const uint8_t*>(json.data()), json.size());
+  bson_error_t error;
+  const int read = bson_json_reader_read(reader, out.mutable_get(), &error);
+  std::string message;
+  if (read < 0) {
+    message = std::string("malformed JSON: ") + error.message;
+  } else if (read == 0) {
+    message = "malformed JSON: empty";
+  } else {
+    bson_t rest = BSON_INITIALIZER;
+    if (bson_json_reader_read(reader, &rest, &error) != 0) {
+      message = "malformed JSON: more than one JSON value (data after the document)";
+    }
+    bson_destroy(&rest);
   }
+  bson_json_reader_destroy(reader);
+  if (!message.empty()) return Status::InvalidArgument(message);
   return out;
 }
 

@@ -104,26 +104,13 @@ Status CheckMoneyText(std::string_view text, const std::string& field) {
   return Status::Ok();
 }
 
-// Parses one JSON object with nothing after it; errors name the body (or the member).
+// Parses one JSON object with nothing after it (Document::FromJson), then holds it to
+// the plain-JSON rules; errors name the body (or the member).
 Result<Document> ParseJson(std::string_view text) {
-  Document out;
-  bson_json_reader_t* reader = bson_json_data_reader_new(false, 0);
-  bson_json_data_reader_ingest(reader, reinterpret_cast<const uint8_t*>(text.data()), text.size());
-  bson_error_t error;
-  int read = bson_json_reader_read(reader, out.mutable_get(), &error);
-  std::string message = read < 0 ? std::string("malformed JSON: ") + error.message : "";
-  if (read == 1) {
-    // A second value after the first ("{...}{...}") is refused, not ignored.
-    bson_t rest = BSON_INITIALIZER;
-    int more = bson_json_reader_read(reader, &rest, &error);
-    bson_destroy(&rest);
-    if (more != 0) message = "the body holds more than one JSON value";
-  }
-  bson_json_reader_destroy(reader);
-  if (read == 0) return Status::InvalidArgument("expected a JSON object", "body");
-  if (!message.empty()) return Status::InvalidArgument(message, "body");
-  NOEMA_RETURN_IF_ERROR(CheckPlainJson(out.data(), out.view().size_bytes(), false, ""));
-  return out;
+  Result<Document> parsed = Document::FromJson(text);
+  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message(), "body");
+  NOEMA_RETURN_IF_ERROR(CheckPlainJson(parsed->data(), parsed->view().size_bytes(), false, ""));
+  return parsed;
 }
 
 }  // namespace

@@ -60,6 +60,10 @@ if grep -q "bad.json:1:" "$work/out"; then
   echo "FAIL: the valid line 1 was reported"; failures=$((failures + 1)); else echo "ok: valid line not reported"; fi
 printf '[\n%s\n]\n' "$(cat "$work/good.json")" | "$noema" validate userCore - >"$work/out" 2>&1
 expect "JSON array on stdin" 0 $?
+# Two documents on one line: the line is refused, not read as its first document.
+printf '%s%s\n' "$(cat "$work/good.json")" "$(cat "$work/good.json")" >"$work/two.json"
+"$noema" validate userCore "$work/two.json" >"$work/out" 2>&1; expect "two documents on a line rejected" 1 $?
+expect_output "and named" "$work/out" "two.json:1: malformed JSON: more than one JSON value"
 "$noema" validate nosuch "$work/good.json" >"$work/out" 2>&1; expect "unknown collection exits 2" 2 $?
 "$noema" validate userCore "$work/missing.json" >"$work/out" 2>&1; expect "unreadable file exits 2" 2 $?
 [ "$(wc -l <"$work/out")" -eq 1 ] && echo "ok: unreadable file gives one line" ||

@@ -98,6 +98,12 @@ TEST(BsonTest, ExtendedJsonRoundTrip) {
 
 TEST(BsonTest, MalformedJsonAndBytesAreRefused) {
   EXPECT_FALSE(Document::FromJson("{\"a\": ").ok());
+  // One document and nothing after it: a second one is refused, not dropped.
+  EXPECT_TRUE(Document::FromJson("{\"a\": 1}  \n").ok());
+  Result<Document> two = Document::FromJson("{\"a\": 1}{\"b\": 2}");
+  EXPECT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("more than one JSON value"), std::string::npos);
+  EXPECT_FALSE(Document::FromJson("").ok());
   EXPECT_FALSE(Document::FromJson("not json").ok());
   // Long enough that libbson has moved the document to the heap before it fails.
   EXPECT_FALSE(Document::FromJson("{\"a\": \"" + std::string(500, 'x') + "\", \"b\": }").ok());

@@ -9,11 +9,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "noema/status.h"
+#include "noema/store.h"
 
 namespace noema::cli {
 
@@ -50,5 +53,20 @@ int ReportError(const Status& status);
 // Adds the --store flag shared by verbs that open a store. Its default is the NOEMA_STORE
 // environment variable, else the embedded store in ./noema-data.
 void AddStoreOption(CLI::App& app, std::string* store_uri);
+
+// Opens a store that must exist: a sqlite: path that names no file is NotFound (exit 2)
+// instead of a new empty database — the verbs that read or maintain a store (users,
+// ledger, sessions, generations, report, analytics, export, migrate's source) must not
+// create one where --store has a typo.
+inline Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& uri) {
+  if (uri.starts_with("sqlite:")) {
+    std::string path = uri.substr(7);
+    std::error_code ec;
+    if (!path.empty() && !std::filesystem::exists(path, ec)) {
+      return Status::NotFound("no store at '" + path + "' (run noema init, or check --store)");
+    }
+  }
+  return OpenStore(uri);
+}
 
 }  // namespace noema::cli

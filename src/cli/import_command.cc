@@ -24,6 +24,12 @@ struct ImportFlags {
 int RunImport(const ImportFlags& flags) {
   auto collections = ParseCollections(flags.collections);
   if (!collections.ok()) return ReportError(collections.status());
+  // Bad input changes nothing: the directory is checked before a store is opened (and
+  // perhaps created).
+  std::error_code ec;
+  if (!std::filesystem::is_directory(flags.dir, ec)) {
+    return ReportError(Status::InvalidArgument("'" + flags.dir + "' is not a directory", "dir"));
+  }
   auto store = OpenStore(flags.store_uri);
   if (!store.ok()) return ReportError(store.status());
   auto init = (*store)->Init();

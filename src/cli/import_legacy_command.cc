@@ -49,7 +49,12 @@ int Run(const ImportFlags& flags) {
   if (rate->mantissa <= 0) {
     return ReportError(Status::InvalidArgument("must be greater than zero", "--qoints-per-usd"));
   }
-  auto store = OpenStore(flags.store_uri);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(flags.dir, ec)) {
+    return ReportError(Status::InvalidArgument("'" + flags.dir + "' is not a directory", "DIR"));
+  }
+  // A dry run writes nothing, so it needs a store that exists.
+  auto store = flags.dry_run ? OpenExistingStore(flags.store_uri) : OpenStore(flags.store_uri);
   if (!store.ok()) return ReportError(store.status());
   if (!flags.dry_run) {
     auto init = (*store)->Init();

@@ -22,7 +22,7 @@ Command RegisterLedger(CLI::App& root) {
   auto store_uri = std::make_shared<std::string>();
   AddStoreOption(*verify, store_uri.get());
   return {app, [store_uri]() {
-            auto store = OpenStore(*store_uri);
+            auto store = OpenExistingStore(*store_uri);
             if (!store.ok()) return ReportError(store.status());
             ServiceContext ctx;
             ctx.store = store->get();

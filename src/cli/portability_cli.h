@@ -58,19 +58,6 @@ class ProgressLine {
   std::string unit_;
 };
 
-// Opens a store that must exist: a sqlite: path that names no file is NotFound instead of
-// a new empty database.
-inline Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& uri) {
-  if (uri.starts_with("sqlite:")) {
-    std::string path = uri.substr(7);
-    std::error_code ec;
-    if (!path.empty() && !std::filesystem::exists(path, ec)) {
-      return Status::NotFound("no store at '" + path + "' (run noema init, or check --store)");
-    }
-  }
-  return OpenStore(uri);
-}
-
 // "userCore,userEvents" -> collections; InvalidArgument naming the unknown one.
 inline Result<std::vector<Collection>> ParseCollections(const std::string& list) {
   std::vector<Collection> out;

@@ -409,7 +409,7 @@ Command RegisterReport(CLI::App& root) {
             ServiceContext ctx;
             Result<DayRange> range = ParseDayRange(from, to, ctx.Now());
             if (!range.ok()) return ReportError(range.status());
-            auto store = OpenStore(options->store_uri);
+            auto store = OpenExistingStore(options->store_uri);
             if (!store.ok()) return ReportError(store.status());
             ctx.store = store->get();
             AnalyticsService analytics(ctx);
@@ -434,7 +434,7 @@ Command RegisterAnalytics(CLI::App& root) {
   auto store_uri = std::make_shared<std::string>();
   AddStoreOption(*rebuild, store_uri.get());
   return {app, [store_uri]() {
-            auto store = OpenStore(*store_uri);
+            auto store = OpenExistingStore(*store_uri);
             if (!store.ok()) return ReportError(store.status());
             int64_t documents = 0;
             Status rebuilt = RebuildRollups(**store, &documents);

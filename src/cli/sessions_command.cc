@@ -33,7 +33,7 @@ Command RegisterSessions(CLI::App& root) {
       ->check(CLI::Range(int64_t{1}, int64_t{365} * 24 * 60))
       ->capture_default_str();
   return {app, [options]() {
-            auto store = OpenStore(options->store_uri);
+            auto store = OpenExistingStore(options->store_uri);
             if (!store.ok()) return ReportError(store.status());
             ServiceContext ctx;
             ctx.store = store->get();

@@ -168,7 +168,7 @@ Command RegisterUsers(CLI::App& root) {
   show->add_flag("--json", *json, "Print the user document as relaxed Extended JSON");
   AddStoreOption(*show, store_uri.get());
   return {app, [who, json, store_uri]() {
-            auto store = OpenStore(*store_uri);
+            auto store = OpenExistingStore(*store_uri);
             if (!store.ok()) return ReportError(store.status());
             return ShowUser(**store, *who, *json);
           }};

@@ -118,6 +118,20 @@ expect "migrate --allow-non-empty" 0 $?
 "$noema" migrate --from "sqlite:$work/none.db" --to "sqlite:$work/m2/noema.db" >"$work/out" 2>&1
 expect "migrate from a missing store exits 2" 2 $?
 
+# A --store typo never becomes a new store: reading verbs exit 2 naming the path, and an
+# import from a directory that is not there creates nothing.
+for verb in "ledger verify" "users show telegram:1" "sessions sweep" "generations sweep" \
+  "report" "analytics rebuild"; do
+  # shellcheck disable=SC2086
+  "$noema" $verb --store "sqlite:$work/typo/noema.db" >"$work/out" 2>&1
+  expect "$verb on a store that is not there exits 2" 2 $?
+  expect_output "$verb names the path" "$work/out" "no store at '$work/typo/noema.db'"
+done
+"$noema" import "$work/no-such-dir" --store "sqlite:$work/typo/noema.db" >"$work/out" 2>&1
+expect "import from a missing directory exits 2" 2 $?
+if [ -e "$work/typo" ]; then echo "FAIL: a store was created"; failures=$((failures + 1)); else
+  echo "ok: no store was created"; fi
+
 # Backup and restore.
 "$noema" backup --store "$s1" --out "$work/backup.db" >"$work/out" 2>&1
 expect "backup" 0 $?

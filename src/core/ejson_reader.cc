@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <iostream>
 
 namespace noema {
 
 Result<std::unique_ptr<ExtendedJsonReader>> ExtendedJsonReader::Open(const std::string& path) {
   if (path == "-") return std::make_unique<ExtendedJsonReader>(&std::cin);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument("'" + path + "' is a directory, not a file", "file");
+  }
   auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
   if (!file->is_open()) {
     return Status::InvalidArgument("cannot open '" + path + "' for reading", "file");

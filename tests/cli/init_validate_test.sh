@@ -64,6 +64,12 @@ expect "JSON array on stdin" 0 $?
 printf '%s%s\n' "$(cat "$work/good.json")" "$(cat "$work/good.json")" >"$work/two.json"
 "$noema" validate userCore "$work/two.json" >"$work/out" 2>&1; expect "two documents on a line rejected" 1 $?
 expect_output "and named" "$work/out" "two.json:1: malformed JSON: more than one JSON value"
+mkdir -p "$work/adir"
+"$noema" validate userCore "$work/adir" >"$work/out" 2>&1; expect "a directory exits 2" 2 $?
+expect_output "and is named" "$work/out" "is a directory"
+echo "not a database" >"$work/garbage.db"
+"$noema" init --store "sqlite:$work/garbage.db" >"$work/out" 2>&1; expect "a store that is not a database exits 1" 1 $?
+expect_output "and the file is named" "$work/out" "'$work/garbage.db': file is not a database"
 "$noema" validate nosuch "$work/good.json" >"$work/out" 2>&1; expect "unknown collection exits 2" 2 $?
 "$noema" validate userCore "$work/missing.json" >"$work/out" 2>&1; expect "unreadable file exits 2" 2 $?
 [ "$(wc -l <"$work/out")" -eq 1 ] && echo "ok: unreadable file gives one line" ||

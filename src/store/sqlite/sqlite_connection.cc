@@ -144,7 +144,11 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
     return ErrorStatus(rc, db, "cannot open SQLite database '" + path + "'");
   }
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  NOEMA_RETURN_IF_ERROR(connection->Exec(kConnectionPragmas));
+  // The first statements are where a file that is not a database, or a directory that
+  // takes no -wal/-shm files, shows: name the file.
+  if (Status pragmas = connection->Exec(kConnectionPragmas); !pragmas.ok()) {
+    return Status(pragmas.code(), "'" + path + "': " + pragmas.message(), pragmas.field());
+  }
   NOEMA_ASSIGN_OR_RETURN(Statement * mode, connection->Prepare("PRAGMA journal_mode"));
   {
     StatementLease lease(mode);

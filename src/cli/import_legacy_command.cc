@@ -49,9 +49,33 @@ int Run(const ImportFlags& flags) {
   if (rate->mantissa <= 0) {
     return ReportError(Status::InvalidArgument("must be greater than zero", "--qoints-per-usd"));
   }
+  // Bad input changes nothing: the directory and the report's place are checked before
+  // a store is opened, let alone written.
   std::error_code ec;
   if (!std::filesystem::is_directory(flags.dir, ec)) {
     return ReportError(Status::InvalidArgument("'" + flags.dir + "' is not a directory", "DIR"));
+  }
+  bool any = false;
+  std::string names;
+  for (std::string_view stem : kLegacyFileStems) {
+    const std::string name = std::string(stem) + ".json";
+    any = any || std::filesystem::exists(std::filesystem::path(flags.dir) / name, ec);
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  if (!any) {
+    return ReportError(Status::InvalidArgument(
+        "'" + flags.dir + "' holds none of the legacy files (" + names + ")", "DIR"));
+  }
+  if (!flags.report_file.empty()) {
+    const std::filesystem::path report(flags.report_file);
+    const std::filesystem::path parent =
+        report.has_parent_path() ? report.parent_path() : std::filesystem::path(".");
+    if (std::filesystem::is_directory(report, ec) || !std::filesystem::is_directory(parent, ec) ||
+        access(parent.c_str(), W_OK) != 0) {
+      return ReportError(Status::InvalidArgument(
+          "cannot write a report at '" + flags.report_file + "' (no writable directory)",
+          "--report"));
+    }
   }
   // A dry run writes nothing, so it needs a store that exists.
   auto store = flags.dry_run ? OpenExistingStore(flags.store_uri) : OpenStore(flags.store_uri);

@@ -397,17 +397,18 @@ Status Importer::Run() {
 }
 
 Status Importer::RunSteps() {
-  NOEMA_RETURN_IF_ERROR(ReadFile("users", &Importer::PreSplitUserStep));
-  NOEMA_RETURN_IF_ERROR(ReadFile("users_core", &Importer::UserCoreStep));
-  NOEMA_RETURN_IF_ERROR(ReadFile("users_economy", &Importer::EconomyStep));
-  NOEMA_RETURN_IF_ERROR(ReadFile("users_preferences", &Importer::PreferencesStep));
-  NOEMA_RETURN_IF_ERROR(ReadFile("history", &Importer::HistoryStep));
+  // The files of kLegacyFileStems, in its order.
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[0], &Importer::PreSplitUserStep));
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[1], &Importer::UserCoreStep));
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[2], &Importer::EconomyStep));
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[3], &Importer::PreferencesStep));
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[4], &Importer::HistoryStep));
   NOEMA_RETURN_IF_ERROR(CloseAllSessions());
   NOEMA_RETURN_IF_ERROR(FlushEvents());
   NOEMA_RETURN_IF_ERROR(FlushSessions());
   // gens look sessions up in the store: everything of history must be there.
   NOEMA_RETURN_IF_ERROR(Drain());
-  NOEMA_RETURN_IF_ERROR(ReadFile("gens", &Importer::GensStep));
+  NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[5], &Importer::GensStep));
   NOEMA_RETURN_IF_ERROR(FlushSessions());
   NOEMA_RETURN_IF_ERROR(FlushEvents());
   NOEMA_RETURN_IF_ERROR(FlushGenerations());

@@ -43,6 +43,15 @@ expect_output "the missing directory is named" "$work/out" "no-such-dir"
 expect "a bad rate exits 2" 2 $?
 "$noema" import-legacy "$fixtures" --store "$store" --qoints-per-usd 0 >"$work/out" 2>&1
 expect "a zero rate exits 2" 2 $?
+mkdir -p "$work/not-legacy"
+"$noema" import-legacy "$work/not-legacy" --store "$store" --qoints-per-usd 1000 >"$work/out" 2>&1
+expect "a directory with none of the legacy files exits 2" 2 $?
+expect_output "and says which files it looked for" "$work/out" "holds none of the legacy files"
+"$noema" import-legacy "$fixtures" --store "$store" --qoints-per-usd 1000 \
+  --report "$work/no-such-dir/r.json" >"$work/out" 2>&1
+expect "a report nowhere writable exits 2 before importing" 2 $?
+if [ -e "$work/data" ]; then echo "FAIL: the usage errors created a store"; failures=$((failures + 1))
+else echo "ok: no usage error created a store"; fi
 
 # --dry-run: the report, and nothing written (on an initialised, empty store).
 "$noema" init --store "$store" >"$work/out" 2>&1; expect "init" 0 $?

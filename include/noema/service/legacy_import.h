@@ -21,6 +21,7 @@
 // Thread-safety: one import at a time per LegacyImporter; the store may be used by others.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -115,6 +116,11 @@ struct LegacyImportReport {
 };
 
 // Runs the import. See the file comment.
+// The legacy collections' mongoexport files, in the order they are read (each optional;
+// a directory with none of them is not a legacy export).
+inline constexpr std::array<std::string_view, 6> kLegacyFileStems = {
+    "users", "users_core", "users_economy", "users_preferences", "history", "gens"};
+
 Result<LegacyImportReport> ImportLegacy(const ServiceContext& ctx,
                                         const LegacyImportOptions& options);
 

@@ -345,6 +345,17 @@ std::string ExportFileName(Collection collection) {
 Result<ExportReport> ExportStore(Store& store, const ExportOptions& options) {
   if (options.out_dir.empty()) return Status::InvalidArgument("no output directory", "out");
   std::error_code ec;
+  // An export is one store's collections at one time: never mixed into the files of an
+  // earlier one (an import of the mixture would take both for one store).
+  for (Collection collection : kAllCollections) {
+    const fs::path existing = fs::path(options.out_dir) / ExportFileName(collection);
+    if (fs::exists(existing, ec) || fs::exists(existing.string() + ".partial", ec)) {
+      return Status::InvalidArgument("'" + options.out_dir + "' already holds an export (" +
+                                         existing.filename().string() +
+                                         "); choose a new or empty directory",
+                                     "out");
+    }
+  }
   fs::create_directories(options.out_dir, ec);
   if (ec) {
     return Status::InvalidArgument(
@@ -404,8 +415,11 @@ Result<ExportReport> ExportStore(Store& store, const ExportOptions& options) {
   };
   Status status = ScanStore(store, collections, callbacks);
   if (!status.ok()) {
+    // A failed export leaves no file behind: finished collections next to a missing one
+    // would look like a whole export.
     close_open();
     if (!open.partial.empty()) std::remove(open.partial.c_str());
+    for (const CollectionExport& done : report.collections) std::remove(done.path.c_str());
     return status;
   }
   return report;

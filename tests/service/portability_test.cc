@@ -260,6 +260,27 @@ TEST_F(PortabilityTest, ExportIntoAnUnwritablePlaceFailsAndLeavesNoFile) {
   EXPECT_EQ(ReadFile(dir_ + "/a-file"), "x");
 }
 
+// An export is one store at one time: never written over (or beside) an earlier one,
+// whose other collections an import would then take for the same store's.
+TEST_F(PortabilityTest, ExportRefusesADirectoryThatHoldsAnExport) {
+  Seed(*source_, 1);
+  ASSERT_TRUE(Export(*source_, "once", JsonMode::kCanonical).ok());
+  const std::string before = ReadFile(dir_ + "/once/userEvents.json");
+  ExportOptions options;
+  options.out_dir = dir_ + "/once";
+  options.collections = {Collection::kUserCore};
+  auto again = ExportStore(*source_, options);
+  EXPECT_EQ(again.status().code(), StatusCode::kInvalidArgument) << again.status().ToString();
+  EXPECT_EQ(again.status().field(), "out");
+  EXPECT_NE(again.status().message().find("already holds an export"), std::string::npos);
+  EXPECT_EQ(ReadFile(dir_ + "/once/userEvents.json"), before);
+  // Other files are no export: a directory holding only them is fine.
+  fs::create_directories(dir_ + "/notes");
+  WriteFile(dir_ + "/notes/README.txt", "x");
+  options.out_dir = dir_ + "/notes";
+  EXPECT_TRUE(ExportStore(*source_, options).ok());
+}
+
 TEST_F(PortabilityTest, ExportPagesThroughMoreThanOnePage) {
   Seed(*source_, 3);
   // Enough users for several pages of kPortabilityPageSize.

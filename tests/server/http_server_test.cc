@@ -291,6 +291,12 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
 // listener rests accept_pause_ms after each failure instead of retrying at once (which
 // spun a core at 100 %), and serves again once descriptors are free.
 TEST_F(HttpServerTest, AcceptRestsWhenOutOfFileDescriptorsAndRecovers) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizer build checks every virtual call (UBSan's vptr check), and to probe
+  // memory it opens a pipe: in a process with no descriptor left it cannot, and reports
+  // a false "invalid vptr". The release build runs this test.
+  GTEST_SKIP() << "needs file descriptors the sanitizers take for themselves";
+#endif
   HttpServerOptions options;
   options.accept_pause_ms = 100;
   StartServer(options, Echo());

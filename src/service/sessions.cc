@@ -294,6 +294,14 @@ Result<SessionPage> SessionService::ListForUser(const ObjectId& master_account_i
   query.cursor = options.cursor;
   Page page;
   Status status = ctx_->store->RunReadOnly([&](Transaction& tx) -> Status {
+    // An unknown user is NotFound (404), as for the user's other lists, not an empty page.
+    Result<Document> user = tx.Get(Collection::kUserCore, master_account_id);
+    if (!user.ok()) {
+      if (user.status().IsNotFound()) {
+        return Status::NotFound("no user " + master_account_id.ToHex());
+      }
+      return user.status();
+    }
     NOEMA_ASSIGN_OR_RETURN(page, tx.Find(Collection::kUserSessions, query));
     return Status::Ok();
   });

@@ -144,6 +144,11 @@ TEST_F(SessionServiceTest, ActivityAheadOfTheClockCountsAsNow) {
   EXPECT_GE(*ended->end_time, ended->last_user_activity);
 }
 
+TEST_F(SessionServiceTest, ListingTheSessionsOfAnUnknownUserIsNotFound) {
+  EXPECT_TRUE(sessions_.ListForUser(ObjectId::Generate()).status().IsNotFound());
+  EXPECT_TRUE(sessions_.ListForUser(user_).ok());
+}
+
 TEST_F(SessionServiceTest, ActivityMovesForwardOnly) {
   Session session = Start(user_);
   clock_.Advance(10 * kMillisPerMinute);

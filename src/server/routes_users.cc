@@ -175,15 +175,16 @@ void AddWalletRoutes(Api& api) {
                                              message ? "signature" : "message");
             }
             std::optional<Wallet> wallet;
+            bool added = false;  // 201 only when the wallet was added now (API.md)
             if (message) {
               NOEMA_ASSIGN_OR_RETURN(
                   wallet, call.services.wallets.Verify(user, address, *message, *signature,
-                                                       call.MakeOrigin()));
+                                                       call.MakeOrigin(), &added));
             } else {
-              NOEMA_ASSIGN_OR_RETURN(
-                  wallet, call.services.wallets.AddUnverified(user, address, call.MakeOrigin()));
+              NOEMA_ASSIGN_OR_RETURN(wallet, call.services.wallets.AddUnverified(
+                                                 user, address, call.MakeOrigin(), &added));
             }
-            return JsonReply(201, RenderJson(WalletDocument(*wallet)));
+            return JsonReply(added ? 201 : 200, RenderJson(WalletDocument(*wallet)));
           });
 
   api.Add(Method::kGet, "/v1/users/{id}/wallets", Access::kAuthenticated, "account:read",

@@ -174,11 +174,14 @@ Status CheckChallengeAnswer(const ServiceConfig& config, const StoredChallenge& 
 }  // namespace
 
 Result<Wallet> WalletService::AddUnverified(const ObjectId& master_account_id,
-                                            std::string_view address_input, const Origin& origin) {
+                                            std::string_view address_input, const Origin& origin,
+                                            bool* added) {
   NOEMA_ASSIGN_OR_RETURN(const std::string address, ethereum::ChecksumAddress(address_input));
   Wallet result;
+  bool linked = false;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunTransaction([&](Transaction& tx) -> Status {
     result = Wallet();
+    linked = false;
     NOEMA_ASSIGN_OR_RETURN(Document user, LoadUserCore(tx, master_account_id));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets, ArrayOfDocuments(user, kWalletsField));
     NOEMA_ASSIGN_OR_RETURN(std::optional<size_t> existing, FindWallet(wallets, address));
@@ -194,6 +197,7 @@ Result<Wallet> WalletService::AddUnverified(const ObjectId& master_account_id,
     const Timestamp now = ctx_.Now();
     result = Wallet{address, /*is_primary=*/wallets.empty(), /*verified=*/false, now};
     wallets.push_back(NewWalletDocument(result));
+    linked = true;
     FieldRewrites rewrites;
     rewrites.emplace_back("updatedAt", UpdatedAtField(now));
     rewrites.emplace_back(std::string(kWalletsField),
@@ -204,6 +208,7 @@ Result<Wallet> WalletService::AddUnverified(const ObjectId& master_account_id,
                           AddressEventData(address))
         .status();
   }));
+  if (added != nullptr) *added = linked;
   return result;
 }
 
@@ -245,9 +250,11 @@ Result<WalletChallenge> WalletService::IssueChallenge(const ObjectId& master_acc
 
 Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
                                      std::string_view address_input, std::string_view message,
-                                     std::string_view signature, const Origin& origin) {
+                                     std::string_view signature, const Origin& origin,
+                                     bool* added) {
   NOEMA_ASSIGN_OR_RETURN(const std::string address, ethereum::ChecksumAddress(address_input));
   NOEMA_ASSIGN_OR_RETURN(const std::string nonce, NonceOfMessage(message));
+  bool was_added = false;
   // Recovery is pure CPU work: done before the unit of work, judged inside it.
   const Result<std::string> signer = ethereum::RecoverPersonalSignAddress(message, signature);
 
@@ -315,6 +322,7 @@ Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
                           DocumentArrayField(std::string(kWalletsField), std::move(wallets)));
     NOEMA_RETURN_IF_ERROR(MapAddressIndexConflict(service_internal::ReplaceUserCore(
         tx, master_account_id, RewriteFields(consumed, rewrites))));
+    was_added = linked;
     if (linked) {
       NOEMA_RETURN_IF_ERROR(WriteUserEvent(tx, ctx_, master_account_id, origin, "wallet_linked",
                                            AddressEventData(address))
@@ -328,6 +336,7 @@ Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
     return Status::Ok();
   }));
   if (!outcome.ok()) return outcome;
+  if (added != nullptr) *added = was_added;
   return result;
 }
 

@@ -557,6 +557,12 @@ TEST_F(ApiE2ETest, WalletsVerifiedBySignedChallengeOrAddedUnverified) {
   ASSERT_EQ(unverified.status, 201) << unverified;
   EXPECT_FALSE(unverified.Bool("verified"));
   EXPECT_FALSE(unverified.Bool("isPrimary"));
+  // Adding it again creates nothing: 200 with the wallet as it is (API.md: 201 only when
+  // something was created).
+  Reply again =
+      Post("/v1/users/" + user + "/wallets", R"({"address":")" + second.address + R"("})");
+  EXPECT_EQ(again.status, 200) << again;
+  EXPECT_EQ(again.body, unverified.body);
   Reply half = Post("/v1/users/" + user + "/wallets",
                     R"({"address":")" + second.address + R"(","message":"x"})");
   EXPECT_EQ(half.status, 400);

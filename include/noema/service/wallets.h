@@ -58,11 +58,11 @@ class WalletService {
 
   // Adds the address to the user unverified and writes wallet_linked. The user's first
   // wallet becomes primary. Adding an address the user already has changes nothing and
-  // returns it.
+  // returns it. `*added` (when given) tells which happened (HTTP 201 or 200).
   //   Conflict (field "address"): another user has the address.
   //   ResourceExhausted: the user has config.wallets_max wallets.
   Result<Wallet> AddUnverified(const ObjectId& master_account_id, std::string_view address,
-                               const Origin& origin);
+                               const Origin& origin, bool* added = nullptr);
 
   // Issues a sign-in challenge for the address (which need not be added yet): an
   // EIP-4361 message for config.siwe_domain / siwe_uri / siwe_chain_id with a fresh
@@ -81,8 +81,10 @@ class WalletService {
   //   FailedPrecondition "message": no open challenge has this nonce (never issued,
   //     already used, or dropped), or it has expired.
   //   Conflict "address": another user has the address.
+  // `*added` (when given): whether the wallet was added now, rather than already held.
   Result<Wallet> Verify(const ObjectId& master_account_id, std::string_view address,
-                        std::string_view message, std::string_view signature, const Origin& origin);
+                        std::string_view message, std::string_view signature, const Origin& origin,
+                        bool* added = nullptr);
 
   // Makes the address the user's only primary wallet. NotFound when the user does not
   // have it. Writes no event (the catalog has none for it).

@@ -45,18 +45,19 @@ void EventBatcher::Submit(std::vector<EventInput> events, size_t bytes, Done don
     done(std::vector<Result<ObjectId>>());
     return;
   }
-  size_t queued = 0;
+  bool admitted = false;
+  size_t waiting = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    queued = queued_bytes_;
-    if (queue_.empty() || queued_bytes_ + bytes <= queued_bytes_max_) {
+    waiting = queued_bytes_;
+    admitted = queue_.empty() || queued_bytes_ + bytes <= queued_bytes_max_;
+    if (admitted) {
       queued_bytes_ += bytes;
       queue_.push_back(Request{std::move(events), std::move(done), bytes});
-      queued = 0;
     }
   }
-  if (queued > 0) {
-    done(Status::Unavailable("the event queue is full (" + std::to_string(queued) +
+  if (!admitted) {
+    done(Status::Unavailable("the event queue is full (" + std::to_string(waiting) +
                              " bytes wait to be written); retry shortly"));
     return;
   }

@@ -56,17 +56,24 @@ Method ParseMethod(std::string_view name) {
   return Method::kOther;
 }
 
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  for (size_t start = 0; start <= path.size();) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
 void HttpRequest::ParseTarget(std::string_view target, HttpRequest* out) {
   size_t q = target.find('?');
   const std::string_view raw_path = target.substr(0, q);
   out->path = PercentDecode(raw_path, false);
   std::vector<std::string> segments;
-  for (size_t start = 0; start <= raw_path.size();) {
-    size_t slash = raw_path.find('/', start);
-    if (slash == std::string_view::npos) slash = raw_path.size();
-    if (slash > start)
-      segments.push_back(PercentDecode(raw_path.substr(start, slash - start), false));
-    start = slash + 1;
+  for (std::string_view segment : SplitPath(raw_path)) {
+    segments.push_back(PercentDecode(segment, false));
   }
   out->path_segments = std::move(segments);
   out->query.clear();

@@ -19,6 +19,10 @@ enum class Method { kGet, kPost, kPut, kPatch, kDelete, kHead, kOptions, kOther 
 std::string_view MethodName(Method method);
 Method ParseMethod(std::string_view name);
 
+// The segments of a path, split at '/', empty ones dropped ("/v1//users/" → v1, users).
+// The router splits route patterns and request paths with it.
+std::vector<std::string_view> SplitPath(std::string_view path);
+
 struct HttpResponse;
 
 struct HttpRequest {
@@ -26,7 +30,7 @@ struct HttpRequest {
   std::string path;  // decoded path, without the query string
   // The path's segments, split at the target's own slashes and then each decoded, so
   // that "%2F" inside a segment (an id holding a slash) stays inside it. Set by
-  // ParseTarget; empty for a request made in code, which is routed by `path`.
+  // ParseTarget; absent for a request made in code, which is routed by `path`.
   std::optional<std::vector<std::string>> path_segments;
   // The first query parameter given more than once ("limit=5&limit=abc"), if any: such
   // a request is refused (400) rather than one of the values picked.

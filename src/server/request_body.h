@@ -2,7 +2,8 @@
 // errors that name the field: ids are 24-hex strings, times ISO-8601 strings, money
 // decimal strings (integers are accepted too; binary floating point never is), exp
 // integers. Unknown fields are refused, so that a typo is an error instead of a silently
-// ignored setting.
+// ignored setting. A BodyReader reads what ParseJsonBody returned, which holds JSON's own
+// types only (no Extended JSON dates, ObjectIds or decimals).
 //
 // Thread-safety: one reader per request.
 #pragma once

@@ -61,13 +61,7 @@ class Router {
  private:
   static std::vector<std::string> Split(std::string_view path) {
     std::vector<std::string> out;
-    size_t start = 0;
-    while (start <= path.size()) {
-      size_t slash = path.find('/', start);
-      if (slash == std::string_view::npos) slash = path.size();
-      if (slash > start) out.emplace_back(path.substr(start, slash - start));
-      start = slash + 1;
-    }
+    for (std::string_view segment : SplitPath(path)) out.emplace_back(segment);
     return out;
   }
 

@@ -205,7 +205,6 @@ Status ValidateCreate(const ServiceConfig& config, const CreateGenerationRequest
   return CheckRunId(request.platform_specific_run_id);
 }
 
-// Create, and Retry's create (with `previous` the attempt it retries).
 // Everything that defines a create request, for its idempotency key (economy_internal.h).
 std::string CreateFingerprint(const CreateGenerationRequest& request) {
   si::RequestFingerprint print("noema.generation.create.v1");
@@ -246,6 +245,7 @@ Result<std::optional<Generation>> FindByIdempotencyKey(Transaction& tx,
   return std::optional<Generation>(std::move(first));
 }
 
+// Create, and Retry's create (with `previous` the attempt it retries).
 Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGenerationRequest& request,
                                 const Generation* previous, const Origin& origin) {
   NOEMA_RETURN_IF_ERROR(ValidateCreate(ctx.config, request));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "service/event_writer.h"
+#include "service/user_core_doc.h"
 
 namespace noema {
 namespace {
@@ -295,13 +296,7 @@ Result<SessionPage> SessionService::ListForUser(const ObjectId& master_account_i
   Page page;
   Status status = ctx_->store->RunReadOnly([&](Transaction& tx) -> Status {
     // An unknown user is NotFound (404), as for the user's other lists, not an empty page.
-    Result<Document> user = tx.Get(Collection::kUserCore, master_account_id);
-    if (!user.ok()) {
-      if (user.status().IsNotFound()) {
-        return Status::NotFound("no user " + master_account_id.ToHex());
-      }
-      return user.status();
-    }
+    NOEMA_RETURN_IF_ERROR(service_internal::LoadUserCore(tx, master_account_id).status());
     NOEMA_ASSIGN_OR_RETURN(page, tx.Find(Collection::kUserSessions, query));
     return Status::Ok();
   });

@@ -147,6 +147,12 @@ TEST_F(EventBatcherTest, AFullQueueRefusesAtOnceAndWritesNothing) {
     WaitUntilTaken(batcher);
     more.push_back(submit(batcher, 10));
     WaitUntilTaken(batcher);
+    // A request over the whole limit behind one of no bytes is refused, and answered.
+    more.push_back(submit(batcher, 0));
+    std::future<EventBatcher::Outcomes> huge = submit(batcher, 1001);
+    ASSERT_EQ(huge.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+        << "a request over the limit was neither queued nor answered";
+    EXPECT_EQ(huge.get().status().code(), StatusCode::kUnavailable);
     more.push_back(submit(batcher, 600));
     more.push_back(submit(batcher, 400));  // 600 + 400 = 1,000: at the edge, taken
     EXPECT_EQ(batcher.queued_bytes(), 1000u);
@@ -161,7 +167,7 @@ TEST_F(EventBatcherTest, AFullQueueRefusesAtOnceAndWritesNothing) {
       EXPECT_TRUE((*written)[0].ok());
     }
   }
-  EXPECT_EQ(StoredEvents(), before + 7) << "3 + 4 requests taken; the 2 refused wrote nothing";
+  EXPECT_EQ(StoredEvents(), before + 8) << "3 + 5 requests taken; the 3 refused wrote nothing";
 }
 
 }  // namespace

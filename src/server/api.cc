@@ -4,7 +4,11 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "server/errors.h"
 #include "server/json_render.h"
@@ -176,6 +180,59 @@ std::string AllowHeader(const std::vector<Method>& methods) {
   return out;
 }
 
+// A request body is plain JSON (API.md) and is read only when its headers say so. Refused
+// before the handler reads anything: a body declared as another media type or charset
+// (`curl --data` sends application/x-www-form-urlencoded unless told otherwise) or
+// compressed with a content coding — 415 `unsupported_media_type` — and a transfer coding
+// other than `chunked` — 501 `not_implemented` (RFC 9112 6.1). Before this, such bodies
+// were parsed as if they were plain JSON and failed, if at all, as "expected a JSON
+// object". An absent Content-Type is taken as JSON.
+std::optional<HttpResponse> RefuseBodyEncoding(const HttpRequest& request) {
+  auto trimmed_lower = [](std::string_view text) {
+    const size_t first = text.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return std::string();
+    std::string out(text.substr(first, text.find_last_not_of(" \t") - first + 1));
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  if (!request.transfer_encoding.empty() && trimmed_lower(request.transfer_encoding) != "chunked") {
+    return ErrorResponse(501, "not_implemented",
+                         "Transfer-Encoding " + request.transfer_encoding +
+                             " is not supported: send the body as it is or chunked",
+                         "transferEncoding");
+  }
+  if (request.body.empty()) return std::nullopt;
+  const std::string coding = trimmed_lower(request.content_encoding);
+  if (!coding.empty() && coding != "identity") {
+    return ErrorResponse(415, "unsupported_media_type",
+                         "Content-Encoding " + request.content_encoding +
+                             " is not accepted: send the body uncompressed",
+                         "contentEncoding");
+  }
+  if (request.content_type.empty()) return std::nullopt;
+  // "application/json; charset=utf-8": the media type, then parameters; only charset matters.
+  std::vector<std::string> parts;
+  std::string_view rest = request.content_type;
+  for (size_t cut; (cut = rest.find(';')) != std::string_view::npos; rest.remove_prefix(cut + 1)) {
+    parts.push_back(trimmed_lower(rest.substr(0, cut)));
+  }
+  parts.push_back(trimmed_lower(rest));
+  bool json = parts[0] == "application/json";
+  for (size_t i = 1; json && i < parts.size(); ++i) {
+    if (parts[i].rfind("charset=", 0) != 0) continue;
+    std::string charset = parts[i].substr(8);
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    json = charset == "utf-8" || charset == "utf8";
+  }
+  if (json) return std::nullopt;
+  return ErrorResponse(415, "unsupported_media_type",
+                       "Content-Type " + request.content_type +
+                           " is not accepted: the body is JSON in UTF-8 (application/json)",
+                       "contentType");
+}
+
 }  // namespace
 
 HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& match,
@@ -231,6 +288,7 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
         respond(std::move(later));
       };
     }
+    if (auto refused = RefuseBodyEncoding(request)) return *std::move(refused);
     if (!request.repeated_query_param.empty()) {
       return ErrorResponse(Status::InvalidArgument("this query parameter is given more than once",
                                                    request.repeated_query_param));

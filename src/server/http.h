@@ -40,7 +40,11 @@ struct HttpRequest {
   // The Idempotency-Key header; absent is not the same as empty (an empty key is
   // refused, not taken as "no key": a retry would then move money twice).
   std::optional<std::string> idempotency_key;
+  // Content-Type, Content-Encoding and Transfer-Encoding, verbatim (empty when absent):
+  // a body is read as JSON only when they say it is plain JSON (Api::Serve).
   std::string content_type;
+  std::string content_encoding;
+  std::string transfer_encoding;
   std::string body;
   std::string remote_address;
   // Set by the HTTP server: sends the reply of a handler that returned

@@ -167,10 +167,14 @@ class Session : public std::enable_shared_from_this<Session> {
         ParseMethod(std::string_view(req.method_string().data(), req.method_string().size()));
     HttpRequest::ParseTarget(std::string_view(req.target().data(), req.target().size()), &request);
     // A header that may appear once, given twice, is ambiguous — which credential, which
-    // key guards the write? — so the request is refused rather than one of them guessed.
+    // key guards the write, what is the body? — so the request is refused rather than one
+    // of them guessed.
     for (const auto& [name, field] :
          {std::pair<std::string_view, std::string_view>{"Authorization", "authorization"},
-          {"Idempotency-Key", "idempotencyKey"}}) {
+          {"Idempotency-Key", "idempotencyKey"},
+          {"Content-Type", "contentType"},
+          {"Content-Encoding", "contentEncoding"},
+          {"Transfer-Encoding", "transferEncoding"}}) {
       if (req.count(beast::string_view(name.data(), name.size())) > 1) {
         return Write(
             ErrorResponse(400, "bad_request",
@@ -186,6 +190,12 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (auto it = req.find(http::field::content_type); it != req.end()) {
       request.content_type = std::string(it->value());
+    }
+    if (auto it = req.find(http::field::content_encoding); it != req.end()) {
+      request.content_encoding = std::string(it->value());
+    }
+    if (auto it = req.find(http::field::transfer_encoding); it != req.end()) {
+      request.transfer_encoding = std::string(it->value());
     }
     request.body = std::move(parser_->get().body());
     request.remote_address = remote_address_;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -446,6 +447,60 @@ TEST_F(ApiE2ETest, ResolveRefusesBadInputNamingTheField) {
   EXPECT_EQ(profile.status, 400);
   EXPECT_EQ(profile.Field(), "profile.displayName");
   EXPECT_EQ(Get("/v1/users/by-identity/x/1").status, 404) << "nothing was created";
+}
+
+// A body is read only as what API.md says it is: JSON in UTF-8, not compressed. Other
+// media types, charsets and content codings are 415, other transfer codings 501, each
+// naming the header, and nothing is written; an absent Content-Type is taken as JSON.
+TEST_F(ApiE2ETest, BodiesThatAreNotPlainJsonAre415AndWriteNothing) {
+  const std::string body = R"({"platform":"telegram","platformUserId":"media-1"})";
+  struct Case {
+    std::map<std::string, std::string> headers;
+    int status;
+    std::string field;
+  };
+  for (const Case& refused : std::vector<Case>{
+           {{{"Content-Type", "application/x-www-form-urlencoded"}}, 415, "contentType"},
+           {{{"Content-Type", "text/plain"}}, 415, "contentType"},
+           {{{"Content-Type", "application/json; charset=iso-8859-1"}}, 415, "contentType"},
+           {{{"Content-Encoding", "gzip"}}, 415, "contentEncoding"},
+       }) {
+    Reply r = Post("/v1/users/resolve", body, kServiceToken, refused.headers);
+    EXPECT_EQ(r.status, refused.status) << refused.headers.begin()->second << " → " << r;
+    EXPECT_EQ(r.Field(), refused.field) << r;
+  }
+  EXPECT_EQ(Get("/v1/users/by-identity/telegram/media-1").status, 404) << "nothing was created";
+  int expected = 201;  // created by the first accepted request, found by the others
+  for (const char* type : {"application/json", "Application/JSON; charset=\"UTF-8\"",
+                           "application/json;charset=utf8"}) {
+    EXPECT_EQ(Post("/v1/users/resolve", body, kServiceToken, {{"Content-Type", type}}).status,
+              expected)
+        << type;
+    expected = 200;
+  }
+  EXPECT_EQ(
+      Post("/v1/users/resolve", body, kServiceToken, {{"Content-Encoding", "identity"}}).status,
+      200);
+  // Transfer codings, sent raw (Beast's client would rewrite the header): chunked is read,
+  // anything else is 501.
+  auto chunked = [&](const std::string& codings, const std::string& user) {
+    const std::string json = R"({"platform":"telegram","platformUserId":")" + user + R"("})";
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", json.size());
+    return testing::SendRaw(server_->port(),
+                            "POST /v1/users/resolve HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                            "Authorization: Bearer " +
+                                std::string(kServiceToken) +
+                                "\r\nContent-Type: application/json\r\nTransfer-Encoding: " +
+                                codings + "\r\n\r\n" + size + "\r\n" + json + "\r\n0\r\n\r\n",
+                            "");
+  };
+  std::string reply = chunked("gzip, chunked", "media-2");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 501", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"("field":"transferEncoding")"), std::string::npos) << reply;
+  EXPECT_EQ(Get("/v1/users/by-identity/telegram/media-2").status, 404) << "nothing was created";
+  reply = chunked("chunked", "media-2");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 201", 0), 0u) << reply;
 }
 
 TEST_F(ApiE2ETest, ReadingAndPatchingAUser) {

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace noema::testing {
 
@@ -38,9 +39,11 @@ class HttpClient {
       }
       http::request<http::string_body> req{http::string_to_verb(method), target, 11};
       req.set(http::field::host, "127.0.0.1");
+      if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+        req.set(http::field::content_type, "application/json");  // unless `headers` says otherwise
+      }
       for (const auto& [name, value] : headers) req.set(name, value);
       if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
-        req.set(http::field::content_type, "application/json");
         req.body() = body;
         req.prepare_payload();
       }
@@ -82,5 +85,26 @@ class HttpClient {
   std::unique_ptr<boost::beast::tcp_stream> stream_;
   bool connected_ = false;
 };
+
+// Sends raw bytes on a new connection and reads until `until` has arrived (empty: until
+// the server closes). `*closed_by_server` tells whether the read ended in EOF. For what
+// HttpClient cannot send: malformed requests, headers Beast would rewrite.
+inline std::string SendRaw(uint16_t port, const std::string& bytes, std::string_view until,
+                           bool* closed_by_server = nullptr) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  asio::write(socket, asio::buffer(bytes));
+  std::string reply;
+  char buffer[4096];
+  boost::system::error_code ec;
+  while ((until.empty() || reply.find(until) == std::string::npos) && !ec) {
+    size_t n = socket.read_some(asio::buffer(buffer), ec);
+    reply.append(buffer, n);
+  }
+  if (closed_by_server != nullptr) *closed_by_server = ec == asio::error::eof;
+  return reply;
+}
 
 }  // namespace noema::testing

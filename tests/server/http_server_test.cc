@@ -54,25 +54,7 @@ RequestHandler CountingEcho(std::atomic<int>* handled) {
   };
 }
 
-// Sends raw bytes on a new connection and reads until `until` has arrived (empty: until
-// the server closes). `*closed_by_server` tells whether the read ended in EOF.
-std::string SendRaw(uint16_t port, const std::string& bytes, std::string_view until,
-                    bool* closed_by_server = nullptr) {
-  namespace asio = boost::asio;
-  asio::io_context io;
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"), port});
-  asio::write(socket, asio::buffer(bytes));
-  std::string reply;
-  char buffer[4096];
-  boost::system::error_code ec;
-  while ((until.empty() || reply.find(until) == std::string::npos) && !ec) {
-    size_t n = socket.read_some(asio::buffer(buffer), ec);
-    reply.append(buffer, n);
-  }
-  if (closed_by_server != nullptr) *closed_by_server = ec == asio::error::eof;
-  return reply;
-}
+using testing::SendRaw;
 
 TEST_F(HttpServerTest, ServesRequestsOverKeepAlive) {
   StartServer({}, Echo());
@@ -215,7 +197,8 @@ TEST_F(HttpServerTest, AnExpect100ContinueIsAnsweredBeforeTheBodyIsSent) {
   EXPECT_EQ(r.body.rfind("POST /v1/y abc", 0), 0u) << r.body;
 }
 
-// Authorization and Idempotency-Key may appear once: given twice, the request is
+// Authorization, Idempotency-Key and the headers that say what the body is may appear
+// once: given twice, the request is
 // refused (which credential, which key?) and never reaches the handler. An empty key is
 // passed on as empty, not as absent (the economy refuses it).
 TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
@@ -224,6 +207,8 @@ TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
   for (const std::string& headers : {
            std::string("Authorization: Bearer a\r\nAuthorization: Bearer b\r\n"),
            std::string("Idempotency-Key: k1\r\nidempotency-key: k2\r\n"),
+           std::string("Content-Type: application/json\r\nContent-Type: text/plain\r\n"),
+           std::string("Content-Encoding: gzip\r\nContent-Encoding: identity\r\n"),
        }) {
     std::string reply = SendRaw(
         server_->port(),

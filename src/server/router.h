@@ -4,6 +4,7 @@
 // safe from any thread.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string>
@@ -23,6 +24,7 @@ class Router {
     Method method;
     std::string pattern;                // "/v1/users/{id}"; also the metrics label
     std::vector<std::string> segments;  // split pattern
+    size_t literals;                    // segments that are not {parameters}
     Handler handler;
   };
 
@@ -34,15 +36,29 @@ class Router {
   };
 
   void Add(Method method, std::string pattern, Handler handler) {
-    routes_.push_back(Route{method, pattern, Split(pattern), std::move(handler)});
+    std::vector<std::string> segments = Split(pattern);
+    size_t literals = 0;
+    for (const std::string& segment : segments) literals += IsParameter(segment) ? 0 : 1;
+    routes_.push_back(Route{method, pattern, std::move(segments), literals, std::move(handler)});
   }
 
   Match Find(Method method, std::string_view path) const { return Find(method, Split(path)); }
 
   // `parts`: the path's segments, already split and decoded (HttpRequest::path_segments).
+  // A path that matches a route with literal segments where another route has a
+  // parameter is that literal route's path: "GET /v1/users/resolve" is 405 (the path is
+  // POST-only), not a lookup of the user "resolve". So among the routes that match, only
+  // those with the most literal segments count.
   Match Find(Method method, const std::vector<std::string>& parts) const {
     Match out;
+    size_t literals_max = 0;
     for (const Route& route : routes_) {
+      if (MatchSegments(route.segments, parts, nullptr)) {
+        literals_max = std::max(literals_max, route.literals);
+      }
+    }
+    for (const Route& route : routes_) {
+      if (route.literals != literals_max) continue;
       PathParams params;
       if (!MatchSegments(route.segments, parts, &params)) continue;
       out.path_known = true;
@@ -65,13 +81,18 @@ class Router {
     return out;
   }
 
+  static bool IsParameter(const std::string& segment) {
+    return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+  }
+
+  // `params` may be null (only whether the path matches).
   static bool MatchSegments(const std::vector<std::string>& pattern,
                             const std::vector<std::string>& parts, PathParams* params) {
     if (pattern.size() != parts.size()) return false;
     for (size_t i = 0; i < pattern.size(); ++i) {
       const std::string& seg = pattern[i];
-      if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
-        (*params)[seg.substr(1, seg.size() - 2)] = parts[i];
+      if (IsParameter(seg)) {
+        if (params != nullptr) (*params)[seg.substr(1, seg.size() - 2)] = parts[i];
       } else if (seg != parts[i]) {
         return false;
       }

@@ -384,6 +384,9 @@ TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   EXPECT_EQ(method.status, 405) << method;
   EXPECT_EQ(method.Code(), "method_not_allowed");
   EXPECT_EQ(method.headers["Allow"], "GET, HEAD, PATCH");
+  Reply resolve = Get("/v1/users/resolve");  // a path of its own, not the user "resolve"
+  EXPECT_EQ(resolve.status, 405) << resolve;
+  EXPECT_EQ(resolve.headers["Allow"], "POST");
 }
 
 // ---- users and identities -------------------------------------------------------------

@@ -55,6 +55,32 @@ TEST(RouterTest, MatchesPatternsAndReportsMethodMismatch) {
   EXPECT_NE(router.Find(Method::kHead, "/v1/users/x").route, nullptr);
 }
 
+// A literal segment outranks a parameter: /v1/users/resolve is its own (POST-only) path,
+// so a GET of it is 405 with Allow: POST, not the user "resolve" of GET /v1/users/{id}.
+TEST(RouterTest, ALiteralPathOutranksAParameterInTheSamePlace) {
+  Router<int> router;
+  router.Add(Method::kGet, "/v1/users/{id}", 1);
+  router.Add(Method::kPost, "/v1/users/resolve", 2);
+  router.Add(Method::kPost, "/v1/users/{id}/wallets/challenge", 3);
+  router.Add(Method::kPatch, "/v1/users/{id}/wallets/{address}", 4);
+  auto m = router.Find(Method::kGet, "/v1/users/resolve");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.path_known);
+  EXPECT_EQ(m.allowed, std::vector<Method>{Method::kPost});
+  m = router.Find(Method::kPost, "/v1/users/resolve");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->handler, 2);
+  m = router.Find(Method::kGet, "/v1/users/resolver");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params["id"], "resolver");
+  m = router.Find(Method::kPatch, "/v1/users/u/wallets/challenge");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.allowed, std::vector<Method>{Method::kPost});
+  m = router.Find(Method::kPatch, "/v1/users/u/wallets/0xAB");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->handler, 4);
+}
+
 TEST(JsonRenderTest, RendersApiConventions) {
   DocumentBuilder b;
   b.Append("_id", *ObjectId::Parse("507f1f77bcf86cd799439011"))

@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -639,6 +641,18 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
 
   MigrateReport report;
   std::vector<Result<Outcome>> results;
+  // Users the target refused (a userCore write rejected): their other documents — economy,
+  // ledger, sessions, events, ... — are not copied either, so that the target holds no
+  // money or history of a user it does not have. userCore comes first in the scan.
+  std::set<ObjectId> rejected_users;
+  auto reject = [&](Collection collection, const Document& doc, const Status& status) {
+    ++report.collections.back().rejected;
+    if (!options.on_rejection) return;
+    Result<ObjectId> id = doc.view().GetObjectId("_id");
+    const std::string name = id.ok() ? id->ToHex() : std::string("(no ObjectId _id)");
+    options.on_rejection(collection, Status(status.code(), "_id " + name + ": " + status.message(),
+                                            std::string(status.field())));
+  };
   ScanCallbacks callbacks;
   callbacks.begin = [&](Collection collection, int64_t total) -> Status {
     report.collections.push_back({collection, total, 0, 0, 0});
@@ -647,13 +661,27 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
   };
   callbacks.page = [&](Collection collection, std::vector<Document>& page) -> Status {
     CollectionMigration& counts = report.collections.back();
-    WriteBatch(target, collection, page, upsert, &results);
-    for (const auto& result : results) {
-      if (result.ok()) {
+    std::vector<Document> kept;
+    kept.reserve(page.size());
+    for (Document& doc : page) {
+      Result<ObjectId> user = doc.view().GetObjectId("masterAccountId");
+      if (collection != Collection::kUserCore && user.ok() && rejected_users.count(*user) > 0) {
+        reject(collection, doc,
+               Status::FailedPrecondition("not copied: its user " + user->ToHex() + " was rejected",
+                                          "masterAccountId"));
+        continue;
+      }
+      kept.push_back(std::move(doc));
+    }
+    WriteBatch(target, collection, kept, upsert, &results);
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (results[i].ok()) {
         ++counts.copied;
-      } else {
-        ++counts.rejected;
-        if (options.on_rejection) options.on_rejection(collection, result.status());
+        continue;
+      }
+      reject(collection, kept[i], results[i].status());
+      if (collection == Collection::kUserCore) {
+        if (auto id = kept[i].view().GetObjectId("_id"); id.ok()) rejected_users.insert(*id);
       }
     }
     if (options.progress) options.progress(collection, counts.copied, counts.source_count);

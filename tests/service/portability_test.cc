@@ -620,6 +620,80 @@ TEST_F(PortabilityTest, MigrateCopiesEverythingVerifiesCountsAndAuditsTheTarget)
   EXPECT_EQ(CountOf(*target, Collection::kUserCore), 5);
 }
 
+// Into a non-empty target, a user the target refuses (here: its identity belongs to
+// another user there) is reported by _id, and none of its documents follow it — no
+// economy, ledger or events of a user the target does not have. The others are copied.
+TEST_F(PortabilityTest, MigrateSkipsTheDocumentsOfAUserTheTargetRefusedAndNamesIt) {
+  Seed(*source_, 2);
+  std::vector<ObjectId> users;
+  ASSERT_TRUE(source_
+                  ->RunReadOnly([&](Transaction& tx) -> Status {
+                    NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserCore, Query{}));
+                    for (const Document& doc : page.items) {
+                      NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.view().GetObjectId("_id"));
+                      users.push_back(id);
+                    }
+                    return Status::Ok();
+                  })
+                  .ok());
+  ASSERT_EQ(users.size(), 2u);
+  const ObjectId refused = users[0];
+  const ObjectId copied = users[1];
+  auto target = Open("target");
+  DocumentBuilder other;
+  other.Append("_id", ObjectId::Generate())
+      .StartDocument("platformIdentities")
+      .Append("test", refused.ToHex())
+      .End();
+  other.StartArray("identityKeys").Append(other.NextArrayKey(), "test:" + refused.ToHex()).End();
+  other.Append("userCreationTimestamp", clock_.Now())
+      .Append("updatedAt", clock_.Now())
+      .Append("status", "active");
+  Document other_doc = std::move(other).Build();
+  ASSERT_TRUE(InsertOne(*target, Collection::kUserCore, other_doc).ok());
+
+  MigrateOptions allow;
+  allow.allow_non_empty_target = true;
+  std::vector<std::pair<Collection, Status>> rejections;
+  allow.on_rejection = [&](Collection collection, const Status& status) {
+    rejections.emplace_back(collection, status);
+  };
+  auto report = MigrateStore(*source_, *target, allow);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_FALSE(report->counts_match());
+  ASSERT_FALSE(rejections.empty());
+  EXPECT_EQ(rejections[0].first, Collection::kUserCore);
+  EXPECT_NE(rejections[0].second.message().find("_id " + refused.ToHex()), std::string::npos)
+      << rejections[0].second.ToString();
+  std::set<Collection> dependents;
+  for (size_t i = 1; i < rejections.size(); ++i) {
+    dependents.insert(rejections[i].first);
+    EXPECT_EQ(rejections[i].second.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(rejections[i].second.message().find("its user " + refused.ToHex()), std::string::npos)
+        << rejections[i].second.ToString();
+  }
+  EXPECT_EQ(dependents.count(Collection::kUserEconomy), 1u);
+  EXPECT_EQ(dependents.count(Collection::kTransactions), 1u);
+  for (Collection collection : {Collection::kUserEconomy, Collection::kTransactions,
+                                Collection::kUserEvents, Collection::kUserSessions}) {
+    Filter of_refused;
+    of_refused.Eq("masterAccountId", refused);
+    Filter of_copied;
+    of_copied.Eq("masterAccountId", copied);
+    int64_t refused_count = -1, copied_count = -1;
+    ASSERT_TRUE(target
+                    ->RunReadOnly([&](Transaction& tx) -> Status {
+                      NOEMA_ASSIGN_OR_RETURN(refused_count, tx.Count(collection, of_refused));
+                      NOEMA_ASSIGN_OR_RETURN(copied_count, tx.Count(collection, of_copied));
+                      return Status::Ok();
+                    })
+                    .ok());
+    EXPECT_EQ(refused_count, 0) << CollectionName(collection);
+    EXPECT_GT(copied_count, 0) << CollectionName(collection);
+  }
+  EXPECT_TRUE(report->audit.ok());
+}
+
 TEST_F(PortabilityTest, MigrateThroughARealMongoDbAndBackPreservesEveryDocument) {
   const char* uri = std::getenv("NOEMA_TEST_MONGO_URI");
   if (uri == nullptr || *uri == '\0') GTEST_SKIP() << "NOEMA_TEST_MONGO_URI is not set";

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mongo/mock_mongod.h"
@@ -136,12 +139,13 @@ std::vector<const MockRequest*> UnitCommands(const std::vector<MockRequest>& req
 
 class MongoWireTest : public ::testing::Test {
  protected:
-  void Start(const MockScenario& scenario) {
+  // `uri_options`: more connection-string options, each as "&name=value".
+  void Start(const MockScenario& scenario, const std::string& uri_options = "") {
     steps_ = scenario.steps();
     auto mock = MockMongod::Start(scenario);
     ASSERT_TRUE(mock.ok()) << mock.status().ToString();
     mock_ = std::move(mock).value();
-    auto store = OpenStore(mock_->Uri(kDatabase));
+    auto store = OpenStore(mock_->Uri(kDatabase) + uri_options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
   }
@@ -752,6 +756,40 @@ TEST_F(MongoWireTest, TransientTransactionErrorReRunsTheWholeUnit) {
   EXPECT_EQ(JsonAt(commands[2]->doc, "txnNumber"), JsonAt(first, "txnNumber"));
   EXPECT_GT(std::stoll(JsonAt(again, "txnNumber")), std::stoll(JsonAt(first, "txnNumber")));
   EXPECT_EQ(JsonAt(commands[5]->doc, "txnNumber"), JsonAt(again, "txnNumber"));
+}
+
+// With waitQueueTimeoutMS in the URI, libmongoc's pool gives no client (NULL) once every
+// pooled connection has been busy that long; the unit is then Unavailable (HTTP 503), and
+// the process does not dereference the NULL (it crashed before).
+TEST_F(MongoWireTest, APoolWithNoFreeConnectionWithinWaitQueueTimeoutIsUnavailable) {
+  MockScenario scenario;
+  scenario.Reply("find", FirstBatch("userCore", {})).Reply("commitTransaction", "{}");
+  Start(scenario, "&maxPoolSize=1&waitQueueTimeoutMS=200");
+  std::atomic<bool> inside{false};
+  std::atomic<bool> release{false};
+  Status holder_status;
+  std::thread holder([&] {
+    holder_status = store_->RunReadOnly([&](Transaction& tx) -> Status {
+      inside = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return tx.Get(Collection::kUserCore, ObjectId::Generate()).status().IsNotFound()
+                 ? Status::Ok()
+                 : Status::Internal("expected NotFound");
+    });
+  });
+  while (!inside) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  int runs = 0;
+  Status second = store_->RunReadOnly([&](Transaction&) -> Status {
+    ++runs;
+    return Status::Ok();
+  });
+  release = true;
+  holder.join();
+  EXPECT_EQ(second.code(), StatusCode::kUnavailable) << second.ToString();
+  EXPECT_NE(second.message().find("waitQueueTimeoutMS"), std::string::npos) << second.ToString();
+  EXPECT_EQ(runs, 0);
+  EXPECT_TRUE(holder_status.ok()) << holder_status.ToString();
+  Finish();
 }
 
 TEST_F(MongoWireTest, TransientErrorsBeyondRetriesMaxAreUnavailable) {

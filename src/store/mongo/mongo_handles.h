@@ -63,9 +63,12 @@ using ServerDescriptionHandle =
 // A client taken from a pool for the length of one scope.
 class ClientLease {
  public:
-  // Blocks while the pool is at its maxPoolSize (the URI's, default 100).
+  // Blocks while the pool is at its maxPoolSize (the URI's, default 100) — at most the
+  // URI's waitQueueTimeoutMS when it sets one, after which get() is null: callers check
+  // ok() first (LeaseStatus) and answer Unavailable.
   explicit ClientLease(mongoc_client_pool_t* pool)
       : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
+  bool ok() const { return client_ != nullptr; }
   ~ClientLease() {
     if (client_ != nullptr) mongoc_client_pool_push(pool_, client_);
   }

@@ -40,6 +40,13 @@ class UnitMarker {
 };
 
 Status ClosedStatus() { return Status::FailedPrecondition("the store is closed"); }
+// mongoc_client_pool_pop gave no client within the URI's waitQueueTimeoutMS: every pooled
+// connection (maxPoolSize) is busy. Retry later, like any other unavailability.
+Status PoolExhaustedStatus() {
+  return Status::Unavailable(
+      "no MongoDB connection became free within waitQueueTimeoutMS (every one of maxPoolSize "
+      "is in use)");
+}
 
 Status NestedUnitStatus() {
   return Status::FailedPrecondition(
@@ -658,6 +665,7 @@ Status MongoStore::Ping() {
   if (mongo::tls_unit_store != this) lock.lock();
   if (closed_.load()) return mongo::ClosedStatus();
   ClientLease lease(pool_.get());
+  if (!lease.ok()) return mongo::PoolExhaustedStatus();
   Document command;
   bson_append_int32(command.mutable_get(), "ping", 4, 1);
   mongo::Reply reply;
@@ -676,6 +684,7 @@ Status MongoStore::DropDatabase() {
   std::shared_lock<std::shared_mutex> lock(lifecycle_);
   if (closed_.load()) return mongo::ClosedStatus();
   ClientLease lease(pool_.get());
+  if (!lease.ok()) return mongo::PoolExhaustedStatus();
   NOEMA_ASSIGN_OR_RETURN(mongo::ServerShape shape, mongo::DescribeServer(lease.get()));
   mongo::DatabaseHandle database(mongoc_client_get_database(lease.get(), database_.c_str()));
   Document options = mongo::MajorityOptions(shape == mongo::ServerShape::kStandalone);
@@ -712,6 +721,7 @@ Result<std::vector<std::string>> MongoStore::Init() {
   std::shared_lock<std::shared_mutex> lock(lifecycle_);
   if (closed_.load()) return mongo::ClosedStatus();
   ClientLease lease(pool_.get());
+  if (!lease.ok()) return mongo::PoolExhaustedStatus();
   NOEMA_ASSIGN_OR_RETURN(mongo::ServerShape shape, mongo::DescribeServer(lease.get()));
   std::vector<std::string> lines;
   NOEMA_RETURN_IF_ERROR(
@@ -784,6 +794,7 @@ Status MongoStore::RunUnit(const TransactionFn& fn, const TransactionOptions& op
   std::shared_lock<std::shared_mutex> lock(lifecycle_);
   if (closed_.load()) return mongo::ClosedStatus();
   ClientLease lease(pool_.get());
+  if (!lease.ok()) return mongo::PoolExhaustedStatus();
   mongoc_client_t* client = lease.get();
   NOEMA_ASSIGN_OR_RETURN(mongo::ServerShape shape, mongo::DescribeServer(client));
   const bool standalone = shape == mongo::ServerShape::kStandalone;
@@ -849,6 +860,7 @@ Status MongoStore::InsertMany(Collection collection, const std::vector<Document>
     std::shared_lock<std::shared_mutex> lock(lifecycle_);
     if (closed_.load()) return mongo::ClosedStatus();
     ClientLease lease(pool_.get());
+    if (!lease.ok()) return mongo::PoolExhaustedStatus();
     NOEMA_ASSIGN_OR_RETURN(mongo::ServerShape shape, mongo::DescribeServer(lease.get()));
     NOEMA_RETURN_IF_ERROR(CheckInitialised(lease.get()));
     mongo::DocumentPointers batch(docs.size());

@@ -230,6 +230,32 @@ TEST_F(MongoWireTest, InsertManySendsOneUnorderedRetryableInsertOfTheValidDocume
   EXPECT_EQ(JsonAt(insert, "documents.2"), "<missing>") << "the invalid document was sent";
 }
 
+// A reply with a write concern error: the documents reached the primary but a failover may
+// roll them back. Every document is Unavailable (retry), even beside a duplicate, whose
+// error libmongoc reports for the whole call — AlreadyExists for all three before, which
+// an import counted as "already there".
+TEST_F(MongoWireTest, InsertManyWithAWriteConcernErrorIsUnavailableForEveryDocument) {
+  const ObjectId user = ObjectId::Generate();
+  std::vector<Document> docs;
+  for (int i = 0; i < 3; ++i) docs.push_back(EventDoc(ObjectId::Generate(), user, At(1000 + i)));
+  MockScenario scenario;
+  scenario.Reply("insert", R"({"n": 2, "writeErrors": [{"index": 0, "code": 11000,)"
+                           R"( "errmsg": "E11000 duplicate key error index: _id_"}],)"
+                           R"( "writeConcernError": {"code": 64,)"
+                           R"( "errmsg": "waiting for replication timed out"}})");
+  Start(scenario);
+  std::vector<Status> results;
+  Status status = store_->InsertMany(Collection::kUserEvents, docs, &results);
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("waiting for replication timed out"), std::string::npos)
+      << status.ToString();
+  ASSERT_EQ(results.size(), 3u);
+  for (const Status& result : results) {
+    EXPECT_EQ(result.code(), StatusCode::kUnavailable) << result.ToString();
+  }
+  Finish();
+}
+
 TEST_F(MongoWireTest, FindSendsFilterSortAndLimitAndPagesWithGetMoreAndTheCursor) {
   const ObjectId user = ObjectId::Generate();
   Document d1 = EventDoc(ObjectId::Generate(), user, At(4000));

@@ -890,7 +890,23 @@ Status MongoStore::InsertMany(Collection collection, const std::vector<Document>
     bool concern_failed = bson_iter_init_find(&iter, reply.get(), "writeConcernErrors") &&
                           BSON_ITER_HOLDS_ARRAY(&iter) && bson_iter_recurse(&iter, &errors) &&
                           bson_iter_next(&errors);
-    if (error.domain != MONGOC_ERROR_SERVER || concern_failed ||
+    if (concern_failed) {
+      // Written on the primary (some documents, or all) but not confirmed by the write
+      // concern: a failover may still roll any of them back. libmongoc's `error` then
+      // holds the first write error, if there is one (a duplicate, say), which is no
+      // document's whole story: every document is Unavailable — unknown, retry — never
+      // AlreadyExists, which an import would count as already there.
+      std::string detail;
+      bson_iter_t first;
+      if (bson_iter_recurse(&iter, &errors) && bson_iter_next(&errors) &&
+          BSON_ITER_HOLDS_DOCUMENT(&errors) && bson_iter_recurse(&errors, &first) &&
+          bson_iter_find(&first, "errmsg") && BSON_ITER_HOLDS_UTF8(&first)) {
+        detail = std::string(": ") + bson_iter_utf8(&first, nullptr);
+      }
+      return Status::Unavailable(action + ": the write concern was not satisfied" + detail +
+                                 "; the documents may or may not be stored");
+    }
+    if (error.domain != MONGOC_ERROR_SERVER ||
         !bson_iter_init_find(&iter, reply.get(), "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
         !bson_iter_recurse(&iter, &errors)) {
       return mongo::TranslateError(error, reply.get(), {action, collection});

@@ -222,6 +222,7 @@ TEST_F(MongoWireTest, InsertManySendsOneUnorderedRetryableInsertOfTheValidDocume
   EXPECT_EQ(JsonAt(insert, "$db"), "\"noema_wire\"");
   EXPECT_EQ(JsonAt(insert, "ordered"), "false");
   EXPECT_EQ(JsonAt(insert, "writeConcern.w"), "\"majority\"");
+  EXPECT_EQ(JsonAt(insert, "writeConcern.wtimeout"), "10000") << "a majority waits 10 s at most";
   EXPECT_NE(JsonAt(insert, "lsid"), "<missing>");
   EXPECT_NE(JsonAt(insert, "txnNumber"), "<missing>") << "retryable writes are on";
   EXPECT_EQ(JsonAt(insert, "startTransaction"), "<missing>");
@@ -484,6 +485,8 @@ TEST_F(MongoWireTest, DebitUnitIsOneMajorityTransactionWithOneSessionAndTxnNumbe
   const Document& commit = commands[5]->doc;
   EXPECT_EQ(JsonAt(commit, "$db"), "\"admin\"");
   EXPECT_EQ(JsonAt(commit, "writeConcern.w"), "\"majority\"");
+  EXPECT_EQ(JsonAt(commit, "writeConcern.wtimeout"), "10000") << "a majority waits 10 s at most";
+  EXPECT_EQ(JsonAt(commit, "maxTimeMS"), "10000") << "a commit takes 10 s at most";
 
   // The unique keys are looked up inside the transaction before each write.
   DocumentBuilder economy_keys;

@@ -23,6 +23,14 @@ constexpr char kApplicationName[] = "noema";
 // Pause before re-running a unit of work after a transient failure: doubles from 1 ms.
 constexpr int kRetryBackoffMaxMs = 100;
 constexpr int kRetryBackoffDoublingsMax = 7;
+// A w:"majority" write waits at most this long for the majority (wtimeout), and a
+// transaction's commit at most this long on the server (maxCommitTimeMS). Without them a
+// lagging or lost secondary held a commit until the socket timed out (5 minutes by
+// default), with its pooled connection and its caller. Past them the outcome is unknown:
+// the commit is retried (UnknownTransactionCommitResult), then the unit is Unavailable —
+// safe to retry, since every write that moves money carries an idempotency key.
+constexpr int64_t kMajorityWriteTimeoutMs = 10'000;
+constexpr int64_t kCommitTimeMaxMs = 10'000;
 constexpr char kValidationLevel[] = "strict";
 constexpr char kValidationAction[] = "error";
 
@@ -115,6 +123,7 @@ Document MajorityOptions(bool standalone) {
   if (standalone) return options;
   WriteConcernHandle majority(mongoc_write_concern_new());
   mongoc_write_concern_set_w(majority.get(), MONGOC_WRITE_CONCERN_W_MAJORITY);
+  mongoc_write_concern_set_wtimeout_int64(majority.get(), kMajorityWriteTimeoutMs);
   mongoc_write_concern_append(majority.get(), options.mutable_get());
   return options;
 }
@@ -429,7 +438,10 @@ Status AttemptTransaction(const TransactionFn& fn, const void* store, mongoc_cli
     }
     Status status = TranslateError(error, reply.get(), {"committing the unit of work", {}});
     if (HasErrorLabel(reply.get(), kUnknownTransactionCommitResult)) {
-      if (commit < commit_attempts_max) continue;
+      if (commit < commit_attempts_max) {
+        Backoff(commit);  // not back to back: a failover takes its time
+        continue;
+      }
       return Status::Unavailable("the outcome of the commit is unknown after " +
                                  std::to_string(commit) + " attempts: " + status.message());
     }
@@ -821,10 +833,13 @@ Status MongoStore::RunUnit(const TransactionFn& fn, const TransactionOptions& op
     mongo::WriteConcernHandle write_concern(mongoc_write_concern_new());
     if (options.ledger || options.durable_majority) {
       mongoc_write_concern_set_w(write_concern.get(), MONGOC_WRITE_CONCERN_W_MAJORITY);
+      mongoc_write_concern_set_wtimeout_int64(write_concern.get(), mongo::kMajorityWriteTimeoutMs);
     } else {
       mongoc_write_concern_set_w(write_concern.get(), 1);
     }
     mongoc_transaction_opts_set_write_concern(transaction_options.get(), write_concern.get());
+    mongoc_transaction_opts_set_max_commit_time_ms(transaction_options.get(),
+                                                   mongo::kCommitTimeMaxMs);
   }
 
   const int attempts = std::max(0, options.retries_max) + 1;

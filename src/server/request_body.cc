@@ -22,8 +22,8 @@ size_t CountCodePoints(std::string_view text) {
 // and stops after the first value. So a parsed body is also held to these rules, each
 // refused with the path of the offending member:
 //   - only JSON's types: object, array, string, number, true/false, null;
-//   - each key once per object, and no key starting with `$` (MongoDB's operators;
-//     the stores must agree on what they hold);
+//   - each key once per object, no empty key, and no key starting with `$` (MongoDB's
+//     operators; the stores must agree on what they hold);
 //   - no U+0000 in a string (fields are read as C strings in places, where a NUL would
 //     silently cut the value short: "2\u0000junk" read as "2").
 Status CheckPlainJson(const uint8_t* data, uint32_t len, bool is_array, const std::string& path) {
@@ -41,6 +41,12 @@ Status CheckPlainJson(const uint8_t* data, uint32_t len, bool is_array, const st
         return Status::InvalidArgument("the key is given more than once in its object", member());
       }
       keys.push_back(key);
+      if (key.empty()) {
+        // MongoDB's driver refuses documents with an empty key (the embedded store would
+        // keep them): refused here so that both stores hold the same.
+        return Status::InvalidArgument("an empty key is not accepted",
+                                       path.empty() ? "body" : path);
+      }
       if (key.starts_with('$')) {
         return Status::InvalidArgument(
             "keys starting with $ are reserved (plain JSON only: no Extended JSON)", member());

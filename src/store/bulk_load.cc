@@ -41,6 +41,13 @@ Status CheckDocumentForStore(Collection collection, DocumentView doc) {
     return Status::ResourceExhausted("the document is larger than " +
                                      std::to_string(kDocumentBytesMax) + " bytes");
   }
+  // libmongoc refuses to send a document with an empty key (its client-side check,
+  // BSON_VALIDATE_EMPTY_KEYS), and on a bulk insert that one document fails the whole
+  // call: both stores refuse it here, one document at a time. The walk is libbson's.
+  bson_error_t error;
+  if (!bson_validate_with_error(doc.get(), BSON_VALIDATE_EMPTY_KEYS, &error)) {
+    return Status::InvalidArgument(std::string("the document is not storable: ") + error.message);
+  }
   return ValidatorFor(collection).Validate(doc);
 }
 

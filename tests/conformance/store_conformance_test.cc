@@ -1063,6 +1063,33 @@ TEST_P(StoreConformanceTest, DeleteIsRefusedOnAppendOnlyCollections) {
 
 // ---- batches ---------------------------------------------------------------------------
 
+// An empty key anywhere in a document is refused by both stores (MongoDB's driver will
+// not send one), one document at a time: the others of an InsertMany are written.
+TEST_P(StoreConformanceTest, ADocumentWithAnEmptyKeyIsRefusedByEveryStore) {
+  auto with_empty_key = [](const ObjectId& id) {
+    DocumentBuilder b;
+    b.Append("_id", id).Append("eventId", id);
+    b.Append("masterAccountId", ObjectId::Generate()).Append("sessionId", ObjectId::Generate());
+    b.Append("timestamp", kT0).Append("eventType", "custom_thing");
+    b.StartDocument("eventData").StartDocument("nested").Append("", 1).End().End();
+    b.Append("sourcePlatform", "telegram");
+    return std::move(b).Build();
+  };
+  Status single = Insert(Collection::kUserEvents, with_empty_key(ObjectId::Generate()));
+  EXPECT_EQ(single.code(), StatusCode::kInvalidArgument) << single.ToString();
+  std::vector<Document> docs;
+  docs.push_back(MakeEvent(ObjectId::Generate(), ObjectId::Generate(), ObjectId::Generate(), kT0));
+  docs.push_back(with_empty_key(ObjectId::Generate()));
+  std::vector<Status> results;
+  ASSERT_OK(store_->InsertMany(Collection::kUserEvents, docs, &results));
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].ok()) << results[0].ToString();
+  EXPECT_EQ(results[1].code(), StatusCode::kInvalidArgument) << results[1].ToString();
+  auto count = Count(Collection::kUserEvents, {});
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 1);
+}
+
 TEST_P(StoreConformanceTest, InsertManyReportsEachDocument) {
   ObjectId master = ObjectId::Generate();
   ObjectId first = ObjectId::Generate();

@@ -235,6 +235,37 @@ TEST_F(MongoWireTest, InsertManySendsOneUnorderedRetryableInsertOfTheValidDocume
 // roll them back. Every document is Unavailable (retry), even beside a duplicate, whose
 // error libmongoc reports for the whole call — AlreadyExists for all three before, which
 // an import counted as "already there".
+// libmongoc will not send a document with an empty key, and in a bulk insert that one
+// document failed the whole call: it is refused on its own, the others are sent.
+TEST_F(MongoWireTest, InsertManyRefusesADocumentWithAnEmptyKeyAndSendsTheOthers) {
+  const ObjectId user = ObjectId::Generate();
+  std::vector<Document> docs;
+  docs.push_back(EventDoc(ObjectId::Generate(), user, At(1000)));
+  const ObjectId empty_id = ObjectId::Generate();
+  DocumentBuilder empty;
+  empty.Append("_id", empty_id).Append("eventId", empty_id).Append("masterAccountId", user);
+  empty.Append("sessionId", ObjectId::Generate()).Append("timestamp", At(1500));
+  empty.Append("eventType", "login").Append("sourcePlatform", "telegram");
+  empty.StartDocument("eventData").Append("", 1).End();
+  docs.push_back(std::move(empty).Build());
+  docs.push_back(EventDoc(ObjectId::Generate(), user, At(2000)));
+  MockScenario scenario;
+  scenario.Reply("insert", R"({"n": 2})");
+  Start(scenario);
+  std::vector<Status> results;
+  Status status = store_->InsertMany(Collection::kUserEvents, docs, &results);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok()) << results[0].ToString();
+  EXPECT_EQ(results[1].code(), StatusCode::kInvalidArgument) << results[1].ToString();
+  EXPECT_TRUE(results[2].ok()) << results[2].ToString();
+  std::vector<MockRequest> requests = Finish();
+  std::vector<const MockRequest*> commands = Commands(requests);
+  ASSERT_EQ(Names(commands), std::vector<std::string>({"listCollections", "insert"}));
+  EXPECT_EQ(CanonicalAt(commands[1]->doc, "documents.1"), Canonical(docs[2]));
+  EXPECT_EQ(JsonAt(commands[1]->doc, "documents.2"), "<missing>");
+}
+
 TEST_F(MongoWireTest, InsertManyWithAWriteConcernErrorIsUnavailableForEveryDocument) {
   const ObjectId user = ObjectId::Generate();
   std::vector<Document> docs;

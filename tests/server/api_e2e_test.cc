@@ -788,6 +788,8 @@ TEST_F(ApiE2ETest, MoneyIsADecimalStringNeverAFloatAndTypesAreChecked) {
             "metadata.a"},
            {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"$gt":1}})",
             "metadata.$gt"},
+           {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"a":{"":1}}})",
+            "metadata.a"},
            {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"at":{"$date":0}}})",
             "metadata.at"},
            {R"({"amountUsd":"1","type":"debit","description":"x","metadata":{"l":[1,"a\u0000"]}})",

@@ -12,6 +12,7 @@
 
 #include "server/errors.h"
 #include "server/json_render.h"
+#include "server/query_params.h"
 
 namespace noema::server {
 
@@ -121,7 +122,9 @@ void Api::Add(Method method, const std::string& pattern, Access access, std::str
   const bool on_io_thread =
       execution == Execution::kIoThread ||
       (execution == Execution::kAuto && (method == Method::kGet || method == Method::kHead));
-  router_.Add(method, pattern, RouteSpec{access, std::move(scope), std::move(fn), on_io_thread});
+  router_.Add(method, pattern,
+              RouteSpec{access, std::move(scope), std::move(fn), on_io_thread,
+                        QueryParamsOf(method, pattern)});
 }
 
 Result<Principal> Api::Authenticate(const HttpRequest& request) {
@@ -187,6 +190,13 @@ std::string AllowHeader(const std::vector<Method>& methods) {
 // other than `chunked` — 501 `not_implemented` (RFC 9112 6.1). Before this, such bodies
 // were parsed as if they were plain JSON and failed, if at all, as "expected a JSON
 // object". An absent Content-Type is taken as JSON.
+// "from, to, limit"
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
 std::optional<HttpResponse> RefuseBodyEncoding(const HttpRequest& request) {
   auto trimmed_lower = [](std::string_view text) {
     const size_t first = text.find_first_not_of(" \t");
@@ -289,6 +299,19 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
       };
     }
     if (auto refused = RefuseBodyEncoding(request)) return *std::move(refused);
+    // The API's operations take only their own query parameters; public pages (the
+    // dashboard, health, the OpenAPI document) ignore others, as web pages do (a link may
+    // carry ?utm_source=, a browser a cache-buster).
+    for (const auto& [name, value] : request.query) {
+      if (spec.access == Access::kPublic) break;
+      if (std::find(spec.query.begin(), spec.query.end(), name) == spec.query.end()) {
+        return ErrorResponse(Status::InvalidArgument(
+            spec.query.empty()
+                ? "this route takes no query parameters"
+                : "unknown query parameter (this route takes " + Join(spec.query) + ")",
+            name));
+      }
+    }
     if (!request.repeated_query_param.empty()) {
       return ErrorResponse(Status::InvalidArgument("this query parameter is given more than once",
                                                    request.repeated_query_param));

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "noema/service/accounts.h"
 #include "noema/service/api_keys.h"
@@ -111,6 +112,8 @@ struct RouteSpec {
   std::string scope;  // required of API keys; empty: any key of the user
   RouteFn fn;
   bool on_io_thread = true;  // see Execution
+  // The query parameters it takes (server/query_params.h); any other is refused.
+  std::vector<std::string> query;
 };
 
 struct ApiOptions {

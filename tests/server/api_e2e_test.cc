@@ -64,6 +64,7 @@ struct Reply {
   }
   std::string Code() const { return Str("error.code"); }
   std::string Field() const { return Str("error.field"); }
+  std::string Message() const { return Str("error.message"); }
 };
 
 std::ostream& operator<<(std::ostream& out, const Reply& reply) {
@@ -387,6 +388,38 @@ TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   Reply resolve = Get("/v1/users/resolve");  // a path of its own, not the user "resolve"
   EXPECT_EQ(resolve.status, 405) << resolve;
   EXPECT_EQ(resolve.headers["Allow"], "POST");
+}
+
+// An operation takes only its own query parameters (server/query_params.cc): a misspelt
+// one is 400 naming it before the handler runs — a typo in an analytics range would
+// otherwise answer for the default range — and a write with one changes nothing. Public
+// pages ignore unknown parameters, as web pages do.
+TEST_F(ApiE2ETest, UnknownQueryParametersAre400AndChangeNothing) {
+  Reply typo = Get("/v1/analytics/active-users?start=2026-11-01&end=2026-11-02", kAdminToken);
+  EXPECT_EQ(typo.status, 400) << typo;
+  EXPECT_EQ(typo.Field(), "end") << typo;  // the first unknown one, by name
+  EXPECT_NE(typo.Message().find("takes from, to"), std::string::npos) << typo;
+  Reply week = Get("/v1/analytics/retention?week=4", kAdminToken);
+  EXPECT_EQ(week.status, 400) << week;
+  EXPECT_EQ(week.Field(), "week");
+  EXPECT_EQ(Get("/v1/analytics/retention?weeks=4", kAdminToken).status, 200);
+
+  std::string user = NewUser();
+  Reply credit = Post("/v1/users/" + user + "/credits?amount=5",
+                      R"({"amountUsd":"5","type":"deposit","description":"x"})");
+  EXPECT_EQ(credit.status, 400) << credit;
+  EXPECT_EQ(credit.Field(), "amount");
+  EXPECT_EQ(Balance(user), "0.00") << "nothing was credited";
+  Reply origin = Post("/v1/users/" + user + "/credits?platform=web",
+                      R"({"amountUsd":"5","type":"deposit","description":"x"})");
+  EXPECT_EQ(origin.status, 201) << origin;
+  Reply none = Get("/v1/users/" + user + "?fields=status");
+  EXPECT_EQ(none.status, 400) << none;
+  EXPECT_NE(none.Message().find("takes no query parameters"), std::string::npos) << none;
+  EXPECT_EQ(Get("/v1/users/" + user + "/transactions?limit=5&type=deposit").status, 200);
+
+  EXPECT_EQ(Get("/healthz?probe=1", "").status, 200) << "public pages ignore them";
+  EXPECT_EQ(Get("/v1/openapi.yaml?v=2", "").status, 200);
 }
 
 // ---- users and identities -------------------------------------------------------------

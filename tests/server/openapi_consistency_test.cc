@@ -1,7 +1,7 @@
 // The router and docs/openapi.yaml (as embedded and served at GET /v1/openapi.yaml) must
-// describe the same API: the same (method, path) pairs, the same access rule and API-key
-// scope per route, every operation listing its error responses, and every error code the
-// server can send listed in the ErrorCode enum.
+// describe the same API: the same (method, path) pairs, the same access rule, API-key
+// scope and query parameters per route, every operation listing its error responses, and
+// every error code the server can send listed in the ErrorCode enum.
 //
 // The document is read with a small line-based reader that relies on the layout
 // docs/openapi.yaml promises in its description: under `paths:` a path is indented 2
@@ -34,6 +34,8 @@ struct Operation {
   bool has_body = false;
   bool paged = false;  // takes ?limit=
   std::set<std::string> responses;
+  std::set<std::string> query;              // query parameters, refs resolved
+  std::vector<std::string> parameter_refs;  // components/parameters names
   int line = 0;
 };
 
@@ -43,6 +45,8 @@ struct ApiDocument {
   std::set<std::string> error_codes;          // the ErrorCode enum
   std::vector<std::string> response_refs;     // every components/responses ref in paths
   std::vector<std::string> problems;          // layout errors
+  // components/parameters: name → (its `name`, its `in`)
+  std::map<std::string, std::pair<std::string, std::string>> parameter_components;
 };
 
 size_t Indent(const std::string& line) {
@@ -86,6 +90,8 @@ ApiDocument ReadDocument(const std::string& text) {
   Operation* op = nullptr;
   std::string op_section;  // the current 6-space key of the operation
   bool in_error_code = false;
+  std::string pending_parameter;  // "- name: x" of an inline parameter, until its "in:"
+  std::string component_name;     // the current components/<kind>/<name>
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
@@ -140,6 +146,21 @@ ApiDocument ReadDocument(const std::string& text) {
         if (trimmed.find("parameters/Limit\"") != std::string::npos || trimmed == "- name: limit") {
           op->paged = true;
         }
+        pending_parameter.clear();
+        const std::string marker = "#/components/parameters/";
+        if (size_t at = trimmed.find(marker); at != std::string::npos) {
+          size_t end = trimmed.find('"', at);
+          op->parameter_refs.push_back(
+              trimmed.substr(at + marker.size(), end - at - marker.size()));
+        } else if (trimmed.starts_with("- {name: ")) {  // - {name: x, in: query, ...}
+          std::string name = trimmed.substr(9, trimmed.find(',') - 9);
+          if (trimmed.find(", in: query") != std::string::npos) op->query.insert(name);
+        } else if (trimmed.starts_with("- name: ")) {
+          pending_parameter = trimmed.substr(8);
+        }
+      } else if (op != nullptr && indent == 10 && op_section == "parameters" &&
+                 !pending_parameter.empty() && trimmed == "in: query") {
+        op->query.insert(pending_parameter);
       }
     } else if (top == "components") {
       if (indent == 2) {
@@ -147,10 +168,25 @@ ApiDocument ReadDocument(const std::string& text) {
         in_error_code = false;
       } else if (indent == 4) {
         std::string name = SplitKey(trimmed).first;
+        component_name = name;
         if (component_kind == "responses") doc.response_components.insert(name);
         in_error_code = component_kind == "schemas" && name == "ErrorCode";
+      } else if (component_kind == "parameters" && indent == 6) {
+        auto [key, value] = SplitKey(trimmed);
+        if (key == "name") doc.parameter_components[component_name].first = value;
+        if (key == "in") doc.parameter_components[component_name].second = value;
       } else if (in_error_code && indent == 8 && trimmed.starts_with("- ")) {
         doc.error_codes.insert(trimmed.substr(2));
+      }
+    }
+  }
+  for (auto& [key, op] : doc.operations) {
+    for (const std::string& ref : op.parameter_refs) {
+      auto it = doc.parameter_components.find(ref);
+      if (it == doc.parameter_components.end()) {
+        doc.problems.push_back("no components/parameters/" + ref);
+      } else if (it->second.second == "query") {
+        op.query.insert(it->second.first);
       }
     }
   }
@@ -187,6 +223,17 @@ std::vector<std::string> Compare(const Router<RouteSpec>& router, const ApiDocum
     if (op.scope != route.handler.scope) {
       out.push_back(method + " " + route.pattern + ": x-noema-scope is '" + op.scope +
                     "', the router says '" + route.handler.scope + "'");
+    }
+    const std::set<std::string> taken(route.handler.query.begin(), route.handler.query.end());
+    if (op.access != "public" && op.query != taken) {
+      auto join = [](const std::set<std::string>& names) {
+        std::string out;
+        for (const std::string& name : names) out += (out.empty() ? "" : ",") + name;
+        return "[" + out + "]";
+      };
+      out.push_back(method + " " + route.pattern + ": the document's query parameters are " +
+                    join(op.query) + ", the route takes " + join(taken) +
+                    " (server/query_params.cc)");
     }
   }
   for (const auto& [key, op] : doc.operations) {
@@ -344,6 +391,22 @@ TEST_F(OpenApiConsistencyTest, AWrongScopeOrAccessIsReported) {
   std::vector<std::string> differences = Compare(api_->router(), ReadDocument(changed));
   ASSERT_EQ(differences.size(), 1u) << Lines(differences);
   EXPECT_NE(differences[0].find("x-noema-scope is 'economy:write'"), std::string::npos);
+}
+
+// A query parameter the document lists and the route does not take (or the reverse) is a
+// difference: the first `weeks` of the analytics routes is removed from the document.
+TEST_F(OpenApiConsistencyTest, AQueryParameterOnOneSideOnlyIsReported) {
+  std::string changed = yaml_;
+  const std::string weeks = "        - {name: weeks, in: query,";
+  size_t at = changed.find(weeks);
+  ASSERT_NE(at, std::string::npos);
+  changed.replace(at, weeks.size(), "        - {name: week, in: query,");
+  std::vector<std::string> differences = Compare(api_->router(), ReadDocument(changed));
+  ASSERT_EQ(differences.size(), 1u) << Lines(differences);
+  EXPECT_NE(differences[0].find("query parameters are [from,to,week], the route takes "
+                                "[from,to,weeks]"),
+            std::string::npos)
+      << differences[0];
 }
 
 TEST_F(OpenApiConsistencyTest, AMissingErrorResponseIsReported) {

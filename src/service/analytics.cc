@@ -702,8 +702,12 @@ Result<int64_t> ParseDay(std::string_view text, std::string_view field) {
   }
   Result<Timestamp> time = Timestamp::ParseIso8601(std::string(text) + "T00:00:00Z", field);
   if (!time.ok()) {
-    return Status::InvalidArgument("not a valid day: " + std::string(time.status().message()),
-                                   std::string(field));
+    return Status::InvalidArgument("no such day in the calendar (YYYY-MM-DD)", std::string(field));
+  }
+  // Day numbers count from 1970-01-01 (activityDaily keys them unsigned), and no event is
+  // older (events.md): an earlier day is refused rather than read as a huge one.
+  if (time->millis() < 0) {
+    return Status::InvalidArgument("days before 1970-01-01 are not counted", std::string(field));
   }
   return si::DayOf(*time);
 }
@@ -719,7 +723,7 @@ Result<DayRange> ParseDayRange(std::optional<std::string_view> from,
   if (from.has_value()) {
     NOEMA_ASSIGN_OR_RETURN(range.from_day, ParseDay(*from, "from"));
   } else {
-    range.from_day = range.to_day - (kAnalyticsRangeDaysDefault - 1);
+    range.from_day = std::max<int64_t>(0, range.to_day - (kAnalyticsRangeDaysDefault - 1));
   }
   if (range.to_day < range.from_day) {
     return Status::InvalidArgument("to is before from", "to");

@@ -96,6 +96,11 @@ Status PrepareEvent(const ServiceContext& ctx, std::string_view event_type,
   NOEMA_RETURN_IF_ERROR(CheckEventDataKeys(event_data->view(), false, "eventData", 1));
   Timestamp now = ctx.Now();
   if (timestamp.has_value()) {
+    // The analytics count days from 1970-01-01 (activityDaily's day numbers are unsigned):
+    // an event before it would be counted by one report and not by another.
+    if (timestamp->millis() < 0) {
+      return Status::InvalidArgument("timestamp is before 1970-01-01T00:00:00.000Z", "timestamp");
+    }
     if (*timestamp - now > ctx.config.event_future_skew_ms) {
       return Status::InvalidArgument("timestamp is more than " +
                                          std::to_string(ctx.config.event_future_skew_ms) +

@@ -1973,7 +1973,7 @@ TEST_F(ApiE2ETest, AGenerationKeepsAtMost100ArtifactsAnd256KiBPayloads) {
   EXPECT_EQ(big.Field(), "requestPayload") << big;
 }
 
-TEST_F(ApiE2ETest, EventTimestampsMayBeAtMostFiveMinutesAhead) {
+TEST_F(ApiE2ETest, EventTimestampsMayBeAtMostFiveMinutesAheadAndNotBefore1970) {
   std::string user = NewUser();
   const Timestamp edge = clock_.Now() + 5 * kMillisPerMinute;
   EXPECT_EQ(Post("/v1/events",
@@ -1984,6 +1984,15 @@ TEST_F(ApiE2ETest, EventTimestampsMayBeAtMostFiveMinutesAhead) {
                                              R"(,"timestamp":")" + (edge + 1).ToIso8601() + "\""));
   EXPECT_EQ(ahead.status, 400) << ahead;
   EXPECT_EQ(ahead.Field(), "timestamp");
+  // ...and none before 1970 (the analytics count days from 1970-01-01).
+  EXPECT_EQ(Post("/v1/events",
+                 EventJson(user, "command_executed", R"(,"timestamp":"1970-01-01T00:00:00.000Z")"))
+                .status,
+            201);
+  Reply old = Post("/v1/events", EventJson(user, "command_executed",
+                                           R"(,"timestamp":"1969-12-31T23:59:59.999Z")"));
+  EXPECT_EQ(old.status, 400) << old;
+  EXPECT_EQ(old.Field(), "timestamp");
 }
 
 TEST_F(ApiE2ETest, EventDataAndPreferencesOverTheirSizeLimitsAreRefused) {

@@ -315,6 +315,22 @@ TEST(AnalyticsRangeTest, ParsesDefaultsAndRefusesBadInput) {
   // kAnalyticsRangeDaysMax days is the largest range.
   EXPECT_TRUE(ParseDayRange("2025-01-01", "2026-01-01", now).ok());  // 366 days
   EXPECT_EQ(ParseDayRange("2025-01-01", "2026-01-02", now).status().field(), "from");
+  // A day the calendar lacks says so, in the parameter's own format.
+  EXPECT_EQ(ParseDayRange("2026-02-30", "2026-03-01", now).status().message(),
+            "no such day in the calendar (YYYY-MM-DD)");
+  // Day numbers start at 1970-01-01: earlier days are refused, and a default range that
+  // would reach before it starts there.
+  auto first = ParseDayRange("1970-01-01", "1970-01-01", now);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->from_day, 0);
+  auto before = ParseDayRange("1969-12-31", "1970-01-01", now);
+  EXPECT_EQ(before.status().field(), "from");
+  EXPECT_EQ(before.status().message(), "days before 1970-01-01 are not counted");
+  EXPECT_EQ(ParseDayRange(std::nullopt, "0000-01-01", now).status().field(), "to");
+  auto early = ParseDayRange(std::nullopt, "1970-01-05", now);
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->from_day, 0);
+  EXPECT_EQ(early->to_day, 4);
 }
 
 TEST(ArchetypeTest, FirstMatchingRuleInTableOrder) {

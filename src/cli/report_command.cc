@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -110,11 +111,22 @@ std::string Percent(double ratio) {
 std::vector<Table> BuildTables(DocumentView report) {
   std::vector<Table> tables;
   {
-    Table t{"Active users", {"day", "dau", "wau", "mau", "telegram", "discord", "web", "api"}, {}};
+    // A column per platform seen in the range (any platform name, not only the four
+    // product ones: service-written events come from "system", for example).
+    std::set<std::string> platforms;
     for (DocumentView d : Items(report, "activeUsers.days")) {
-      t.rows.push_back({Field(d, "day"), Field(d, "dau"), Field(d, "wau"), Field(d, "mau"),
-                        Field(d, "dauByPlatform.telegram"), Field(d, "dauByPlatform.discord"),
-                        Field(d, "dauByPlatform.web"), Field(d, "dauByPlatform.api")});
+      for (const auto& [platform, count] : Pairs(d, "dauByPlatform")) platforms.insert(platform);
+    }
+    Table t{"Active users", {"day", "dau", "wau", "mau"}, {}};
+    t.header.insert(t.header.end(), platforms.begin(), platforms.end());
+    for (DocumentView d : Items(report, "activeUsers.days")) {
+      std::vector<std::string> row = {Field(d, "day"), Field(d, "dau"), Field(d, "wau"),
+                                      Field(d, "mau")};
+      for (const std::string& platform : platforms) {
+        std::string count = Field(d, "dauByPlatform." + platform);
+        row.push_back(count.empty() ? "0" : count);
+      }
+      t.rows.push_back(std::move(row));
     }
     tables.push_back(std::move(t));
   }

@@ -260,6 +260,13 @@ struct StoreOptions {
   // crash of the process but the last ones may be lost on power loss; the database stays
   // consistent either way.
   bool sync_every_commit = true;
+  // MongoDB: whether Init may drop and rebuild an index whose definition changed (with a
+  // noema upgrade). Between the drop and the rebuild a unique index enforces nothing, so
+  // `noema init` does it (run it while writes are quiet) and `noema serve` — started on
+  // every instance of a rolling deploy, with traffic — does not: it refuses to start,
+  // naming the index, and still creates what is missing. SQLite has one writer process
+  // and ignores it.
+  bool init_rebuilds_changed_indexes = true;
 };
 
 // Opens a store by URI: "sqlite:PATH" (the file and its directory are created), or

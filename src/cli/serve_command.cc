@@ -285,7 +285,12 @@ int RunServe(ServeFlags flags) {
     int demo = SeedDemoIfEmpty(flags.store_uri, flags.demo_users, flags.demo_days);
     if (demo != kExitOk) return demo;
   }
-  auto store = OpenStore(flags.store_uri);
+  // Serving creates what is missing but never rebuilds a changed index under traffic
+  // (StoreOptions::init_rebuilds_changed_indexes): that is `noema init`'s, run while writes
+  // are quiet.
+  StoreOptions store_options;
+  store_options.init_rebuilds_changed_indexes = false;
+  auto store = OpenStore(flags.store_uri, store_options);
   if (!store.ok()) return ReportError(store.status());
   auto init = (*store)->Init();
   if (!init.ok()) return ReportError(init.status());

@@ -140,12 +140,13 @@ std::vector<const MockRequest*> UnitCommands(const std::vector<MockRequest>& req
 class MongoWireTest : public ::testing::Test {
  protected:
   // `uri_options`: more connection-string options, each as "&name=value".
-  void Start(const MockScenario& scenario, const std::string& uri_options = "") {
+  void Start(const MockScenario& scenario, const std::string& uri_options = "",
+             const StoreOptions& options = {}) {
     steps_ = scenario.steps();
     auto mock = MockMongod::Start(scenario);
     ASSERT_TRUE(mock.ok()) << mock.status().ToString();
     mock_ = std::move(mock).value();
-    auto store = OpenStore(mock_->Uri(kDatabase) + uri_options);
+    auto store = OpenStore(mock_->Uri(kDatabase) + uri_options, options);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
   }
@@ -722,6 +723,39 @@ TEST_F(MongoWireTest, InitAgainUpdatesValidatorsAndAddsOnlyWhatIsMissing) {
 
 constexpr char kDuplicateIdentity[] =
     R"({"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg": "E11000 duplicate key error collection: noema_wire.userCore index: identityKeys_1 dup key: { identityKeys: \"telegram:2\" }"}]})";
+
+// `noema serve` opens its store with init_rebuilds_changed_indexes off: an index whose
+// definition changed is not dropped under traffic (a unique index would enforce nothing
+// until rebuilt); Init refuses, naming it and `noema init`, and sends no dropIndexes.
+TEST_F(MongoWireTest, InitThatMayNotRebuildRefusesAChangedIndexAndDropsNothing) {
+  MockScenario scenario;
+  scenario.Reply("listCollections", CollectionsReply(Validator));
+  for (Collection collection : kAllCollections) {
+    std::vector<Document> entries;
+    entries.push_back(IdIndexEntry());
+    const bool drift = collection == Collection::kTransactions;
+    for (const IndexSpec& spec : IndexesFor(collection)) {
+      entries.push_back(IndexEntry(spec, spec.unique && !drift));
+    }
+    std::vector<const Document*> pointers;
+    for (const Document& entry : entries) pointers.push_back(&entry);
+    scenario.Reply("listIndexes",
+                   CursorReply(CollectionName(collection), 0, "firstBatch", pointers));
+    if (drift) break;  // Init stops here
+  }
+  StoreOptions serving;
+  serving.init_rebuilds_changed_indexes = false;
+  Start(scenario, "", serving);
+  auto init = store_->Init();
+  EXPECT_EQ(init.status().code(), StatusCode::kFailedPrecondition) << init.status().ToString();
+  EXPECT_NE(init.status().message().find("index transactions."), std::string::npos)
+      << init.status().ToString();
+  EXPECT_NE(init.status().message().find("noema init"), std::string::npos);
+  for (const MockRequest& request : Finish()) {
+    EXPECT_NE(request.command, "dropIndexes");
+    EXPECT_NE(request.command, "createIndexes");
+  }
+}
 
 TEST_F(MongoWireTest, DuplicateKeyReplyBecomesAlreadyExistsNamingTheIndex) {
   std::vector<Document> users;

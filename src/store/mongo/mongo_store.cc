@@ -594,7 +594,8 @@ Document ValidationCommand(const char* verb, Collection collection, const Docume
 
 // Brings one collection's indexes to schemas/indexes.json; appends a line per action.
 Status InitIndexes(mongoc_database_t* database, Collection collection, bool created,
-                   const Document& write_options, std::vector<std::string>* lines) {
+                   const Document& write_options, bool rebuild_changed,
+                   std::vector<std::string>* lines) {
   const std::string name = Name(collection);
   std::map<std::string, Document> present;
   if (!created) {
@@ -610,6 +611,13 @@ Status InitIndexes(mongoc_database_t* database, Collection collection, bool crea
       continue;
     }
     if (SameIndex(found->second, spec)) continue;
+    if (!rebuild_changed) {
+      return Status::FailedPrecondition(
+          "index " + name + "." + spec.name +
+          " differs from its definition (schemas/indexes.json); rebuilding it leaves it "
+          "unenforced until it is built again, so it is not done while serving: run `noema "
+          "init` against this store while writes are quiet, then start again");
+    }
     Document drop = CollectionCommand("dropIndexes", collection);
     bson_append_utf8(drop.mutable_get(), "index", 5, spec.name.c_str(), -1);
     NOEMA_RETURN_IF_ERROR(
@@ -639,7 +647,8 @@ using mongo::ClientLease;
 
 Result<std::unique_ptr<Store>> MongoStore::Open(std::string_view uri_text,
                                                 const StoreOptions& options) {
-  (void)options;  // the pool's limits come from the URI (maxPoolSize, timeouts)
+  // The pool's limits come from the URI (maxPoolSize, timeouts); of `options` only
+  // init_rebuilds_changed_indexes applies.
   mongo::InitDriver();
   bson_error_t error;
   mongo::UriHandle uri(mongoc_uri_new_with_error(std::string(uri_text).c_str(), &error));
@@ -656,11 +665,16 @@ Result<std::unique_ptr<Store>> MongoStore::Open(std::string_view uri_text,
   mongo::PoolHandle pool(mongoc_client_pool_new_with_error(uri.get(), &error));
   if (!pool) return mongo::TranslateError(error, nullptr, {"opening the MongoDB client pool", {}});
   mongoc_client_pool_set_error_api(pool.get(), MONGOC_ERROR_API_VERSION_2);
-  return std::unique_ptr<Store>(new MongoStore(std::move(uri), std::move(pool), database));
+  return std::unique_ptr<Store>(new MongoStore(std::move(uri), std::move(pool), database,
+                                               options.init_rebuilds_changed_indexes));
 }
 
-MongoStore::MongoStore(mongo::UriHandle uri, mongo::PoolHandle pool, std::string database)
-    : uri_(std::move(uri)), pool_(std::move(pool)), database_(std::move(database)) {}
+MongoStore::MongoStore(mongo::UriHandle uri, mongo::PoolHandle pool, std::string database,
+                       bool init_rebuilds_changed_indexes)
+    : uri_(std::move(uri)),
+      pool_(std::move(pool)),
+      database_(std::move(database)),
+      init_rebuilds_changed_indexes_(init_rebuilds_changed_indexes) {}
 
 MongoStore::~MongoStore() { Close(); }
 
@@ -786,8 +800,8 @@ Status MongoStore::InitCollections(mongoc_client_t* client, bool standalone,
         lines->push_back("updated the validator of " + name + " (collMod)");
       }
     }
-    NOEMA_RETURN_IF_ERROR(
-        mongo::InitIndexes(database.get(), collection, created, write_options, lines));
+    NOEMA_RETURN_IF_ERROR(mongo::InitIndexes(database.get(), collection, created, write_options,
+                                             init_rebuilds_changed_indexes_, lines));
   }
   return Status::Ok();
 }

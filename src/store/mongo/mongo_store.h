@@ -71,7 +71,8 @@ class MongoStore final : public Store {
   Status DropDatabase();
 
  private:
-  MongoStore(mongo::UriHandle uri, mongo::PoolHandle pool, std::string database);
+  MongoStore(mongo::UriHandle uri, mongo::PoolHandle pool, std::string database,
+             bool init_rebuilds_changed_indexes);
 
   // One unit of work (read-only or not) with its retries.
   Status RunUnit(const TransactionFn& fn, const TransactionOptions& options, bool read_only);
@@ -82,6 +83,7 @@ class MongoStore final : public Store {
   mongo::UriHandle uri_;
   mongo::PoolHandle pool_;  // guarded by lifecycle_ (destroyed by Close)
   const std::string database_;
+  const bool init_rebuilds_changed_indexes_;  // StoreOptions
   std::atomic<bool> initialised_{false};
   std::atomic<bool> closed_{false};
   // Shared by every call while it runs; Close takes it exclusively.

@@ -871,12 +871,24 @@ Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account
       .Append("generations", f.generations)
       .Append("generationHours", Ratio(static_cast<double>(f.generation_ms), kMillisPerHour))
       .Append("errors", f.errors);
+  // EVENT_CATALOG.md "Per user": each measure as a total and per session.
   b.StartDocument("perSession")
       .Append("events", Ratio(static_cast<double>(f.events), sessions))
       .Append("commands", Ratio(static_cast<double>(f.commands), sessions))
+      .Append("menuInteractions", Ratio(static_cast<double>(f.menu_interactions), sessions))
+      .Append("generations", Ratio(static_cast<double>(f.generations), sessions))
+      .Append("generationHours",
+              Ratio(static_cast<double>(f.generation_ms), kMillisPerHour * sessions))
+      .Append("errors", Ratio(static_cast<double>(f.errors), sessions))
       .End();
   AppendCountMap(b, "commandsByName", f.commands_by_name);
-  b.Append("archetype", ClassifyArchetype(f, rules_));
+  // The archetype mix counts the users active in the range; one without an event in it
+  // has no archetype (null), rather than TouchAndGo for its zero sessions.
+  if (f.events == 0) {
+    b.AppendNull("archetype");
+  } else {
+    b.Append("archetype", ClassifyArchetype(f, rules_));
+  }
   return std::move(b).Build();
 }
 

@@ -266,8 +266,18 @@ TEST_F(AnalyticsTest, ArchetypesAndUserFeatures) {
   EXPECT_EQ(I(v, "errors"), 0);
   EXPECT_DOUBLE_EQ(D(v, "perSession.events"), 5.3333);
   EXPECT_DOUBLE_EQ(D(v, "perSession.commands"), 1.6667);
+  EXPECT_DOUBLE_EQ(D(v, "perSession.menuInteractions"), 0);
+  EXPECT_DOUBLE_EQ(D(v, "perSession.generations"), 0.3333);
+  EXPECT_DOUBLE_EQ(D(v, "perSession.generationHours"), 0.0011);  // 12 s over 3 sessions
+  EXPECT_DOUBLE_EQ(D(v, "perSession.errors"), 0);
   EXPECT_EQ(I(v, "commandsByName./make"), 4);
   EXPECT_EQ(S(v, "archetype"), "TouchAndGo");
+  // In a range where the user did nothing: no archetype (the mix counts active users only).
+  DayRange quiet{range_.from_day - 100, range_.from_day - 90};
+  auto idle = analytics.UserFeaturesOf(users_.a, quiet);
+  ASSERT_TRUE(idle.ok()) << idle.status().ToString();
+  EXPECT_EQ(I(idle->view(), "events"), 0);
+  EXPECT_TRUE(idle->view().IsNull("archetype")) << idle->ToJson();
   auto unknown = analytics.UserFeaturesOf(ObjectId::Generate(), range_);
   EXPECT_TRUE(unknown.status().IsNotFound());
   EXPECT_EQ(unknown.status().field(), "masterAccountId");

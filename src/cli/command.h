@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "noema/service/archetype_rules.h"
 #include "noema/status.h"
 #include "noema/store.h"
 
@@ -68,5 +69,12 @@ inline Result<std::unique_ptr<Store>> OpenExistingStore(const std::string& uri) 
   }
   return OpenStore(uri);
 }
+
+// `--archetype-rules FILE` (serve, report): a JSON object overriding the archetype
+// thresholds (noema/service/archetype_rules.h). LoadArchetypeRules reads it: the defaults
+// when `path` is empty; InvalidArgument (exit 2) naming the file and the member otherwise.
+inline constexpr size_t kArchetypeRulesFileBytesMax = 64 * 1024;
+void AddArchetypeRulesOption(CLI::App& app, std::string* path);
+Result<ArchetypeRules> LoadArchetypeRules(const std::string& path);
 
 }  // namespace noema::cli

@@ -1,5 +1,6 @@
 // noema: one binary, one verb per operator task. See src/cli/command.h for exit codes.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "cli/command.h"
@@ -20,6 +21,32 @@ void AddStoreOption(CLI::App& app, std::string* store_uri) {
   *store_uri = env != nullptr && *env != '\0' ? env : "sqlite:./noema-data/noema.db";
   app.add_option("--store", *store_uri, "Store URI: sqlite:PATH or mongodb://... (env NOEMA_STORE)")
       ->capture_default_str();
+}
+
+void AddArchetypeRulesOption(CLI::App& app, std::string* path) {
+  app.add_option("--archetype-rules", *path,
+                 "JSON file of archetype thresholds overriding EVENT_CATALOG.md's "
+                 "(docs/analytics.md lists the names)");
+}
+
+Result<ArchetypeRules> LoadArchetypeRules(const std::string& path) {
+  if (path.empty()) return ArchetypeRules();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument("cannot read " + path, "archetype-rules");
+  std::string text(kArchetypeRulesFileBytesMax + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kArchetypeRulesFileBytesMax) {
+    return Status::InvalidArgument(
+        path + " is larger than " + std::to_string(kArchetypeRulesFileBytesMax) + " bytes",
+        "archetype-rules");
+  }
+  Result<ArchetypeRules> rules = ArchetypeRulesFromJson(text);
+  if (!rules.ok()) {
+    return Status::InvalidArgument(path + ": " + rules.status().message(),
+                                   std::string(rules.status().field()));
+  }
+  return rules;
 }
 
 }  // namespace noema::cli

@@ -402,6 +402,7 @@ Command RegisterReport(CLI::App& root) {
     std::string to;
     int weeks = kAnalyticsRetentionWeeksDefault;
     std::string format = "text";
+    std::string archetype_rules;
   };
   auto options = std::make_shared<Options>();
   AddStoreOption(*app, &options->store_uri);
@@ -414,6 +415,7 @@ Command RegisterReport(CLI::App& root) {
   app->add_option("--format", options->format, "text, json or html")
       ->check(CLI::IsMember({"text", "json", "html"}))
       ->capture_default_str();
+  AddArchetypeRulesOption(*app, &options->archetype_rules);
   return {app, [options]() {
             std::optional<std::string_view> from, to;
             if (!options->from.empty()) from = options->from;
@@ -421,6 +423,9 @@ Command RegisterReport(CLI::App& root) {
             ServiceContext ctx;
             Result<DayRange> range = ParseDayRange(from, to, ctx.Now());
             if (!range.ok()) return ReportError(range.status());
+            Result<ArchetypeRules> rules = LoadArchetypeRules(options->archetype_rules);
+            if (!rules.ok()) return ReportError(rules.status());
+            ctx.config.archetype_rules = *std::move(rules);
             auto store = OpenExistingStore(options->store_uri);
             if (!store.ok()) return ReportError(store.status());
             ctx.store = store->get();

@@ -55,6 +55,7 @@ struct ServeFlags {
   double service_rate_limit_per_second = server::ApiOptions{}.service_rate_limit.rate_per_second;
   double service_rate_limit_burst = server::ApiOptions{}.service_rate_limit.burst;
   std::string unknown_events = "accept";
+  std::string archetype_rules;  // a file; empty: EVENT_CATALOG.md's thresholds
   int64_t session_timeout_minutes = 30;
   int64_t generation_deadline_minutes = 30;
   int64_t sweep_interval_seconds = 60;
@@ -274,6 +275,8 @@ int RunServe(ServeFlags flags) {
   if (flags.unknown_events != "accept" && flags.unknown_events != "reject") {
     return ReportError(Status::InvalidArgument("accept or reject", "unknown-events"));
   }
+  Result<ArchetypeRules> archetype_rules = LoadArchetypeRules(flags.archetype_rules);
+  if (!archetype_rules.ok()) return ReportError(archetype_rules.status());
   auto tokens = server::TokenTable::ParseServiceTokens(flags.service_tokens);
   if (!tokens.ok()) return ReportError(tokens.status());
   std::string generated_token;
@@ -304,6 +307,7 @@ int RunServe(ServeFlags flags) {
       flags.unknown_events == "reject" ? UnknownEventPolicy::kReject : UnknownEventPolicy::kAccept;
   ctx.config.session_inactivity_timeout_ms = flags.session_timeout_minutes * kMillisPerMinute;
   ctx.config.generation_deadline_ms = flags.generation_deadline_minutes * kMillisPerMinute;
+  ctx.config.archetype_rules = *std::move(archetype_rules);
 
   server::AccessLog access_log(flags.quiet ? nullptr : stdout);
   server::ApiOptions api_options;
@@ -458,6 +462,7 @@ Command RegisterServe(CLI::App& root) {
   app->add_option("--service-rate-limit-burst", flags->service_rate_limit_burst,
                   "Burst per service token (and the admin token)")
       ->capture_default_str();
+  AddArchetypeRulesOption(*app, &flags->archetype_rules);
   app->add_option("--unknown-events", flags->unknown_events,
                   "accept or reject events whose type is not in the catalog")
       ->capture_default_str();

@@ -50,6 +50,21 @@ for offset, day in enumerate(days):
 "$noema" report --store "$store" --format html >"$work/report.html" 2>"$work/err"
 check "html: exit 0, one page" bash -c "head -c 15 '$work/report.html' | grep -q '<!DOCTYPE html>' && grep -q '</html>' '$work/report.html'"
 
+# Archetype thresholds from a file (--archetype-rules): with TouchAndGo at 0 sessions at
+# most, nobody is TouchAndGo any more.
+echo '{"touchAndGoSessionsMax": 0, "newLightSessionsMax": 100}' >"$work/rules.json"
+"$noema" report --store "$store" --format json --archetype-rules "$work/rules.json" \
+  >"$work/ruled.json" 2>"$work/err"
+check "--archetype-rules: exit 0" [ $? -eq 0 ]
+check "--archetype-rules: the thresholds apply" /usr/bin/python3 -c '
+import json, sys
+default = json.load(open(sys.argv[1]))["archetypes"]
+ruled = json.load(open(sys.argv[2]))["archetypes"]
+assert default["mix"]["TouchAndGo"] > 0, default
+assert ruled["mix"]["TouchAndGo"] == 0, ruled
+assert ruled["users"] == default["users"], (ruled, default)
+' "$work/report.json" "$work/ruled.json"
+
 refuse() {  # refuse NAME PATTERN ARGS...: exit 2, one line on stderr matching PATTERN
   "$noema" report "${@:3}" >"$work/out" 2>"$work/err"
   local code=$?
@@ -66,6 +81,14 @@ refuse "a range over 366 days" "from" --store "$store" --from 2025-01-01 --to 20
 refuse "weeks out of range" "weeks" --store "$store" --weeks 0
 refuse "an unknown format" "format" --store "$store" --format xml
 refuse "a store that does not exist" "no store at" --store "sqlite:$work/nowhere/noema.db"
+echo '{"touchAndGoSesionsMax": 3}' >"$work/typo.json"
+refuse "an unknown archetype setting" "touchAndGoSesionsMax: .*unknown archetype setting" \
+  --store "$store" --archetype-rules "$work/typo.json"
+echo '{"focusedTopCommandShareMin": 1.5}' >"$work/share.json"
+refuse "a share above 1" "focusedTopCommandShareMin" --store "$store" --archetype-rules "$work/share.json"
+echo '{"iterateCommands": ["/again", 7]}' >"$work/list.json"
+refuse "a command that is not a string" "iterateCommands.1" --store "$store" --archetype-rules "$work/list.json"
+refuse "an unreadable rules file" "cannot read" --store "$store" --archetype-rules "$work/none.json"
 check "and it was not created" [ ! -e "$work/nowhere" ]
 
 [ "$failures" -eq 0 ] && echo "report_test: all passed" || echo "report_test: $failures failed"

@@ -41,6 +41,10 @@ usage_error "port out of range" --listen 127.0.0.1:70000
 usage_error "--threads 0" --threads 0
 usage_error "--worker-threads 1025" --worker-threads 1025
 usage_error "--unknown-events maybe" --unknown-events maybe
+usage_error "--archetype-rules of a missing file" --archetype-rules "$work/no-rules.json"
+echo '{"touchAndGoSessionsMax": -1}' >"$work/bad-rules.json"
+usage_error "--archetype-rules with a negative threshold" --archetype-rules "$work/bad-rules.json"
+check "which names the setting" grep -q "touchAndGoSessionsMax" "$work/usage.out"
 # Every numeric limit one step outside its range, on both sides (docs/limits.md).
 while read -r flag value; do usage_error "$flag $value" "$flag" "$value"; done <<'CASES'
 --threads 257

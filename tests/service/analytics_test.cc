@@ -343,6 +343,48 @@ TEST(AnalyticsRangeTest, ParsesDefaultsAndRefusesBadInput) {
   EXPECT_EQ(early->to_day, 4);
 }
 
+// --archetype-rules: a JSON object overriding some thresholds; every mistake is refused
+// naming the member.
+TEST(ArchetypeRulesTest, ReadsOverridesAndRefusesEachMistakeNamingTheMember) {
+  auto defaults = ArchetypeRulesFromJson("{}");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->touch_and_go_sessions_max, ArchetypeRules().touch_and_go_sessions_max);
+  auto rules = ArchetypeRulesFromJson(
+      R"({"touchAndGoSessionsMax": 2, "powerGenerationHoursMin": 12.5,)"
+      R"( "focusedTopCommandShareMin": 1, "makeCommands": ["/make", "/imagine"]})");
+  ASSERT_TRUE(rules.ok()) << rules.status().ToString();
+  EXPECT_EQ(rules->touch_and_go_sessions_max, 2);
+  EXPECT_DOUBLE_EQ(rules->power_generation_hours_min, 12.5);
+  EXPECT_DOUBLE_EQ(rules->focused_top_command_share_min, 1);
+  EXPECT_EQ(rules->make_commands, (std::vector<std::string>{"/make", "/imagine"}));
+  EXPECT_EQ(rules->iterate_commands, ArchetypeRules().iterate_commands) << "others keep defaults";
+  const std::string long_name = "/" + std::string(kArchetypeCommandCharsMax, 'x');
+  std::string many = "[";
+  for (size_t i = 0; i <= kArchetypeCommandsMax; ++i)
+    many += (i ? ",\"/c" : "\"/c") + std::to_string(i) + "\"";
+  many += "]";
+  for (const auto& [json, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"touchAndGoSesionsMax": 3})", "touchAndGoSesionsMax"},
+           {R"({"touchAndGoSessionsMax": -1})", "touchAndGoSessionsMax"},
+           {R"({"touchAndGoSessionsMax": 2.5})", "touchAndGoSessionsMax"},
+           {R"({"touchAndGoSessionsMax": "4"})", "touchAndGoSessionsMax"},
+           {R"({"powerGenerationHoursMin": -0.5})", "powerGenerationHoursMin"},
+           {R"({"focusedTopCommandShareMin": 1.01})", "focusedTopCommandShareMin"},
+           {R"({"focusedSessionsMin": 30, "focusedSessionsMax": 20})", "focusedSessionsMin"},
+           {R"({"iterateCommands": "/again"})", "iterateCommands"},
+           {R"({"iterateCommands": ["/again", ""]})", "iterateCommands.1"},
+           {R"({"iterateCommands": [")" + long_name + R"("]})", "iterateCommands.0"},
+           {R"({"iterateCommands": )" + many + "}", "iterateCommands"},
+           {R"({"videoCommandsMin": 1, "videoCommandsMin": 2})", "videoCommandsMin"},
+           {R"([1])", "rules"},
+           {R"({"touchAndGoSessionsMax": )", "rules"},
+       }) {
+    auto refused = ArchetypeRulesFromJson(json);
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << json;
+    EXPECT_EQ(refused.status().field(), field) << json << " → " << refused.status().ToString();
+  }
+}
+
 TEST(ArchetypeTest, FirstMatchingRuleInTableOrder) {
   ArchetypeRules rules;
   UserFeatures f;

@@ -22,6 +22,7 @@
 
 #include "noema/bson.h"
 #include "noema/object_id.h"
+#include "noema/service/archetype_rules.h"
 #include "noema/service/context.h"
 #include "noema/status.h"
 #include "noema/time.h"
@@ -56,36 +57,6 @@ Result<int64_t> ParseDay(std::string_view text, std::string_view field);
 Result<DayRange> ParseDayRange(std::optional<std::string_view> from,
                                std::optional<std::string_view> to, Timestamp now);
 
-// The archetype rules of EVENT_CATALOG.md, thresholds configurable (defaults: the table).
-struct ArchetypeRules {
-  int64_t touch_and_go_sessions_max = 4;
-  double power_generation_hours_min = 20;
-  int64_t power_commands_min = 1500;
-  int64_t refiner_commands_min = 200;
-  int64_t refiner_iterate_min = 50;
-  double refiner_iterate_per_make_min = 0.5;
-  int64_t video_commands_min = 20;
-  int64_t engaged_sessions_min = 30;
-  int64_t engaged_commands_min = 300;
-  int64_t engaged_management_min = 10;
-  int64_t engaged_menu_min = 75;
-  double engaged_menu_per_session_min = 1.5;
-  int64_t focused_sessions_min = 5;
-  int64_t focused_sessions_max = 25;
-  double focused_commands_per_session_min = 4;
-  double focused_top_command_share_min = 0.6;
-  int64_t new_light_sessions_max = 15;
-  int64_t new_light_commands_max = 150;
-  double new_light_generation_hours_max = 2;
-  // Command sets (names as in command_executed.commandName).
-  std::vector<std::string> iterate_commands = {"/again", "/effect", "/regen"};
-  std::vector<std::string> make_commands = {"/make"};
-  // A video command is one whose name starts with one of these prefixes.
-  std::vector<std::string> video_command_prefixes = {"/vid", "/animate"};
-  std::vector<std::string> management_commands = {"/set",      "/account", "/utils",
-                                                  "/settings", "/balance", "/wallet"};
-};
-
 // Per-user features over a range (EVENT_CATALOG.md "Per user").
 struct UserFeatures {
   int64_t sessions = 0;  // session_started events
@@ -107,7 +78,11 @@ const std::vector<std::string>& ArchetypeNames();
 
 class AnalyticsService {
  public:
-  explicit AnalyticsService(const ServiceContext& ctx, ArchetypeRules rules = {})
+  // The archetype thresholds are the context's (ServiceConfig::archetype_rules), unless
+  // given.
+  explicit AnalyticsService(const ServiceContext& ctx)
+      : ctx_(&ctx), rules_(ctx.config.archetype_rules) {}
+  AnalyticsService(const ServiceContext& ctx, ArchetypeRules rules)
       : ctx_(&ctx), rules_(std::move(rules)) {}
 
   Result<Document> ActiveUsers(const DayRange& range) const;

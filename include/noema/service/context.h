@@ -15,6 +15,7 @@
 #include "noema/object_id.h"
 
 #include "noema/money.h"
+#include "noema/service/archetype_rules.h"
 #include "noema/store.h"
 #include "noema/time.h"
 
@@ -92,6 +93,10 @@ struct ServiceConfig {
   size_t generation_payload_bytes_max = 256 * 1024;
   // Generations: artifactUrls entries per record.
   size_t generation_artifacts_max = 100;
+
+  // Analytics: the archetype thresholds (EVENT_CATALOG.md's table by default;
+  // `--archetype-rules FILE`).
+  ArchetypeRules archetype_rules;
 };
 
 // Where a request came from. The events a change writes carry this platform as their

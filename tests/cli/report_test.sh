@@ -89,6 +89,13 @@ refuse "a share above 1" "focusedTopCommandShareMin" --store "$store" --archetyp
 echo '{"iterateCommands": ["/again", 7]}' >"$work/list.json"
 refuse "a command that is not a string" "iterateCommands.1" --store "$store" --archetype-rules "$work/list.json"
 refuse "an unreadable rules file" "cannot read" --store "$store" --archetype-rules "$work/none.json"
+# The file limit, 64 KiB, at its edge: a JSON object padded with spaces to the byte.
+pad() { /usr/bin/python3 -c 'import sys; body = "{}"; sys.stdout.write(body + " " * (int(sys.argv[1]) - len(body)))' "$1"; }
+pad 65536 >"$work/edge.json"
+"$noema" report --store "$store" --format json --archetype-rules "$work/edge.json" >/dev/null 2>"$work/err"
+check "a rules file of exactly 64 KiB is read" [ $? -eq 0 ]
+pad 65537 >"$work/over.json"
+refuse "a rules file over 64 KiB" "larger than 65536 bytes" --store "$store" --archetype-rules "$work/over.json"
 check "and it was not created" [ ! -e "$work/nowhere" ]
 
 [ "$failures" -eq 0 ] && echo "report_test: all passed" || echo "report_test: $failures failed"

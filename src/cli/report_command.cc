@@ -223,6 +223,17 @@ std::vector<Table> BuildTables(DocumentView report) {
     for (const auto& [k, v] : Pairs(report, "archetypes.mix")) t.rows.push_back({k, v});
     tables.push_back(std::move(t));
   }
+  {
+    Table t{"Exp distribution (every user, now)", {"measure", "value"}, {}};
+    for (const char* measure : {"users", "min", "p50", "p90", "p99", "max", "mean"}) {
+      t.rows.push_back({measure, Field(report, std::string("exp.") + measure)});
+    }
+    for (DocumentView bucket : Items(report, "exp.buckets")) {
+      t.rows.push_back({"users with " + Field(bucket, "from") + ".." + Field(bucket, "to"),
+                        Field(bucket, "users")});
+    }
+    tables.push_back(std::move(t));
+  }
   return tables;
 }
 

@@ -72,6 +72,14 @@ void AddAnalyticsRoutes(Api& api) {
       },
       Execution::kWorker);
   api.Add(
+      Method::kGet, "/v1/analytics/exp", Access::kAdmin, "",
+      [](Call& call) -> Result<HttpResponse> {
+        AnalyticsService analytics(call.ctx);
+        NOEMA_ASSIGN_OR_RETURN(Document body, analytics.ExpDistribution());
+        return JsonReply(200, RenderJson(body));
+      },
+      Execution::kWorker);
+  api.Add(
       Method::kGet, "/v1/analytics/retention", Access::kAdmin, "",
       [](Call& call) -> Result<HttpResponse> {
         NOEMA_ASSIGN_OR_RETURN(DayRange range, RangeOf(call));

@@ -845,6 +845,48 @@ Result<Document> AnalyticsService::Archetypes(const DayRange& range) const {
                                 [&] { return ArchetypesAcc(range, &rules_); });
 }
 
+Result<Document> AnalyticsService::ExpDistribution() const {
+  std::vector<int64_t> values;
+  NOEMA_RETURN_IF_ERROR(ctx_->store->RunReadOnly([&](Transaction& tx) -> Status {
+    values.clear();  // a re-run unit starts again
+    return tx.Scan(Collection::kUserEconomy, Filter{}, [&](DocumentView economy) -> Status {
+      NOEMA_ASSIGN_OR_RETURN(int64_t exp, economy.GetInteger("exp"));
+      values.push_back(std::max<int64_t>(0, exp));
+      return Status::Ok();
+    });
+  }));
+  std::sort(values.begin(), values.end());
+  long double sum = 0;
+  for (int64_t value : values) sum += static_cast<long double>(value);
+  DocumentBuilder b;
+  b.Append("users", static_cast<int64_t>(values.size()))
+      .Append("min", values.empty() ? int64_t{0} : values.front())
+      .Append("p50", Percentile(values, 0.5))
+      .Append("p90", Percentile(values, 0.9))
+      .Append("p99", Percentile(values, 0.99))
+      .Append("max", values.empty() ? int64_t{0} : values.back())
+      .Append("mean", Ratio(static_cast<double>(sum), static_cast<double>(values.size())));
+  // [0, 0], [1, 9], [10, 99], ... up to the bucket of the largest value.
+  b.StartArray("buckets");
+  auto it = values.begin();
+  int64_t from = 0;
+  int64_t to = 0;
+  while (it != values.end()) {
+    auto end = std::upper_bound(it, values.end(), to);
+    b.StartDocument(b.NextArrayKey())
+        .Append("from", from)
+        .Append("to", to)
+        .Append("users", static_cast<int64_t>(end - it))
+        .End();
+    it = end;
+    from = to + 1;
+    to = to > std::numeric_limits<int64_t>::max() / 10 ? std::numeric_limits<int64_t>::max()
+                                                       : (to == 0 ? 9 : to * 10 + 9);
+  }
+  b.End();
+  return std::move(b).Build();
+}
+
 Result<Document> AnalyticsService::UserFeaturesOf(const ObjectId& master_account_id,
                                                   const DayRange& range) const {
   Status exists = ctx_->store->RunReadOnly([&](Transaction& tx) -> Status {
@@ -922,6 +964,9 @@ Result<Document> AnalyticsService::Report(const DayRange& range, int weeks) cons
       .AppendDocument("credit", credit)
       .AppendDocument("retention", retention)
       .AppendDocument("archetypes", archetypes);
+  // Not over the range: every user's exp now.
+  NOEMA_ASSIGN_OR_RETURN(Document exp, ExpDistribution());
+  b.AppendDocument("exp", exp);
   return std::move(b).Build();
 }
 

@@ -1,4 +1,5 @@
-// ArchetypeRulesFromJson: the JSON form of ArchetypeRules (include/noema/service/archetype_rules.h).
+// ArchetypeRulesFromJson: the JSON form of ArchetypeRules
+// (include/noema/service/archetype_rules.h).
 #include "noema/service/archetype_rules.h"
 
 #include <bson/bson.h>
@@ -135,9 +136,9 @@ Result<ArchetypeRules> ArchetypeRulesFromJson(std::string_view json) {
     } else if (auto* number = std::get_if<double ArchetypeRules::*>(&member->field)) {
       set = SetNumber(&iter, name, member->share, &(rules.**number));
     } else {
-      set = SetCommands(&iter, name,
-                        &(rules.*std::get<std::vector<std::string> ArchetypeRules::*>(
-                                      member->field)));
+      set = SetCommands(
+          &iter, name,
+          &(rules.*std::get<std::vector<std::string> ArchetypeRules::*>(member->field)));
     }
     NOEMA_RETURN_IF_ERROR(set);
   }

@@ -22,7 +22,7 @@ check "json: one JSON document with every section" /usr/bin/python3 -c '
 import json, sys
 report = json.load(open(sys.argv[1]))
 for key in ["activeUsers", "newAccounts", "sessions", "events", "commands", "funnel",
-            "generations", "credit", "retention", "archetypes"]:
+            "generations", "credit", "retention", "archetypes", "exp"]:
     assert key in report, key
 ' "$work/report.json"
 

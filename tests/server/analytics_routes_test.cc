@@ -96,7 +96,7 @@ class AnalyticsRoutesTest : public ::testing::Test {
 TEST_F(AnalyticsRoutesTest, OnlyTheAdminTokenMayCall) {
   const std::string user = "/v1/analytics/users/" + users_.a.ToHex() + "/features";
   for (std::string route : kRangeRoutes) {
-    for (const std::string& target : {route, user}) {
+    for (const std::string& target : {route, user, std::string("/v1/analytics/exp")}) {
       EXPECT_EQ(Get(target, "").status, 401) << target;
       EXPECT_EQ(Get(target, kServiceToken).status, 403) << target;
       EXPECT_EQ(Get(target, "not-a-token-at-all-xxxxxxxx").status, 401) << target;
@@ -161,6 +161,11 @@ TEST_F(AnalyticsRoutesTest, BodiesFollowTheContract) {
   Reply sessions = Get("/v1/analytics/sessions" + range);
   EXPECT_EQ(RenderJson(report.json.view().GetDocument("sessions").value()),
             RenderJson(sessions.json));
+  Reply exp = Get("/v1/analytics/exp");
+  ASSERT_EQ(exp.status, 200) << exp.body;
+  EXPECT_EQ(Int(exp.json, "users"), 3);
+  EXPECT_EQ(RenderJson(report.json.view().GetDocument("exp").value()), RenderJson(exp.json));
+  EXPECT_EQ(Get("/v1/analytics/exp?from=2025-05-07").status, 400) << "it takes no range";
   // Default range: the 30 days ending today (the FakeClock's day, 2025-05-14).
   Reply def = Get("/v1/analytics/events");
   EXPECT_EQ(Str(def.json, "to"), "2025-05-14");

@@ -343,6 +343,46 @@ TEST(AnalyticsRangeTest, ParsesDefaultsAndRefusesBadInput) {
   EXPECT_EQ(early->to_day, 4);
 }
 
+// The exp distribution is every user's exp now (not a range): brought to 7, 150 and
+// 1,234 here, so the percentiles, the mean and the power-of-ten buckets are known.
+TEST_F(AnalyticsTest, ExpDistributionIsEveryUsersExpNow) {
+  EconomyService economy(ctx_);
+  for (const auto& [user, target] : std::vector<std::pair<ObjectId, int64_t>>{
+           {users_.a, 7}, {users_.b, 150}, {users_.c, 1234}}) {
+    auto balance = economy.Get(user);
+    ASSERT_TRUE(balance.ok()) << balance.status().ToString();
+    ASSERT_LE(balance->exp, target);
+    if (balance->exp < target) {
+      ASSERT_TRUE(
+          economy.AddExp(user, target - balance->exp, std::nullopt, Origin{"web", std::nullopt})
+              .ok());
+    }
+  }
+  AnalyticsService analytics(ctx_);
+  auto exp = analytics.ExpDistribution();
+  ASSERT_TRUE(exp.ok()) << exp.status().ToString();
+  DocumentView v = exp->view();
+  EXPECT_EQ(I(v, "users"), 3);
+  EXPECT_EQ(I(v, "min"), 7);
+  EXPECT_EQ(I(v, "p50"), 150);
+  EXPECT_EQ(I(v, "p90"), 1234);
+  EXPECT_EQ(I(v, "max"), 1234);
+  EXPECT_DOUBLE_EQ(D(v, "mean"), 463.6667);
+  const std::vector<std::vector<int64_t>> buckets = {
+      {0, 0, 0}, {1, 9, 1}, {10, 99, 0}, {100, 999, 1}, {1000, 9999, 1}};
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    const std::string at = "buckets." + std::to_string(i) + ".";
+    EXPECT_EQ(I(v, at + "from"), buckets[i][0]) << i;
+    EXPECT_EQ(I(v, at + "to"), buckets[i][1]) << i;
+    EXPECT_EQ(I(v, at + "users"), buckets[i][2]) << i;
+  }
+  EXPECT_FALSE(v.Has("buckets.5")) << "no bucket past the largest value";
+  // The report carries it too.
+  auto report = analytics.Report(range_, 2);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->view().GetDocument("exp").value().ToJson(), exp->ToJson());
+}
+
 // --archetype-rules: a JSON object overriding some thresholds; every mistake is refused
 // naming the member.
 TEST(ArchetypeRulesTest, ReadsOverridesAndRefusesEachMistakeNamingTheMember) {

@@ -98,6 +98,11 @@ class AnalyticsService {
   // not used. weeks: 1..kAnalyticsRetentionWeeksMax (InvalidArgument on "weeks").
   Result<Document> Retention(const DayRange& range, int weeks) const;
   Result<Document> Archetypes(const DayRange& range) const;
+  // EVENT_CATALOG.md "Platform: ... exp distribution": every user's exp now
+  // (userEconomy.exp; exp only accumulates, so no range): users, min, p50, p90, p99, max,
+  // mean, and the users per power-of-ten bucket (0, 1-9, 10-99, ...). Holds one integer
+  // per user while it counts (8 bytes each).
+  Result<Document> ExpDistribution() const;
   // NotFound on "masterAccountId" when there is no such user.
   Result<Document> UserFeaturesOf(const ObjectId& master_account_id, const DayRange& range) const;
   // Every section above (commands with kAnalyticsCommandsLimitDefault, retention with

@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <queue>
 #include <random>
 #include <string>
 #include <string_view>
@@ -178,6 +180,8 @@ constexpr std::array<std::string_view, 6> kMenuItems = {"new_image",  "history",
 constexpr std::array<int64_t, 3> kSlotStartHours = {8, 13, 19};
 constexpr int64_t kSlotJitterMs = 90 * kMillisPerMinute;
 constexpr int64_t kSessionSpanMaxMs = 150 * kMillisPerMinute;
+// `noema serve`'s default sweep interval (--sweep-interval-seconds).
+constexpr int64_t kDemoSweepIntervalMs = 60 * kMillisPerSecond;
 constexpr int64_t kSlotsPerDay = static_cast<int64_t>(kSlotStartHours.size());
 
 struct PlannedSession {
@@ -238,9 +242,11 @@ class Simulation {
         if (day >= 0) NOEMA_RETURN_IF_ERROR(EndOfDay(day));
         day = session_day;
       }
+      NOEMA_RETURN_IF_ERROR(SweepDue(planned.start));
       NOEMA_RETURN_IF_ERROR(RunSession(users_[static_cast<size_t>(planned.user)], planned.start));
       if (options_.progress) options_.progress(i + 1, total);
     }
+    NOEMA_RETURN_IF_ERROR(SweepDue(end_));
     if (day >= 0) NOEMA_RETURN_IF_ERROR(EndOfDay(day));
     for (const DemoUser& user : users_) summary.users += user.created ? 1 : 0;
     summary.sessions = sessions_;
@@ -334,9 +340,27 @@ class Simulation {
     return plan;
   }
 
+  // The generation sweep of `noema serve` runs every minute, so a generation nobody
+  // answers times out within a minute of its deadline: run it then (before the next
+  // planned session that starts later), not only at the end of the day, which stamped
+  // every timeout at midnight with hours of "generation time" (docs/demo.md). No ledger
+  // record is written by a timeout, so stamping it before records already written for
+  // others keeps every user's ledger in order.
+  Status SweepDue(Timestamp until) {
+    while (!sweeps_due_.empty() && sweeps_due_.top() <= until.millis()) {
+      const int64_t due = sweeps_due_.top();
+      while (!sweeps_due_.empty() && sweeps_due_.top() == due) sweeps_due_.pop();
+      clock_.Set(Timestamp::FromMillis(due));
+      NOEMA_RETURN_IF_ERROR(GenerationService(ctx_).SweepStuck().status());
+    }
+    return Status::Ok();
+  }
+
   // The background sweeps of `noema serve`, at the end of each simulated day.
   Status EndOfDay(int64_t day) {
-    clock_.Set(std::min(end_, start_ + (day + 1) * kMillisPerDay));
+    const Timestamp day_end = std::min(end_, start_ + (day + 1) * kMillisPerDay);
+    NOEMA_RETURN_IF_ERROR(SweepDue(day_end));
+    clock_.Set(day_end);
     NOEMA_RETURN_IF_ERROR(GenerationService(ctx_).SweepStuck().status());
     NOEMA_RETURN_IF_ERROR(SessionService(ctx_).SweepInactive().status());
     return Status::Ok();
@@ -553,7 +577,10 @@ class Simulation {
                       user.profile->duration_scale_percent / 100;
     int64_t roll = static_cast<int64_t>(rng.Below(1000));
     if (roll < backend.timeout_permille) {
-      // Never answered: the end-of-day sweep times it out. The user moves on.
+      // Never answered: the sweep times it out after the deadline (SweepDue). The user
+      // moves on.
+      sweeps_due_.push(clock_.Now().millis() + ctx_.config.generation_deadline_ms +
+                       kDemoSweepIntervalMs);
       clock_.Advance(rng.Between(20, 60) * kMillisPerSecond);
       return Status::Ok();
     }
@@ -624,6 +651,9 @@ class Simulation {
   int64_t commands_ = 0;
   int64_t generations_ = 0;
   int64_t deposits_ = 0;
+  // When `noema serve`'s generation sweep (every kDemoSweepIntervalMs) would time out each
+  // generation left unanswered: earliest first.
+  std::priority_queue<int64_t, std::vector<int64_t>, std::greater<>> sweeps_due_;
 };
 
 }  // namespace

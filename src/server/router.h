@@ -40,6 +40,12 @@ class Router {
     size_t literals = 0;
     for (const std::string& segment : segments) literals += IsParameter(segment) ? 0 : 1;
     routes_.push_back(Route{method, pattern, std::move(segments), literals, std::move(handler)});
+    // The search order: most literal segments first, then the order of addition.
+    by_literals_.insert(std::upper_bound(by_literals_.begin(), by_literals_.end(), literals,
+                                         [this](size_t count, size_t index) {
+                                           return count > routes_[index].literals;
+                                         }),
+                        routes_.size() - 1);
   }
 
   Match Find(Method method, std::string_view path) const { return Find(method, Split(path)); }
@@ -49,18 +55,17 @@ class Router {
   // parameter is that literal route's path: "GET /v1/users/resolve" is 405 (the path is
   // POST-only), not a lookup of the user "resolve". So among the routes that match, only
   // those with the most literal segments count.
+  // Routes are searched most literal first (by_literals_): the first that matches the
+  // path fixes the literal count, and the search ends at the first route with fewer.
   Match Find(Method method, const std::vector<std::string>& parts) const {
     Match out;
-    size_t literals_max = 0;
-    for (const Route& route : routes_) {
-      if (MatchSegments(route.segments, parts, nullptr)) {
-        literals_max = std::max(literals_max, route.literals);
-      }
-    }
-    for (const Route& route : routes_) {
-      if (route.literals != literals_max) continue;
+    size_t literals = 0;  // of the first route that matched
+    for (size_t index : by_literals_) {
+      const Route& route = routes_[index];
+      if (out.path_known && route.literals < literals) break;
       PathParams params;
       if (!MatchSegments(route.segments, parts, &params)) continue;
+      if (!out.path_known) literals = route.literals;
       out.path_known = true;
       out.allowed.push_back(route.method);
       if (route.method == method || (method == Method::kHead && route.method == Method::kGet)) {
@@ -101,6 +106,7 @@ class Router {
   }
 
   std::vector<Route> routes_;
+  std::vector<size_t> by_literals_;  // indexes into routes_, most literal segments first
 };
 
 }  // namespace noema::server

@@ -134,6 +134,14 @@ class Transaction {
   // Deletes by `_id`. Refused with FailedPrecondition on the append-only collections
   // (transactions, userEvents); NotFound when absent.
   virtual Status Delete(Collection collection, const ObjectId& id) = 0;
+
+  // Whether the unit can still write and commit after an operation failed. On SQLite a
+  // failed statement undoes only itself, so a caller may refuse one item (a duplicate, an
+  // invalid document) and go on. On MongoDB the server aborts the whole transaction on any
+  // error of one of its operations: aborted() is then true, and a caller that goes on
+  // after an item's error must instead re-run the unit without that item (as
+  // EventService's batches do); committing would fail.
+  virtual bool aborted() const { return false; }
 };
 
 struct TransactionOptions {

@@ -186,7 +186,9 @@ void EventService::Ingest(std::vector<Pending>* pending, std::vector<EventItemRe
             input.event_type, input.event_data.view(), valid[i].timestamp, &wrote, &sessions);
         if (!result.ok()) {
           if (!IsItemError(result.status())) return result.status();
-          if (wrote) {
+          // Written something before failing, or failed in a way that aborted the whole
+          // unit (MongoDB, Transaction::aborted): re-run without this item.
+          if (wrote || tx.aborted()) {
             failed_after_write = i;
             failed_after_write_status = result.status();
             return Status::Internal("an event failed after writing; the batch is re-run");

@@ -781,11 +781,19 @@ TEST_F(MongoWireTest, DuplicateKeyReplyBecomesAlreadyExistsNamingTheIndex) {
             "another userCore document has the same identityKeys (unique index identityKeys_1)");
   EXPECT_EQ(results[1].field(), "identityKeys");
 
-  Status inserted = store_->RunTransaction(
-      [&](Transaction& tx) { return tx.Insert(Collection::kUserCore, user); });
+  // The server's refusal aborted the transaction, and the Transaction says so
+  // (Transaction::aborted): a caller must not write on and commit.
+  bool aborted = false;
+  Status inserted = store_->RunTransaction([&](Transaction& tx) {
+    EXPECT_FALSE(tx.aborted());
+    Status refused = tx.Insert(Collection::kUserCore, user);
+    aborted = tx.aborted();
+    return refused;
+  });
   EXPECT_TRUE(inserted.IsAlreadyExists()) << inserted.ToString();
   EXPECT_EQ(inserted.message(), "a userCore document with this _id already exists");
   EXPECT_EQ(inserted.field(), "_id");
+  EXPECT_TRUE(aborted);
   Finish();
 }
 

@@ -28,18 +28,23 @@ Document Json(const std::string& text) {
 }
 
 // A store that refuses inserts of userEvents documents of one eventType, as a store would
-// refuse a document for a reason the service did not foresee.
+// refuse a document for a reason the service did not foresee. `aborting`: as MongoDB does,
+// the refusal aborts the whole unit — aborted() is true, later writes fail, and so does
+// the commit.
 class RefusingTransaction : public Transaction {
  public:
-  RefusingTransaction(Transaction* inner, std::string refused_type)
-      : inner_(inner), refused_type_(std::move(refused_type)) {}
+  RefusingTransaction(Transaction* inner, std::string refused_type, bool aborting = false)
+      : inner_(inner), refused_type_(std::move(refused_type)), aborting_(aborting) {}
   Status Insert(Collection collection, DocumentView doc) override {
+    if (aborted_) return Status::Unavailable("NoSuchTransaction: the transaction was aborted");
     Result<std::string_view> type = doc.GetString("eventType");
     if (collection == Collection::kUserEvents && type.ok() && *type == refused_type_) {
+      aborted_ = aborting_;
       return Status::InvalidArgument("refused by the test store", "eventData");
     }
     return inner_->Insert(collection, doc);
   }
+  bool aborted() const override { return aborted_; }
   Result<Document> Get(Collection collection, const ObjectId& id) override {
     return inner_->Get(collection, id);
   }
@@ -57,6 +62,7 @@ class RefusingTransaction : public Transaction {
   }
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
+    if (aborted_) return Status::Unavailable("NoSuchTransaction: the transaction was aborted");
     return inner_->Replace(collection, id, doc, precondition);
   }
   Status Delete(Collection collection, const ObjectId& id) override {
@@ -66,19 +72,25 @@ class RefusingTransaction : public Transaction {
  private:
   Transaction* inner_;
   std::string refused_type_;
+  bool aborting_;
+  bool aborted_ = false;
 };
 
 class RefusingStore : public Store {
  public:
-  RefusingStore(Store* inner, std::string refused_type)
-      : inner_(inner), refused_type_(std::move(refused_type)) {}
+  RefusingStore(Store* inner, std::string refused_type, bool aborting = false)
+      : inner_(inner), refused_type_(std::move(refused_type)), aborting_(aborting) {}
   std::string_view kind() const override { return inner_->kind(); }
   Result<std::vector<std::string>> Init() override { return inner_->Init(); }
   Status RunTransaction(const TransactionFn& fn, const TransactionOptions& options) override {
     return inner_->RunTransaction(
         [&](Transaction& tx) {
-          RefusingTransaction refusing(&tx, refused_type_);
-          return fn(refusing);
+          RefusingTransaction refusing(&tx, refused_type_, aborting_);
+          Status status = fn(refusing);
+          if (status.ok() && refusing.aborted()) {
+            return Status::Unavailable("the commit failed: the transaction was aborted");
+          }
+          return status;
         },
         options);
   }
@@ -93,6 +105,7 @@ class RefusingStore : public Store {
  private:
   Store* inner_;
   std::string refused_type_;
+  bool aborting_;
 };
 
 class EventServiceTest : public ::testing::Test {
@@ -423,6 +436,31 @@ TEST_F(EventServiceTest, AnItemFailingAfterItStartedASessionLeavesNothingBehind)
   EXPECT_EQ(events.Log(std::move(again)).status().field(), "eventData");
   EXPECT_EQ(CountEvents(user_b), 0);
   EXPECT_TRUE(sessions_.ListForUser(user_b)->items.empty());
+}
+
+// On MongoDB a refused write aborts the whole transaction (Transaction::aborted): the
+// batch is re-run without the refused item, as when an item fails after writing, instead
+// of writing on into a dead transaction and failing the whole batch.
+TEST_F(EventServiceTest, AnItemWhoseRefusalAbortsTheUnitIsLeftOutAndTheRestStored) {
+  RefusingStore aborting(&temp_.store(), "user_logout", /*aborting=*/true);
+  ServiceContext aborting_ctx = ctx_;
+  aborting_ctx.store = &aborting;
+  EventService events(aborting_ctx);
+  StartSession(user_);  // so the refused event is the first write of its item
+  EventInput logout = Menu(user_);
+  logout.event_type = "user_logout";
+  logout.event_data = Json(R"({"logoutReason": "done"})");
+  std::vector<EventInput> batch;
+  batch.push_back(Menu(user_));
+  batch.push_back(std::move(logout));
+  batch.push_back(Menu(user_));
+  const int64_t before = CountEvents(user_);
+  Result<std::vector<EventItemResult>> results = events.LogBatch(std::move(batch));
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  EXPECT_TRUE((*results)[0].status.ok()) << (*results)[0].status.ToString();
+  EXPECT_EQ((*results)[1].status.field(), "events.1.eventData");
+  EXPECT_TRUE((*results)[2].status.ok()) << (*results)[2].status.ToString();
+  EXPECT_EQ(CountEvents(user_), before + 2);
 }
 
 TEST_F(EventServiceTest, KeysStartingWithDollarAreRefusedAtAnyDepth) {

@@ -315,6 +315,7 @@ class MongoTransaction final : public Transaction {
 
   // An operation failed in a way that re-running the whole unit may fix.
   bool transient_failure() const { return transient_failure_; }
+  bool aborted() const override { return aborted_; }
 
  private:
   Status CheckWritable() const {
@@ -344,9 +345,17 @@ class MongoTransaction final : public Transaction {
     return options;
   }
 
+  // A failed operation. Inside a transaction, a server's refusal (a duplicate key, a
+  // validator, a size) aborts the whole transaction on the server: aborted() tells the
+  // caller, which would otherwise take it for one item's error, write on and see the
+  // commit fail as transient — and re-run the same unit to the same end, every attempt.
   Status Failure(const bson_error_t& error, const bson_t* reply, const std::string& action,
                  Collection collection) {
-    if (HasErrorLabel(reply, kTransientTransactionError)) transient_failure_ = true;
+    if (HasErrorLabel(reply, kTransientTransactionError)) {
+      transient_failure_ = true;
+    } else if (session_ != nullptr && error.domain == MONGOC_ERROR_SERVER) {
+      aborted_ = true;
+    }
     return TranslateError(error, reply, {action, collection});
   }
 
@@ -405,6 +414,7 @@ class MongoTransaction final : public Transaction {
   const bool read_only_;
   const bool sharded_;
   bool transient_failure_ = false;
+  bool aborted_ = false;  // the server aborted the transaction (Failure)
   std::array<CollectionHandle, kCollectionCount> collections_;
 };
 

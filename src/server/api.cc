@@ -227,7 +227,10 @@ std::optional<HttpResponse> RefuseBodyEncoding(const HttpRequest& request) {
     parts.push_back(trimmed_lower(rest.substr(0, cut)));
   }
   parts.push_back(trimmed_lower(rest));
-  bool json = parts[0] == "application/json";
+  // application/json, or a JSON-based type: application/merge-patch+json (RFC 7396, the
+  // PATCH of preferences) and any other application/...+json (RFC 6839).
+  bool json = parts[0] == "application/json" ||
+              (parts[0].starts_with("application/") && parts[0].ends_with("+json"));
   for (size_t i = 1; json && i < parts.size(); ++i) {
     if (parts[i].rfind("charset=", 0) != 0) continue;
     std::string charset = parts[i].substr(8);
@@ -239,7 +242,8 @@ std::optional<HttpResponse> RefuseBodyEncoding(const HttpRequest& request) {
   if (json) return std::nullopt;
   return ErrorResponse(415, "unsupported_media_type",
                        "Content-Type " + request.content_type +
-                           " is not accepted: the body is JSON in UTF-8 (application/json)",
+                           " is not accepted: the body is JSON in UTF-8 (application/json, or "
+                           "application/merge-patch+json for a PATCH)",
                        "contentType");
 }
 

@@ -209,6 +209,7 @@ TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
            std::string("Idempotency-Key: k1\r\nidempotency-key: k2\r\n"),
            std::string("Content-Type: application/json\r\nContent-Type: text/plain\r\n"),
            std::string("Content-Encoding: gzip\r\nContent-Encoding: identity\r\n"),
+           std::string("Transfer-Encoding: gzip\r\nTransfer-Encoding: identity\r\n"),
        }) {
     std::string reply = SendRaw(
         server_->port(),

@@ -24,7 +24,10 @@ class Router {
     Method method;
     std::string pattern;                // "/v1/users/{id}"; also the metrics label
     std::vector<std::string> segments;  // split pattern
-    size_t literals;                    // segments that are not {parameters}
+    // Which segments are literal (not {parameters}), first segment first: among routes
+    // that match one path, the one with a literal where the others have a parameter,
+    // at the first position where they differ, is the path's.
+    std::vector<bool> literal;
     Handler handler;
   };
 
@@ -37,35 +40,37 @@ class Router {
 
   void Add(Method method, std::string pattern, Handler handler) {
     std::vector<std::string> segments = Split(pattern);
-    size_t literals = 0;
-    for (const std::string& segment : segments) literals += IsParameter(segment) ? 0 : 1;
-    routes_.push_back(Route{method, pattern, std::move(segments), literals, std::move(handler)});
-    // The search order: most literal segments first, then the order of addition.
-    by_literals_.insert(std::upper_bound(by_literals_.begin(), by_literals_.end(), literals,
-                                         [this](size_t count, size_t index) {
-                                           return count > routes_[index].literals;
-                                         }),
-                        routes_.size() - 1);
+    std::vector<bool> literal;
+    for (const std::string& segment : segments) literal.push_back(!IsParameter(segment));
+    routes_.push_back(Route{method, pattern, std::move(segments), literal, std::move(handler)});
+    // The search order: more specific first (a literal before a parameter at the first
+    // position where two routes differ; std::vector<bool>'s order compares that way),
+    // then the order of addition. Routes of one shape (same length, same literal
+    // positions) are next to each other.
+    by_specificity_.insert(std::upper_bound(by_specificity_.begin(), by_specificity_.end(), literal,
+                                            [this](const std::vector<bool>& shape, size_t index) {
+                                              return MoreSpecific(shape, routes_[index].literal);
+                                            }),
+                           routes_.size() - 1);
   }
 
   Match Find(Method method, std::string_view path) const { return Find(method, Split(path)); }
 
   // `parts`: the path's segments, already split and decoded (HttpRequest::path_segments).
-  // A path that matches a route with literal segments where another route has a
+  // A path that matches a route with a literal segment where another route has a
   // parameter is that literal route's path: "GET /v1/users/resolve" is 405 (the path is
-  // POST-only), not a lookup of the user "resolve". So among the routes that match, only
-  // those with the most literal segments count.
-  // Routes are searched most literal first (by_literals_): the first that matches the
-  // path fixes the literal count, and the search ends at the first route with fewer.
+  // POST-only), not a lookup of the user "resolve". Routes are searched most specific
+  // first (by_specificity_): the first that matches fixes the path's shape, and the
+  // search ends at the first route of another shape.
   Match Find(Method method, const std::vector<std::string>& parts) const {
     Match out;
-    size_t literals = 0;  // of the first route that matched
-    for (size_t index : by_literals_) {
+    const std::vector<bool>* shape = nullptr;  // of the first route that matched
+    for (size_t index : by_specificity_) {
       const Route& route = routes_[index];
-      if (out.path_known && route.literals < literals) break;
+      if (shape != nullptr && route.literal != *shape) break;
       PathParams params;
       if (!MatchSegments(route.segments, parts, &params)) continue;
-      if (!out.path_known) literals = route.literals;
+      shape = &route.literal;
       out.path_known = true;
       out.allowed.push_back(route.method);
       if (route.method == method || (method == Method::kHead && route.method == Method::kGet)) {
@@ -86,6 +91,13 @@ class Router {
     return out;
   }
 
+  // Whether routes of shape `a` are searched before those of shape `b`: the longer
+  // first (a path matches routes of its own length only, so any order of lengths
+  // works), then, position by position, a literal before a parameter.
+  static bool MoreSpecific(const std::vector<bool>& a, const std::vector<bool>& b) {
+    if (a.size() != b.size()) return a.size() > b.size();
+    return a > b;
+  }
   static bool IsParameter(const std::string& segment) {
     return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
   }
@@ -106,7 +118,7 @@ class Router {
   }
 
   std::vector<Route> routes_;
-  std::vector<size_t> by_literals_;  // indexes into routes_, most literal segments first
+  std::vector<size_t> by_specificity_;  // indexes into routes_, most specific first
 };
 
 }  // namespace noema::server

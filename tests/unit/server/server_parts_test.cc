@@ -79,6 +79,18 @@ TEST(RouterTest, ALiteralPathOutranksAParameterInTheSamePlace) {
   m = router.Find(Method::kPatch, "/v1/users/u/wallets/0xAB");
   ASSERT_NE(m.route, nullptr);
   EXPECT_EQ(m.route->handler, 4);
+  // Position by position, not by count: by-identity/{platform}/{id} has its literal
+  // before {id}/wallets/challenge has any, so a platform user "wallets:challenge" is
+  // still found (it has fewer literals in all).
+  router.Add(Method::kGet, "/v1/users/by-identity/{platform}/{platformUserId}", 5);
+  m = router.Find(Method::kGet, "/v1/users/by-identity/wallets/challenge");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->handler, 5);
+  EXPECT_EQ(m.params["platform"], "wallets");
+  EXPECT_EQ(m.params["platformUserId"], "challenge");
+  m = router.Find(Method::kPost, "/v1/users/by-identity/wallets/challenge");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.allowed, std::vector<Method>{Method::kGet});
 }
 
 TEST(JsonRenderTest, RendersApiConventions) {

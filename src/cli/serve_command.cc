@@ -207,6 +207,7 @@ int SeedDemoIfEmpty(const std::string& store_uri, int64_t users, int64_t days) {
   // flushed, before the serving store opens.
   StoreOptions options;
   options.sync_every_commit = false;
+  options.init_rebuilds_changed_indexes = false;  // as when serving: see RunServe
   auto opened = OpenStore(store_uri, options);
   if (!opened.ok()) return ReportError(opened.status());
   Store& store = **opened;

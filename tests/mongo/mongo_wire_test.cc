@@ -728,13 +728,25 @@ constexpr char kDuplicateIdentity[] =
 // definition changed is not dropped under traffic (a unique index would enforce nothing
 // until rebuilt); Init refuses, naming it and `noema init`, and sends no dropIndexes.
 TEST_F(MongoWireTest, InitThatMayNotRebuildRefusesAChangedIndexAndDropsNothing) {
+  // Also an old validator (userEconomy) and a missing index (userCore), which Init would
+  // otherwise fix first: refused before any of it, the store is left as it was.
+  const Document old_validator =
+      Document::FromJson(R"({"$jsonSchema": {"bsonType": "object"}})").value();
   MockScenario scenario;
-  scenario.Reply("listCollections", CollectionsReply(Validator));
+  scenario.Reply("listCollections", CollectionsReply([&](Collection collection) {
+                   return collection == Collection::kUserEconomy ? old_validator.Copy()
+                                                                 : Validator(collection);
+                 }));
   for (Collection collection : kAllCollections) {
     std::vector<Document> entries;
     entries.push_back(IdIndexEntry());
     const bool drift = collection == Collection::kTransactions;
+    bool skipped_one = false;
     for (const IndexSpec& spec : IndexesFor(collection)) {
+      if (collection == Collection::kUserCore && !skipped_one) {
+        skipped_one = true;  // missing: Init would create it
+        continue;
+      }
       entries.push_back(IndexEntry(spec, spec.unique && !drift));
     }
     std::vector<const Document*> pointers;
@@ -751,9 +763,11 @@ TEST_F(MongoWireTest, InitThatMayNotRebuildRefusesAChangedIndexAndDropsNothing) 
   EXPECT_NE(init.status().message().find("index transactions."), std::string::npos)
       << init.status().ToString();
   EXPECT_NE(init.status().message().find("noema init"), std::string::npos);
+  EXPECT_NE(init.status().message().find("nothing was changed"), std::string::npos);
   for (const MockRequest& request : Finish()) {
     EXPECT_NE(request.command, "dropIndexes");
     EXPECT_NE(request.command, "createIndexes");
+    EXPECT_NE(request.command, "collMod");
   }
 }
 

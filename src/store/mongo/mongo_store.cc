@@ -603,9 +603,26 @@ Document ValidationCommand(const char* verb, Collection collection, const Docume
 }
 
 // Brings one collection's indexes to schemas/indexes.json; appends a line per action.
+// An index of schemas/indexes.json that exists with another definition, if any: what
+// Init would drop and rebuild. Checked for every collection before Init writes anything
+// when rebuilds are not allowed (StoreOptions::init_rebuilds_changed_indexes).
+Status CheckNoIndexChanged(mongoc_database_t* database, Collection collection) {
+  NOEMA_ASSIGN_OR_RETURN(auto present, ListIndexes(database, collection));
+  for (const IndexSpec& spec : IndexesFor(collection)) {
+    auto found = present.find(spec.name);
+    if (found == present.end() || SameIndex(found->second, spec)) continue;
+    return Status::FailedPrecondition(
+        "index " + Name(collection) + "." + spec.name +
+        " differs from its definition (schemas/indexes.json); rebuilding it leaves it "
+        "unenforced until it is built again, so it is not done while serving: run `noema "
+        "init` against this store while writes are quiet, then start again (nothing was "
+        "changed)");
+  }
+  return Status::Ok();
+}
+
 Status InitIndexes(mongoc_database_t* database, Collection collection, bool created,
-                   const Document& write_options, bool rebuild_changed,
-                   std::vector<std::string>* lines) {
+                   const Document& write_options, std::vector<std::string>* lines) {
   const std::string name = Name(collection);
   std::map<std::string, Document> present;
   if (!created) {
@@ -621,13 +638,6 @@ Status InitIndexes(mongoc_database_t* database, Collection collection, bool crea
       continue;
     }
     if (SameIndex(found->second, spec)) continue;
-    if (!rebuild_changed) {
-      return Status::FailedPrecondition(
-          "index " + name + "." + spec.name +
-          " differs from its definition (schemas/indexes.json); rebuilding it leaves it "
-          "unenforced until it is built again, so it is not done while serving: run `noema "
-          "init` against this store while writes are quiet, then start again");
-    }
     Document drop = CollectionCommand("dropIndexes", collection);
     bson_append_utf8(drop.mutable_get(), "index", 5, spec.name.c_str(), -1);
     NOEMA_RETURN_IF_ERROR(
@@ -776,6 +786,13 @@ Status MongoStore::InitCollections(mongoc_client_t* client, bool standalone,
                                    std::vector<std::string>* lines) {
   mongo::DatabaseHandle database(mongoc_client_get_database(client, database_.c_str()));
   NOEMA_ASSIGN_OR_RETURN(auto existing, mongo::ListCollections(database.get(), false));
+  if (!init_rebuilds_changed_indexes_) {
+    // Refuse before writing anything: no validator or index changed half-way.
+    for (Collection collection : kAllCollections) {
+      if (existing.count(mongo::Name(collection)) == 0) continue;
+      NOEMA_RETURN_IF_ERROR(mongo::CheckNoIndexChanged(database.get(), collection));
+    }
+  }
   const Document write_options = mongo::MajorityOptions(standalone);
   for (Collection collection : kAllCollections) {
     const std::string name = mongo::Name(collection);
@@ -810,8 +827,8 @@ Status MongoStore::InitCollections(mongoc_client_t* client, bool standalone,
         lines->push_back("updated the validator of " + name + " (collMod)");
       }
     }
-    NOEMA_RETURN_IF_ERROR(mongo::InitIndexes(database.get(), collection, created, write_options,
-                                             init_rebuilds_changed_indexes_, lines));
+    NOEMA_RETURN_IF_ERROR(
+        mongo::InitIndexes(database.get(), collection, created, write_options, lines));
   }
   return Status::Ok();
 }

@@ -232,10 +232,6 @@ TEST_F(MongoWireTest, InsertManySendsOneUnorderedRetryableInsertOfTheValidDocume
   EXPECT_EQ(JsonAt(insert, "documents.2"), "<missing>") << "the invalid document was sent";
 }
 
-// A reply with a write concern error: the documents reached the primary but a failover may
-// roll them back. Every document is Unavailable (retry), even beside a duplicate, whose
-// error libmongoc reports for the whole call — AlreadyExists for all three before, which
-// an import counted as "already there".
 // libmongoc will not send a document with an empty key, and in a bulk insert that one
 // document failed the whole call: it is refused on its own, the others are sent.
 TEST_F(MongoWireTest, InsertManyRefusesADocumentWithAnEmptyKeyAndSendsTheOthers) {
@@ -267,6 +263,10 @@ TEST_F(MongoWireTest, InsertManyRefusesADocumentWithAnEmptyKeyAndSendsTheOthers)
   EXPECT_EQ(JsonAt(commands[1]->doc, "documents.2"), "<missing>");
 }
 
+// A reply with a write concern error: the documents reached the primary but a failover may
+// roll them back. Every document is Unavailable (retry), even beside a duplicate, whose
+// error libmongoc reports for the whole call — AlreadyExists for all three before, which
+// an import counted as "already there".
 TEST_F(MongoWireTest, InsertManyWithAWriteConcernErrorIsUnavailableForEveryDocument) {
   const ObjectId user = ObjectId::Generate();
   std::vector<Document> docs;
@@ -960,6 +960,32 @@ TEST_F(MongoWireTest, UnknownCommitResultRetriesTheCommitNotTheUnit) {
 
 constexpr char kNotPrimary[] =
     R"({"ok": 0, "code": 10107, "codeName": "NotWritablePrimary", "errmsg": "not primary", "errorLabels": ["RetryableWriteError"]})";
+
+// A commit whose outcome stays unknown is tried three times in all (kCommitAttemptsMax,
+// each waiting at most its 10 s), then the unit is Unavailable: a lost majority holds
+// the caller about 30 s, not a unit's every attempt.
+TEST_F(MongoWireTest, AnUnknownCommitResultIsRetriedThreeTimesInAllThenUnavailable) {
+  Document event = EventDoc(ObjectId::Generate(), ObjectId::Generate(), At(1000));
+  const char* unknown =
+      R"({"ok": 0, "code": 50, "codeName": "MaxTimeMSExpired", "errmsg": "operation exceeded time limit", "errorLabels": ["UnknownTransactionCommitResult"]})";
+  MockScenario scenario;
+  scenario.Reply("find", FirstBatch("userEvents", {}))
+      .Reply("insert", R"({"n": 1})")
+      .Reply("commitTransaction", unknown)
+      .Reply("commitTransaction", unknown)
+      .Reply("commitTransaction", unknown);
+  Start(scenario);
+  int runs = 0;
+  Status status = store_->RunTransaction([&](Transaction& tx) {
+    ++runs;
+    return tx.Insert(Collection::kUserEvents, event);
+  });
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_NE(status.message().find("unknown after 3 attempts"), std::string::npos)
+      << status.ToString();
+  EXPECT_EQ(runs, 1);
+  Finish();
+}
 
 TEST_F(MongoWireTest, NotPrimaryIsRetriedOnceThenUnavailable) {
   std::vector<Document> events;

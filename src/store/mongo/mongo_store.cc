@@ -31,6 +31,10 @@ constexpr int kRetryBackoffDoublingsMax = 7;
 // safe to retry, since every write that moves money carries an idempotency key.
 constexpr int64_t kMajorityWriteTimeoutMs = 10'000;
 constexpr int64_t kCommitTimeMaxMs = 10'000;
+// Commits of one attempt whose outcome is unknown (UnknownTransactionCommitResult) are
+// retried at most this many times in all, so a lost majority holds a caller about
+// kCommitAttemptsMax x 10 s, not a unit's every attempt x 10 s.
+constexpr int kCommitAttemptsMax = 3;
 constexpr char kValidationLevel[] = "strict";
 constexpr char kValidationAction[] = "error";
 
@@ -890,7 +894,8 @@ Status MongoStore::RunUnit(const TransactionFn& fn, const TransactionOptions& op
     bool retry = false;
     last = mongo::AttemptTransaction(fn, this, client, database_, session.get(),
                                      transaction_options.get(), read_only,
-                                     shape == mongo::ServerShape::kSharded, attempts, &retry);
+                                     shape == mongo::ServerShape::kSharded,
+                                     std::min(attempts, mongo::kCommitAttemptsMax), &retry);
     if (!retry) return last;
   }
   return Status::Unavailable("the unit of work met transient transaction errors through " +
@@ -994,7 +999,13 @@ Status MongoStore::InsertMany(Collection collection, const std::vector<Document>
     return Status::Ok();
   };
   Status status = insert();
-  if (!status.ok()) results->assign(docs.size(), status);
+  if (!status.ok()) {
+    // The call failed as a whole: every document it would have sent shares the failure;
+    // one refused before sending (checked) keeps its own reason, which no retry changes.
+    for (size_t i = 0; i < docs.size(); ++i) {
+      if (checked[i].ok()) (*results)[i] = status;
+    }
+  }
   return status;
 }
 

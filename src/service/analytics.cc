@@ -879,6 +879,7 @@ Result<Document> AnalyticsService::ExpDistribution() const {
         .Append("users", static_cast<int64_t>(end - it))
         .End();
     it = end;
+    if (to == std::numeric_limits<int64_t>::max()) break;  // the last bucket
     from = to + 1;
     to = to > std::numeric_limits<int64_t>::max() / 10 ? std::numeric_limits<int64_t>::max()
                                                        : (to == 0 ? 9 : to * 10 + 9);

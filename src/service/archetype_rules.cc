@@ -89,7 +89,7 @@ Status SetCommands(bson_iter_t* iter, const std::string& name, std::vector<std::
     const char* text = bson_iter_utf8(&item, &length);
     if (length == 0 || length > kArchetypeCommandCharsMax) {
       return Status::InvalidArgument(
-          "a command is 1.." + std::to_string(kArchetypeCommandCharsMax) + " characters", field);
+          "a command is 1.." + std::to_string(kArchetypeCommandCharsMax) + " bytes", field);
     }
     if (commands.size() == kArchetypeCommandsMax) {
       return Status::InvalidArgument(

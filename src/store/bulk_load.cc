@@ -48,6 +48,14 @@ Status CheckDocumentForStore(Collection collection, DocumentView doc) {
   if (!bson_validate_with_error(doc.get(), BSON_VALIDATE_EMPTY_KEYS, &error)) {
     return Status::InvalidArgument(std::string("the document is not storable: ") + error.message);
   }
+  // An event before 1970-01-01 has no day in the analytics (activityDaily's day numbers
+  // are unsigned): refused however it arrives — the API's events, imports, migrations.
+  if (collection == Collection::kUserEvents) {
+    Result<Timestamp> at = doc.GetDate("timestamp");
+    if (at.ok() && at->millis() < 0) {
+      return Status::InvalidArgument("an event before 1970-01-01T00:00:00.000Z", "timestamp");
+    }
+  }
   return ValidatorFor(collection).Validate(doc);
 }
 

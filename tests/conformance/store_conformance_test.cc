@@ -1090,6 +1090,20 @@ TEST_P(StoreConformanceTest, ADocumentWithAnEmptyKeyIsRefusedByEveryStore) {
   EXPECT_EQ(*count, 1);
 }
 
+// An event before 1970-01-01 is refused by every store, however it arrives (the
+// analytics' day numbers start there).
+TEST_P(StoreConformanceTest, AnEventBefore1970IsRefusedByEveryStore) {
+  Status old =
+      Insert(Collection::kUserEvents, MakeEvent(ObjectId::Generate(), ObjectId::Generate(),
+                                                ObjectId::Generate(), Timestamp::FromMillis(-1)));
+  EXPECT_EQ(old.code(), StatusCode::kInvalidArgument) << old.ToString();
+  EXPECT_EQ(old.field(), "timestamp");
+  EXPECT_TRUE(
+      Insert(Collection::kUserEvents, MakeEvent(ObjectId::Generate(), ObjectId::Generate(),
+                                                ObjectId::Generate(), Timestamp::FromMillis(0)))
+          .ok());
+}
+
 TEST_P(StoreConformanceTest, InsertManyReportsEachDocument) {
   ObjectId master = ObjectId::Generate();
   ObjectId first = ObjectId::Generate();

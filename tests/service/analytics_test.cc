@@ -381,6 +381,20 @@ TEST_F(AnalyticsTest, ExpDistributionIsEveryUsersExpNow) {
   auto report = analytics.Report(range_, 2);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->view().GetDocument("exp").value().ToJson(), exp->ToJson());
+
+  // At the top of the range: the last bucket ends at the largest int64 (no overflow past
+  // it; the sanitizer build checks).
+  const int64_t top = std::numeric_limits<int64_t>::max();
+  ASSERT_TRUE(economy.AddExp(users_.c, top - 1234, std::nullopt, Origin{"web", std::nullopt}).ok());
+  auto high = analytics.ExpDistribution();
+  ASSERT_TRUE(high.ok()) << high.status().ToString();
+  DocumentView h = high->view();
+  EXPECT_EQ(I(h, "max"), top);
+  EXPECT_EQ(I(h, "p99"), top);
+  EXPECT_EQ(I(h, "buckets.19.from"), 1'000'000'000'000'000'000);
+  EXPECT_EQ(I(h, "buckets.19.to"), top);
+  EXPECT_EQ(I(h, "buckets.19.users"), 1);
+  EXPECT_FALSE(h.Has("buckets.20"));
 }
 
 // --archetype-rules: a JSON object overriding some thresholds; every mistake is refused

@@ -42,7 +42,7 @@ struct ArchetypeRules {
                                                   "/settings", "/balance", "/wallet"};
 };
 
-// Limits of a rules file: command names and prefixes are 1..64 characters, at most 64 per
+// Limits of a rules file: command names and prefixes are 1..64 bytes, at most 64 per
 // list; every number is finite and >= 0, shares at most 1.
 inline constexpr size_t kArchetypeCommandsMax = 64;
 inline constexpr size_t kArchetypeCommandCharsMax = 64;

@@ -268,6 +268,32 @@
         container.replaceChildren(svg);
       },
     },
+    exp: {
+      // Every user's exp now: not over the range (GET /v1/analytics/exp takes none).
+      path: '/v1/analytics/exp',
+      ranged: false,
+      draw(container, body) {
+        const buckets = body.buckets || [];
+        if (!body.users) return message(container, 'No users yet.');
+        const W = 460, rowH = 22, H = buckets.length * rowH + 8;
+        const svg = svgRoot(W, H);
+        const max = Math.max(1, ...buckets.map((b) => b.users));
+        buckets.forEach((b, i) => {
+          const y = 4 + i * rowH;
+          const label = b.from === b.to ? fmt(b.from) : `${fmt(b.from)}–${fmt(b.to)}`;
+          svg.appendChild(el('text', {x: 120, y: y + 14, 'text-anchor': 'end', class: 'value'},
+                             label));
+          svg.appendChild(title(el('rect', {class: 'mark', x: 128, y: y + 3,
+                                            width: Math.max(b.users ? 2 : 0,
+                                                            ((W - 200) * b.users) / max),
+                                            height: 16, rx: 2, fill: PALETTE[3]}),
+                                `exp ${label}: ${fmt(b.users)} users`));
+          svg.appendChild(el('text', {x: W - 8, y: y + 14, 'text-anchor': 'end'},
+                             `${fmt(b.users)} · ${pct(b.users / body.users)}`));
+        });
+        container.replaceChildren(svg);
+      },
+    },
     commands: {
       path: '/v1/analytics/commands?limit=10',
       draw(container, body) {
@@ -403,7 +429,8 @@
       const container = document.querySelector(`[data-chart="${name}"] .chart`);
       message(container, 'Loading…');
       container.parentElement.dataset.state = 'loading';
-      jobs.push(getJson(withRange(chart.path, params)).then((body) => {
+      const path = chart.ranged === false ? chart.path : withRange(chart.path, params);
+      jobs.push(getJson(path).then((body) => {
         chart.draw(container, body);
         container.parentElement.dataset.state = 'ready';
       }).catch((e) => {

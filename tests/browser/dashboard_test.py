@@ -32,7 +32,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHARTS = ["active-users", "events", "funnel", "generations", "retention", "archetypes",
-          "commands", "credit"]
+          "exp", "commands", "credit"]
 ASSETS = {
     "/dashboard": "text/html",
     "/dashboard/dashboard.js": "text/javascript",

@@ -268,8 +268,9 @@ struct ParsedBatch {
   std::vector<size_t> lines;
   std::vector<bool> widened;
   std::vector<std::pair<size_t, Status>> rejected;
-  int64_t read = 0;        // items read (documents and unparsable lines)
-  int64_t bytes_done = 0;  // the file's position after the batch
+  std::vector<ObjectId> rejected_ids;  // the _id of each rejected document that has one
+  int64_t read = 0;                    // items read (documents and unparsable lines)
+  int64_t bytes_done = 0;              // the file's position after the batch
 };
 
 // A written batch with which of its documents were inserted, for the rollup thread.
@@ -278,9 +279,12 @@ struct WrittenBatch {
   std::vector<bool> inserted;
 };
 
-// Reads `in` to the end, queueing batches; closes the queue when done.
+// Reads `in` to the end, queueing batches; closes the queue when done. A document of a
+// user in `rejected_users` (whose userCore line was refused) is refused too: no economy,
+// ledger or history of a user the store does not have. `rejected_users` is not changed
+// while this runs (the users' file is imported first, to its end).
 void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t file_bytes,
-                  BoundedQueue<ParsedBatch>& queue) {
+                  const std::set<ObjectId>& rejected_users, BoundedQueue<ParsedBatch>& queue) {
   const JsonSchema& schema = ValidatorFor(collection);
   ExtendedJsonReader reader(&in);
   ParsedBatch batch(collection);
@@ -301,6 +305,16 @@ void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t 
       continue;
     }
     Document doc = std::move(*item->doc);
+    if (collection != Collection::kUserCore && !rejected_users.empty()) {
+      Result<ObjectId> user = doc.view().GetObjectId("masterAccountId");
+      if (user.ok() && rejected_users.count(*user) > 0) {
+        batch.rejected.emplace_back(
+            item->line,
+            Status::FailedPrecondition("not imported: its user " + user->ToHex() + " was rejected",
+                                       "masterAccountId"));
+        continue;
+      }
+    }
     if (doc.size_bytes() > kImportDocumentBytesMax) {
       batch.rejected.emplace_back(
           item->line, Status::ResourceExhausted("document is " + std::to_string(doc.size_bytes()) +
@@ -315,6 +329,7 @@ void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t 
             : Conform(&doc, &was_widened, [&](Document* d) { return batch.checked.Add(d); });
     if (!conform.ok()) {
       batch.rejected.emplace_back(item->line, conform);
+      if (auto id = doc.view().GetObjectId("_id"); id.ok()) batch.rejected_ids.push_back(*id);
       continue;
     }
     if (upsert) batch.docs.push_back(std::move(doc));
@@ -464,6 +479,9 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   });
 
   const bool upsert = options.mode == ImportMode::kUpsert;
+  // Users whose userCore document was refused: their other documents are refused too
+  // (ParseBatches). Filled while userCore.json is imported, read-only afterwards.
+  std::set<ObjectId> rejected_users;
   std::unique_ptr<RollupRebuild> import_rollups;
   bool import_rollups_valid = false;  // written by the rollup thread while it runs
   for (const auto& [collection, path] : files) {
@@ -513,8 +531,9 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
     // A thread reads, parses and validates (ParseBatches) while this one writes: the
     // JSON work overlaps the store's.
     BoundedQueue<ParsedBatch> queue(kImportQueuedBatchesMax);
-    std::thread parser(
-        [&, collection = collection] { ParseBatches(*in, collection, upsert, file_bytes, queue); });
+    std::thread parser([&, collection = collection] {
+      ParseBatches(*in, collection, upsert, file_bytes, rejected_users, queue);
+    });
     std::vector<std::pair<size_t, Status>> pending;
     std::vector<Status> statuses;
     std::vector<Result<Outcome>> results;
@@ -537,9 +556,20 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
           }
         }
       }
+      if (collection == Collection::kUserCore) {
+        for (const ObjectId& id : batch->rejected_ids) rejected_users.insert(id);
+      }
       for (size_t i = 0; i < written; ++i) {
         if (!results[i].ok()) {
-          pending.emplace_back(batch->lines[i], results[i].status());
+          const Status& refused = results[i].status();
+          // A user refused by the store — unless refused because that very _id is
+          // already there, in which case the user exists and its documents may follow.
+          if (collection == Collection::kUserCore &&
+              !(refused.code() == StatusCode::kAlreadyExists && refused.field() == "_id")) {
+            const Document& doc = upsert ? batch->docs[i] : batch->checked.docs()[i];
+            if (auto id = doc.view().GetObjectId("_id"); id.ok()) rejected_users.insert(*id);
+          }
+          pending.emplace_back(batch->lines[i], refused);
           continue;
         }
         if (batch->widened[i]) ++counts.widened;

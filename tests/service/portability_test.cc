@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -377,6 +378,47 @@ TEST_F(PortabilityTest, RejectedLinesAreReportedWithFileLineAndReasonAndTheRestI
   EXPECT_EQ(report->collections[0].read, 7);
   EXPECT_EQ(report->collections[0].inserted, 3);
   EXPECT_EQ(CountOf(*target, Collection::kUserEconomy), 3);
+}
+
+// A user whose userCore line is refused takes its other documents with it — economy,
+// ledger, sessions, events — each reported, so that the store holds no money or history
+// of a user it does not have. In both modes; the other users come in whole.
+TEST_F(PortabilityTest, ImportSkipsTheDocumentsOfAUserWhoseLineWasRefused) {
+  Seed(*source_, 2);
+  ASSERT_TRUE(Export(*source_, "good", JsonMode::kCanonical).ok());
+  std::vector<std::string> users;
+  std::stringstream in(ReadFile(dir_ + "/good/userCore.json"));
+  for (std::string line; std::getline(in, line);) users.push_back(line);
+  ASSERT_EQ(users.size(), 2u);
+  const Document refused_user = Document::FromJson(users[0]).value();
+  const std::string refused_hex = refused_user.view().GetObjectId("_id").value().ToHex();
+  std::string broken = users[0];
+  broken.replace(broken.find("\"updatedAt\""), std::string("\"updatedAt\"").size(),
+                 "\"updatedAtX\"");
+  fs::copy(dir_ + "/good", dir_ + "/broken", fs::copy_options::recursive);
+  WriteFile(dir_ + "/broken/userCore.json", broken + "\n" + users[1] + "\n");
+  for (ImportMode mode : {ImportMode::kInsert, ImportMode::kUpsert}) {
+    auto target = Open(mode == ImportMode::kInsert ? "insert" : "upsert");
+    std::vector<ImportRejection> rejections;
+    auto report = Import(*target, "broken", mode, &rejections);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_FALSE(rejections.empty());
+    EXPECT_EQ(rejections[0].collection, Collection::kUserCore);
+    std::set<Collection> dependents;
+    for (size_t i = 1; i < rejections.size(); ++i) {
+      dependents.insert(rejections[i].collection);
+      EXPECT_EQ(rejections[i].reason.code(), StatusCode::kFailedPrecondition);
+      EXPECT_NE(rejections[i].reason.message().find("its user " + refused_hex + " was rejected"),
+                std::string::npos)
+          << rejections[i].reason.ToString();
+    }
+    EXPECT_EQ(dependents.count(Collection::kUserEconomy), 1u);
+    EXPECT_EQ(dependents.count(Collection::kTransactions), 1u);
+    EXPECT_EQ(dependents.count(Collection::kUserEvents), 1u);
+    EXPECT_EQ(CountOf(*target, Collection::kUserCore), 1);
+    EXPECT_EQ(CountOf(*target, Collection::kUserEconomy), 1);
+    EXPECT_TRUE(report->audit.ok());
+  }
 }
 
 TEST_F(PortabilityTest, BulkImportIntoAnEmptyStoreReportsDuplicatesAndKeepsEveryIndexUsable) {

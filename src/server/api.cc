@@ -168,6 +168,13 @@ HttpResponse Api::Handle(HttpRequest& request) {
 
 namespace {
 
+// "GET, HEAD, POST"
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
 // "GET, HEAD, POST": the methods a path answers (RFC 9110 15.5.6), HEAD wherever GET is.
 std::string AllowHeader(const std::vector<Method>& methods) {
   std::vector<std::string> names;
@@ -178,9 +185,7 @@ std::string AllowHeader(const std::vector<Method>& methods) {
     add(std::string(MethodName(method)));
     if (method == Method::kGet) add("HEAD");
   }
-  std::string out;
-  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
-  return out;
+  return Join(names);
 }
 
 // A request body is plain JSON (API.md) and is read only when its headers say so. Refused
@@ -190,13 +195,6 @@ std::string AllowHeader(const std::vector<Method>& methods) {
 // other than `chunked` — 501 `not_implemented` (RFC 9112 6.1). Before this, such bodies
 // were parsed as if they were plain JSON and failed, if at all, as "expected a JSON
 // object". An absent Content-Type is taken as JSON.
-// "from, to, limit"
-std::string Join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
-  return out;
-}
-
 std::optional<HttpResponse> RefuseBodyEncoding(const HttpRequest& request) {
   auto trimmed_lower = [](std::string_view text) {
     const size_t first = text.find_first_not_of(" \t");

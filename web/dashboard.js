@@ -74,6 +74,26 @@
   }
 
   // Axes for a chart over `days` (x) and [0, max] (y); returns the scales.
+  // A horizontal bar per row: its label right-aligned on the left, the bar scaled to the
+  // largest n, the figure on the right (the archetype mix, the exp buckets, the commands).
+  function barRows(rows, {labelWidth, rowH, barH}) {
+    const W = 460, H = rows.length * rowH + 8;
+    const svg = svgRoot(W, H);
+    const max = Math.max(1, ...rows.map((r) => r.n));
+    const x = labelWidth + 8, span = W - x - 72;
+    rows.forEach((r, i) => {
+      const y = 4 + i * rowH, textY = y + barH - 2;
+      svg.appendChild(el('text', {x: labelWidth, y: textY, 'text-anchor': 'end', class: 'value'},
+                         r.label));
+      svg.appendChild(title(el('rect', {class: 'mark', x, y: y + 3,
+                                        width: Math.max(r.n ? 2 : 0, (span * r.n) / max),
+                                        height: barH, rx: 2, fill: r.color}),
+                            r.tip));
+      svg.appendChild(el('text', {x: W - 8, y: textY, 'text-anchor': 'end'}, r.right));
+    });
+    return svg;
+  }
+
   function frame(svg, width, height, days, max, pad) {
     const x0 = pad.left, x1 = width - pad.right, y0 = height - pad.bottom, y1 = pad.top;
     const y = (v) => y0 - (v / max) * (y0 - y1);
@@ -250,22 +270,10 @@
         const mix = Object.entries(body.mix || {});
         const total = mix.reduce((s, [, n]) => s + n, 0);
         if (!total) return message(container, 'No active users in the range.');
-        const W = 460, rowH = 26, H = mix.length * rowH + 8;
-        const svg = svgRoot(W, H);
-        const max = Math.max(1, ...mix.map(([, n]) => n));
-        mix.forEach(([name, n], i) => {
-          const y = 4 + i * rowH;
-          svg.appendChild(el('text', {x: 120, y: y + 15, 'text-anchor': 'end', class: 'value'},
-                             name));
-          svg.appendChild(title(el('rect', {class: 'mark', x: 128, y: y + 3,
-                                            width: Math.max(n ? 2 : 0, ((W - 200) * n) / max),
-                                            height: 18, rx: 2,
-                                            fill: PALETTE[i % PALETTE.length]}),
-                                `${name}: ${n} users`));
-          svg.appendChild(el('text', {x: W - 8, y: y + 15, 'text-anchor': 'end'},
-                             `${fmt(n)} · ${pct(n / total)}`));
-        });
-        container.replaceChildren(svg);
+        container.replaceChildren(barRows(mix.map(([name, n], i) => ({
+          label: name, n, color: PALETTE[i % PALETTE.length], tip: `${name}: ${n} users`,
+          right: `${fmt(n)} · ${pct(n / total)}`,
+        })), {labelWidth: 120, rowH: 26, barH: 18}));
       },
     },
     exp: {
@@ -273,25 +281,12 @@
       path: '/v1/analytics/exp',
       ranged: false,
       draw(container, body) {
-        const buckets = body.buckets || [];
         if (!body.users) return message(container, 'No users yet.');
-        const W = 460, rowH = 22, H = buckets.length * rowH + 8;
-        const svg = svgRoot(W, H);
-        const max = Math.max(1, ...buckets.map((b) => b.users));
-        buckets.forEach((b, i) => {
-          const y = 4 + i * rowH;
+        container.replaceChildren(barRows((body.buckets || []).map((b) => {
           const label = b.from === b.to ? fmt(b.from) : `${fmt(b.from)}–${fmt(b.to)}`;
-          svg.appendChild(el('text', {x: 120, y: y + 14, 'text-anchor': 'end', class: 'value'},
-                             label));
-          svg.appendChild(title(el('rect', {class: 'mark', x: 128, y: y + 3,
-                                            width: Math.max(b.users ? 2 : 0,
-                                                            ((W - 200) * b.users) / max),
-                                            height: 16, rx: 2, fill: PALETTE[3]}),
-                                `exp ${label}: ${fmt(b.users)} users`));
-          svg.appendChild(el('text', {x: W - 8, y: y + 14, 'text-anchor': 'end'},
-                             `${fmt(b.users)} · ${pct(b.users / body.users)}`));
-        });
-        container.replaceChildren(svg);
+          return {label, n: b.users, color: PALETTE[3], tip: `exp ${label}: ${fmt(b.users)} users`,
+                  right: `${fmt(b.users)} · ${pct(b.users / body.users)}`};
+        }), {labelWidth: 120, rowH: 22, barH: 16}));
       },
     },
     commands: {
@@ -299,20 +294,10 @@
       draw(container, body) {
         const commands = body.commands || [];
         if (!commands.length) return message(container, 'No commands in the range.');
-        const W = 460, rowH = 24, H = commands.length * rowH + 8;
-        const svg = svgRoot(W, H);
-        const max = Math.max(1, ...commands.map((c) => c.count));
-        commands.forEach((c, i) => {
-          const y = 4 + i * rowH;
-          svg.appendChild(el('text', {x: 90, y: y + 14, 'text-anchor': 'end', class: 'value'},
-                             c.commandName));
-          svg.appendChild(title(el('rect', {class: 'mark', x: 98, y: y + 3,
-                                            width: Math.max(2, ((W - 170) * c.count) / max),
-                                            height: 16, rx: 2, fill: PALETTE[5]}),
-                                `${c.commandName}: ${fmt(c.count)}`));
-          svg.appendChild(el('text', {x: W - 8, y: y + 14, 'text-anchor': 'end'}, fmt(c.count)));
-        });
-        container.replaceChildren(svg);
+        container.replaceChildren(barRows(commands.map((c) => ({
+          label: c.commandName, n: c.count, color: PALETTE[5],
+          tip: `${c.commandName}: ${fmt(c.count)}`, right: fmt(c.count),
+        })), {labelWidth: 90, rowH: 24, barH: 16}));
       },
     },
     credit: {

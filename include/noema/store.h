@@ -286,6 +286,13 @@ Result<std::unique_ptr<Store>> OpenStore(std::string_view uri, const StoreOption
 // ("mongodb://noema:s3cret@db1/noema") becomes "***". Everything else is kept.
 std::string RedactedStoreUri(std::string_view uri);
 
+// Pages through the `_id`s of the documents `query` matches: one read-only unit per page
+// of query.limit, then `fn` with that page's ids outside any unit (so `fn` may write, and
+// a long walk holds no snapshot). Stops at the first error, the store's or `fn`'s. The
+// sweeps and the ledger audit walk collections this way.
+Status ForEachIdPage(Store& store, Collection collection, Query query,
+                     const std::function<Status(const std::vector<ObjectId>&)>& fn);
+
 // Convenience: a single-operation unit of work.
 inline Status InsertOne(Store& store, Collection collection, DocumentView doc) {
   return store.RunTransaction([&](Transaction& tx) { return tx.Insert(collection, doc); });

@@ -895,36 +895,25 @@ Result<AuditReport> EconomyService::Audit() const {
   AuditReport report;
   Query economies;
   economies.limit = kAuditBatchSize;
-  while (true) {
-    std::vector<ObjectId> ids;
-    std::string next_cursor;
-    NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-      ids.clear();
-      NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kUserEconomy, economies));
-      for (const Document& doc : page.items) {
-        NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.view().GetObjectId("_id"));
-        ids.push_back(id);
-      }
-      next_cursor = std::move(page.next_cursor);
-      return Status::Ok();
-    }));
-    for (const ObjectId& id : ids) {
-      std::optional<AuditFinding> finding;
-      int64_t records = 0;
-      NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-        NOEMA_ASSIGN_OR_RETURN(finding, AuditUserInTx(tx, id, &records));
+  NOEMA_RETURN_IF_ERROR(ForEachIdPage(
+      *ctx_.store, Collection::kUserEconomy, economies,
+      [&](const std::vector<ObjectId>& ids) -> Status {
+        for (const ObjectId& id : ids) {
+          std::optional<AuditFinding> finding;
+          int64_t records = 0;
+          NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
+            NOEMA_ASSIGN_OR_RETURN(finding, AuditUserInTx(tx, id, &records));
+            return Status::Ok();
+          }));
+          ++report.users_checked;
+          report.records_checked += records;
+          if (finding) {
+            ++report.users_broken;
+            if (!report.first_break) report.first_break = std::move(finding);
+          }
+        }
         return Status::Ok();
       }));
-      ++report.users_checked;
-      report.records_checked += records;
-      if (finding) {
-        ++report.users_broken;
-        if (!report.first_break) report.first_break = std::move(finding);
-      }
-    }
-    if (next_cursor.empty()) break;
-    economies.cursor = std::move(next_cursor);
-  }
   if (report.first_break) return report;
 
   // Records of users without an economy record are in no chain. Counting is cheap; the

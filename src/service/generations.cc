@@ -583,40 +583,30 @@ Result<int64_t> GenerationService::SweepStuck() const {
         .Range("requestTimestamp", std::nullopt, Value(cutoff));
     query.sort_field = "requestTimestamp";
     query.limit = kSweepBatchSize;
-    while (true) {
-      std::vector<ObjectId> ids;
-      std::string next_cursor;
-      NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-        ids.clear();
-        NOEMA_ASSIGN_OR_RETURN(Page page, tx.Find(Collection::kGenerationOutputs, query));
-        for (const Document& doc : page.items) {
-          NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.view().GetObjectId("_id"));
-          ids.push_back(id);
-        }
-        next_cursor = std::move(page.next_cursor);
-        return Status::Ok();
-      }));
-      for (const ObjectId& id : ids) {
-        FinishGenerationRequest request;
-        request.status = GenerationStatus::kTimeout;
-        DocumentBuilder details;
-        details.Append("errorCode", "deadline_exceeded")
-            .Append("errorMessage", "no final status within " +
-                                        std::to_string(ctx_.config.generation_deadline_ms) + " ms")
-            .Append("errorSource", "noema_internal");
-        request.error_details = std::move(details).Build();
-        Origin origin;
-        origin.platform = std::string(kSweepPlatform);
-        Result<FinishOutcome> outcome = FinishRecord(ctx_, id, request, origin);
-        if (!outcome.ok()) {
-          if (outcome.status().IsConflict()) continue;  // finished meanwhile
-          return outcome.status();
-        }
-        if (outcome->changed) ++swept;
-      }
-      if (next_cursor.empty()) break;
-      query.cursor = std::move(next_cursor);
-    }
+    NOEMA_RETURN_IF_ERROR(ForEachIdPage(
+        *ctx_.store, Collection::kGenerationOutputs, query,
+        [&](const std::vector<ObjectId>& ids) -> Status {
+          for (const ObjectId& id : ids) {
+            FinishGenerationRequest request;
+            request.status = GenerationStatus::kTimeout;
+            DocumentBuilder details;
+            details.Append("errorCode", "deadline_exceeded")
+                .Append("errorMessage", "no final status within " +
+                                            std::to_string(ctx_.config.generation_deadline_ms) +
+                                            " ms")
+                .Append("errorSource", "noema_internal");
+            request.error_details = std::move(details).Build();
+            Origin origin;
+            origin.platform = std::string(kSweepPlatform);
+            Result<FinishOutcome> outcome = FinishRecord(ctx_, id, request, origin);
+            if (!outcome.ok()) {
+              if (outcome.status().IsConflict()) continue;  // finished meanwhile
+              return outcome.status();
+            }
+            if (outcome->changed) ++swept;
+          }
+          return Status::Ok();
+        }));
   }
   return swept;
 }

@@ -340,8 +340,12 @@ int RunServe(ServeFlags flags) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  server::HttpServer http(http_options,
-                          [&api](server::HttpRequest& request) { return api.Handle(request); });
+  auto record_rejected = [&api](server::Method method, int status, const std::string& remote) {
+    api.RecordRejected(method, status, remote);
+  };
+  server::HttpServer http(
+      http_options, [&api](server::HttpRequest& request) { return api.Handle(request); },
+      record_rejected);
   Status started = http.Start();
   if (!started.ok()) return ReportError(started);
   // With --metrics-listen, /metrics has a listener of its own (one thread; a scrape is
@@ -353,9 +357,10 @@ int RunServe(ServeFlags flags) {
     metrics_options.port = metrics_listen->second;
     metrics_options.threads = 1;
     metrics_options.connections_max = kMetricsConnectionsMax;
-    metrics_http.emplace(metrics_options, [&api](server::HttpRequest& request) {
-      return server::MetricsOnly(api, request);
-    });
+    metrics_http.emplace(
+        metrics_options,
+        [&api](server::HttpRequest& request) { return server::MetricsOnly(api, request); },
+        record_rejected);
     Status metrics_started = metrics_http->Start();
     if (!metrics_started.ok()) {
       http.Stop();

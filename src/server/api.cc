@@ -314,7 +314,7 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
             name));
       }
     }
-    if (!request.repeated_query_param.empty()) {
+    if (!request.repeated_query_param.empty() && spec.access != Access::kPublic) {
       return ErrorResponse(Status::InvalidArgument("this query parameter is given more than once",
                                                    request.repeated_query_param));
     }
@@ -344,6 +344,10 @@ void Api::Record(Method method, const std::string& route, int status, const std:
     log_->Write(
         AccessRecord{MethodName(method), route, status, seconds * 1000.0, credential, remote});
   }
+}
+
+void Api::RecordRejected(Method method, int status, const std::string& remote) {
+  Record(method, "rejected", status, "-", remote, std::chrono::steady_clock::now());
 }
 
 void AddAllRoutes(Api& api) {

@@ -148,6 +148,10 @@ class Api {
   void Add(Method method, const std::string& pattern, Access access, std::string scope, RouteFn fn,
            Execution execution = Execution::kAuto);
 
+  // Counts a request the HTTP server refused before routing (server/http_server.h,
+  // RefusalRecorder) in the metrics and the access log, under the route "rejected".
+  void RecordRejected(Method method, int status, const std::string& remote);
+
   const Router<RouteSpec>& router() const { return router_; }
   ServiceSet& services() { return services_; }
   Metrics& metrics() { return *metrics_; }

@@ -38,6 +38,7 @@ using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
 struct HttpServer::Impl {
   HttpServerOptions options;
   RequestHandler handler;
+  RefusalRecorder on_refusal;  // may be empty
   // One io_context per I/O thread: a connection lives on one of them for its whole life,
   // so its handlers never run concurrently (no strand) and never change threads.
   std::vector<std::unique_ptr<asio::io_context>> ios;
@@ -105,11 +106,27 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options.body_bytes_max);
     parser_->header_limit(static_cast<uint32_t>(server_->options.header_bytes_max));
     busy_ = false;
-    // The idle timeout covers waiting for the first byte; once a request starts we allow
-    // the read timeout for the whole of it.
-    stream_.expires_after(std::chrono::milliseconds(
-        first_request_ ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms));
-    first_request_ = false;
+    close_after_reply_ = false;
+    // A new connection's first request has the read timeout from the accept. Between
+    // keep-alive requests the idle timeout covers the wait for the next request's first
+    // byte; from that byte on, the read timeout covers the whole request (a slow client
+    // on a kept-alive connection gets no more time than on a new one). Bytes already
+    // buffered (a pipelined request) have started it.
+    if (first_request_ || buffer_.size() > 0) {
+      first_request_ = false;
+      return ReadHeader();
+    }
+    stream_.expires_after(std::chrono::milliseconds(server_->options.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->Close();  // idle timeout, EOF or reset
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    stream_.expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
@@ -121,7 +138,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // A body over the limit never gets here: the parser refuses its Content-Length
   // with the header, and the 413 is the final answer RFC 9110 allows instead of 100.
   void OnHeader(beast::error_code ec) {
-    if (ec || parser_->is_done()) return OnRead(ec);
+    if (ec) return OnRead(ec);
+    if (!CheckFraming()) return;
+    if (parser_->is_done()) return OnRead(ec);
     const auto& req = parser_->get();
     auto expect = req.find(http::field::expect);
     if (req.version() >= 11 && expect != req.end() &&
@@ -137,6 +156,43 @@ class Session : public std::enable_shared_from_this<Session> {
     ReadBody();
   }
 
+  // Transfer-Encoding decides where the body ends, so anything but plain `chunked` risks
+  // reading a body differently from a proxy in front (request smuggling). RFC 9112 6.3: a
+  // request whose last coding is not chunked (or that names chunked twice, or has the
+  // header twice) gets 400 and the connection is closed — its body's end is unknown. A
+  // known framing with another coding before chunked ("gzip, chunked") is read, answered
+  // 501 by the API (RefuseBodyEncoding in api.cc), and the connection closed too.
+  // Returns false when it has answered.
+  bool CheckFraming() {
+    const auto& req = parser_->get();
+    const size_t fields = req.count(http::field::transfer_encoding);
+    if (fields == 0) return true;
+    std::vector<std::string> codings;
+    for (auto it = req.find(http::field::transfer_encoding);
+         it != req.end() && it->name() == http::field::transfer_encoding; ++it) {
+      for (auto const& coding : http::token_list{it->value()}) {
+        codings.emplace_back(coding.data(), coding.size());
+      }
+    }
+    size_t chunked = 0;
+    for (const auto& coding : codings) chunked += beast::iequals(coding, "chunked") ? 1 : 0;
+    if (fields > 1) {
+      Refuse(400, "bad_request",
+             "the Transfer-Encoding header is given more than once; the connection is closed",
+             "transferEncoding");
+      return false;
+    }
+    if (codings.empty() || chunked != 1 || !beast::iequals(codings.back(), "chunked")) {
+      Refuse(400, "bad_request",
+             "Transfer-Encoding must be chunked, given once, with chunked last "
+             "(RFC 9112 6.3); the connection is closed",
+             "transferEncoding");
+      return false;
+    }
+    if (codings.size() > 1) close_after_reply_ = true;
+    return true;
+  }
+
   void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
@@ -150,15 +206,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == http::error::body_limit) {
-      return WriteError(
+      return Refuse(
           413, "payload_too_large",
           "request body exceeds " + std::to_string(server_->options.body_bytes_max) + " bytes",
           "body");
     }
     if (ec == http::error::header_limit) {
-      return WriteError(431, "headers_too_large", "request headers too large", "headers");
+      return Refuse(431, "headers_too_large", "request headers too large", "headers");
     }
-    if (ec) return WriteError(400, "bad_request", "malformed HTTP request: " + ec.message(), "");
+    if (ec) return Refuse(400, "bad_request", "malformed HTTP request: " + ec.message(), "");
     busy_ = true;
     stream_.expires_never();
     const auto& req = parser_->get();
@@ -176,10 +232,9 @@ class Session : public std::enable_shared_from_this<Session> {
           {"Content-Encoding", "contentEncoding"},
           {"Transfer-Encoding", "transferEncoding"}}) {
       if (req.count(beast::string_view(name.data(), name.size())) > 1) {
-        return Write(
-            ErrorResponse(400, "bad_request",
-                          "the " + std::string(name) + " header is given more than once", field),
-            false);
+        return Refuse(400, "bad_request",
+                      "the " + std::string(name) + " header is given more than once",
+                      std::string(field));
       }
     }
     if (auto it = req.find(http::field::authorization); it != req.end()) {
@@ -199,7 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request.body = std::move(parser_->get().body());
     request.remote_address = remote_address_;
-    keep_alive_ = req.keep_alive();
+    keep_alive_ = req.keep_alive() && !close_after_reply_;
     version_ = req.version();
     bool head = request.method == Method::kHead;
     // A deferred reply comes back to this connection's I/O thread. The work guard keeps
@@ -217,8 +272,19 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(std::move(response), head);
   }
 
-  void WriteError(int status, const std::string& code, const std::string& message,
-                  const std::string& field) {
+  // Answers a request the HTTP layer refuses before the API sees it (a body or header
+  // over its limit, malformed HTTP, an ambiguous header) and closes the connection after
+  // the reply. The refusal is counted in the metrics and the access log like any reply.
+  void Refuse(int status, const std::string& code, const std::string& message,
+              const std::string& field) {
+    if (server_->on_refusal) {
+      Method method = Method::kOther;  // the request line was not read
+      if (parser_) {
+        const auto& name = parser_->get().method_string();
+        if (!name.empty()) method = ParseMethod(std::string_view(name.data(), name.size()));
+      }
+      server_->on_refusal(method, status, remote_address_);
+    }
     keep_alive_ = false;
     linger_ = true;  // the request was not read whole: its rest may still be coming
     version_ = 11;
@@ -245,6 +311,9 @@ class Session : public std::enable_shared_from_this<Session> {
                         self->busy_ = false;
                         if (ec) return self->Close();
                         if (!keep) return self->linger_ ? self->Linger() : self->Close();
+                        // Stop came while the reply was being written: CloseIfIdle passed
+                        // this connection by as busy, so it closes here.
+                        if (self->server_->stopping.load()) return self->Close();
                         self->Read();
                       });
   }
@@ -289,6 +358,8 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool busy_ = false;
   bool first_request_ = true;
+  bool close_after_reply_ = false;  // CheckFraming: the reply ends the connection
+  static constexpr size_t kFirstReadBytes = 16 * 1024;
   bool linger_ = false;  // close by Linger once the reply is written
   static constexpr size_t kDrainBytes = 16 * 1024;
   std::unique_ptr<char[]> drain_;  // Linger's buffer, only while lingering
@@ -321,6 +392,10 @@ void HttpServer::Impl::Accept() {
           "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
           std::to_string(kBusyBody.size()) + "\r\n\r\n" + kBusyBody;
       beast::error_code write_ec;
+      if (on_refusal) {
+        auto endpoint = socket.remote_endpoint(write_ec);
+        on_refusal(Method::kOther, 503, write_ec ? std::string() : endpoint.address().to_string());
+      }
       asio::write(socket, asio::buffer(kBusy), write_ec);
       socket.close(write_ec);
       return Accept();
@@ -341,10 +416,12 @@ void HttpServer::Impl::Forget(const std::shared_ptr<Session>& session) {
   if (sessions.erase(session) > 0) connections.fetch_sub(1);
 }
 
-HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler)
+HttpServer::HttpServer(HttpServerOptions options, RequestHandler handler,
+                       RefusalRecorder on_refusal)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
+  impl_->on_refusal = std::move(on_refusal);
   const int threads = impl_->options.threads < 1 ? 1 : impl_->options.threads;
   for (int i = 0; i < threads; ++i) {
     impl_->ios.push_back(std::make_unique<asio::io_context>(1));

@@ -55,9 +55,15 @@ struct HttpServerOptions {
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
 
+// Told of every request the server answers itself, before any handler (413, 431,
+// malformed HTTP, an ambiguous header, 503 over the connection limit), so that metrics
+// and the access log see them. `method` is kOther when the header was not read.
+using RefusalRecorder =
+    std::function<void(Method method, int status, const std::string& remote_address)>;
+
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, RequestHandler handler);
+  HttpServer(HttpServerOptions options, RequestHandler handler, RefusalRecorder on_refusal = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -107,7 +107,10 @@ class ApiE2ETest : public ::testing::Test {
     setup.http.host = "127.0.0.1";
     setup.http.port = 0;
     server_ = std::make_unique<HttpServer>(
-        setup.http, [this](HttpRequest& request) { return api_->Handle(request); });
+        setup.http, [this](HttpRequest& request) { return api_->Handle(request); },
+        [this](Method method, int status, const std::string& remote) {
+          api_->RecordRejected(method, status, remote);
+        });
     ASSERT_TRUE(server_->Start().ok());
     client_ = std::make_unique<testing::HttpClient>(server_->port());
   }
@@ -314,6 +317,8 @@ TEST_F(ApiE2ETest, MetricsCountRequestsAndLatencyByRouteAndStatusEventsAndSessio
   ASSERT_EQ(Post("/v1/events", EventJson(user)).status, 201);
   ASSERT_EQ(Post("/v1/events", EventJson(user)).status, 201);
   ASSERT_EQ(Get("/v1/users/" + ObjectId::Generate().ToHex()).status, 404);
+  // Refused by the HTTP layer before routing: counted under the route "rejected".
+  EXPECT_EQ(testing::SendRaw(server_->port(), "GARBAGE\r\n\r\n", "").rfind("HTTP/1.1 400", 0), 0u);
   Reply metrics = Get("/metrics", kNoCredential);
   ASSERT_EQ(metrics.status, 200);
   EXPECT_TRUE(metrics.headers["Content-Type"].starts_with("text/plain"));
@@ -325,6 +330,8 @@ TEST_F(ApiE2ETest, MetricsCountRequestsAndLatencyByRouteAndStatusEventsAndSessio
                        "status=\"201\"} 2\n"),
            std::string("noema_http_requests_total{route=\"/v1/users/{id}\",method=\"GET\","
                        "status=\"404\"} 1\n"),
+           std::string("noema_http_requests_total{route=\"rejected\",method=\"OTHER\","
+                       "status=\"400\"} 1\n"),
            std::string("noema_http_request_duration_seconds_count{route=\"/v1/events\","
                        "status=\"201\"} 2\n"),
            std::string("noema_http_request_duration_seconds_bucket{route=\"/v1/events\","
@@ -419,6 +426,7 @@ TEST_F(ApiE2ETest, UnknownQueryParametersAre400AndChangeNothing) {
   EXPECT_EQ(Get("/v1/users/" + user + "/transactions?limit=5&type=deposit").status, 200);
 
   EXPECT_EQ(Get("/healthz?probe=1", "").status, 200) << "public pages ignore them";
+  EXPECT_EQ(Get("/healthz?probe=1&probe=2", "").status, 200) << "also given twice";
   EXPECT_EQ(Get("/v1/openapi.yaml?v=2", "").status, 200);
 }
 

@@ -216,13 +216,111 @@ TEST_F(HttpServerTest, SingleValuedHeadersGivenTwiceAre400) {
         "POST /v1/x HTTP/1.1\r\nHost: x\r\n" + headers + "Content-Length: 2\r\n\r\n{}", "}}");
     EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << headers << " → " << reply;
     EXPECT_NE(reply.find("more than once"), std::string::npos) << reply;
+    // Refused, the request ends the connection: what follows it cannot be trusted.
+    EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
   }
-  EXPECT_EQ(handled.load(), 0);
+  // Also when the client asked for keep-alive (the flag of a previous request on the
+  // connection was used) and for HTTP/1.0 (which reads to the end of the connection).
+  bool closed = false;
+  std::string reply =
+      SendRaw(server_->port(),
+              "GET /v1/x HTTP/1.1\r\nHost: x\r\n\r\n"
+              "GET /v1/x HTTP/1.0\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+              "", &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("HTTP/1.1 400"), std::string::npos) << reply;
+  EXPECT_EQ(handled.load(), 1);
+  handled = 0;
   testing::HttpClient client(server_->port());
   auto r = client.Send("POST", "/v1/x", "{}", {{"Idempotency-Key", ""}});
   EXPECT_EQ(r.body, "POST /v1/x {} auth= idem=") << "an empty key is not an absent one";
   r = client.Send("POST", "/v1/x", "{}");
   EXPECT_EQ(r.body, "POST /v1/x {} auth= idem=-");
+}
+
+// Transfer-Encoding decides where a body ends. Anything but chunked, once and last, is
+// 400 and the connection closes (RFC 9112 6.3): kept open, the bytes after the header —
+// here a second request hidden in the body — would be read as the next request, which a
+// proxy in front counted as body (request smuggling).
+TEST_F(HttpServerTest, ATransferEncodingNotEndingInChunkedIs400AndClosesTheConnection) {
+  std::atomic<int> handled{0};
+  StartServer({}, CountingEcho(&handled));
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string codings :
+       {"gzip", "chunked, gzip", "chunked, chunked", "xchunked", "identity", ""}) {
+    bool closed = false;
+    std::string reply = SendRaw(
+        server_->port(),
+        "POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + "\r\n\r\n" + smuggled,
+        "", &closed);
+    EXPECT_TRUE(closed) << codings;
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << codings << " → " << reply;
+    EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "a second reply: " << reply;
+    EXPECT_NE(reply.find(R"("field":"transferEncoding")"), std::string::npos) << reply;
+  }
+  EXPECT_EQ(handled.load(), 0) << "the smuggled request reached the handler";
+  // Chunked last with another coding before it: the body's end is known, so the request
+  // is read and handed on (the API answers 501), and the connection still closes.
+  bool closed = false;
+  std::string reply = SendRaw(server_->port(),
+                              "POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+                              "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" +
+                                  smuggled,
+                              "", &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "a second reply: " << reply;
+  EXPECT_EQ(handled.load(), 1);
+}
+
+// What the server answers itself, before any handler, is told to the RefusalRecorder
+// (noema's metrics and access log): 413, 431, malformed HTTP, 503 over the connection
+// limit.
+TEST_F(HttpServerTest, RefusalsOfTheHttpLayerAreRecorded) {
+  std::mutex mutex;
+  std::vector<std::pair<Method, int>> refused;
+  HttpServerOptions options;
+  options.port = 0;
+  options.body_bytes_max = 16;
+  options.header_bytes_max = 1024;
+  options.connections_max = 1;
+  server_ = std::make_unique<HttpServer>(options, Echo(),
+                                         [&](Method method, int status, const std::string& remote) {
+                                           std::lock_guard<std::mutex> lock(mutex);
+                                           refused.emplace_back(method, status);
+                                           EXPECT_EQ(remote, "127.0.0.1");
+                                         });
+  ASSERT_TRUE(server_->Start().ok());
+  {
+    testing::HttpClient client(server_->port());
+    EXPECT_EQ(client.Send("POST", "/", std::string(64, 'x')).status, 413);
+  }
+  for (int i = 0; i < 100 && server_->active_connections() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    testing::HttpClient client(server_->port());
+    EXPECT_EQ(client.Send("GET", "/", "", {{"X-Big", std::string(4096, 'a')}}).status, 431);
+  }
+  auto wait_for_no_connections = [&] {
+    for (int i = 0; i < 100 && server_->active_connections() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  wait_for_no_connections();
+  EXPECT_EQ(SendRaw(server_->port(), "GARBAGE\r\n\r\n", "").rfind("HTTP/1.1 400", 0), 0u);
+  wait_for_no_connections();
+  testing::HttpClient first(server_->port());
+  ASSERT_EQ(first.Send("GET", "/").status, 200);
+  testing::HttpClient second(server_->port());
+  EXPECT_EQ(second.Send("GET", "/").status, 503);
+  std::lock_guard<std::mutex> lock(mutex);
+  ASSERT_EQ(refused.size(), 4u);
+  EXPECT_EQ(refused[0], std::make_pair(Method::kPost, 413));
+  EXPECT_EQ(refused[1], std::make_pair(Method::kGet, 431));
+  EXPECT_EQ(refused[2], std::make_pair(Method::kOther, 400));
+  EXPECT_EQ(refused[3], std::make_pair(Method::kOther, 503));
 }
 
 TEST_F(HttpServerTest, OversizedHeadersGet431) {
@@ -355,6 +453,90 @@ TEST_F(HttpServerTest, IdleConnectionsAreClosedByTheIdleTimeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(server_->active_connections(), 0u);
+}
+
+// On a kept-alive connection the idle timeout covers the wait for the next request's
+// first byte only; from there the read timeout covers the request, as on a new
+// connection. A request trickling in for longer than the idle timeout is served; one
+// stalled for longer than the read timeout is cut off without waiting out the idle time.
+TEST_F(HttpServerTest, TheReadTimeoutCoversEachRequestOfAKeptAliveConnection) {
+  namespace asio = boost::asio;
+  auto exchange_slowly = [](uint16_t port, bool stall) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    socket.connect({asio::ip::make_address("127.0.0.1"), port});
+    const std::string request = "GET /v1/x HTTP/1.1\r\nHost: x\r\n\r\n";
+    asio::write(socket, asio::buffer(request));
+    std::string reply;
+    char buffer[4096];
+    boost::system::error_code ec;
+    while (reply.find("idem=-") == std::string::npos && !ec) {
+      reply.append(buffer, socket.read_some(asio::buffer(buffer), ec));
+    }
+    // The second request, a byte every 50 ms (1 s in all), or its first bytes only.
+    for (size_t i = 0; i < (stall ? 4 : request.size()) && !ec; ++i) {
+      asio::write(socket, asio::buffer(request.data() + i, 1), ec);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    reply.clear();
+    auto started = std::chrono::steady_clock::now();
+    while (reply.find("idem=-") == std::string::npos && !ec) {
+      reply.append(buffer, socket.read_some(asio::buffer(buffer), ec));
+    }
+    return std::make_pair(reply, std::chrono::steady_clock::now() - started);
+  };
+  {
+    HttpServerOptions options;
+    options.idle_timeout_ms = 300;
+    options.read_timeout_ms = 10'000;
+    StartServer(options, Echo());
+    auto [reply, waited] = exchange_slowly(server_->port(), false);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << "cut off by the idle timeout: " << reply;
+    server_.reset();
+  }
+  {
+    HttpServerOptions options;
+    options.idle_timeout_ms = 30'000;
+    options.read_timeout_ms = 300;
+    StartServer(options, Echo());
+    auto [reply, waited] = exchange_slowly(server_->port(), true);
+    EXPECT_EQ(reply, "");
+    EXPECT_LT(waited, std::chrono::seconds(10)) << "the stalled request had the idle timeout";
+  }
+}
+
+// Stop while a reply is still being written (a large one to a slow reader): the
+// connection closes once it is written, instead of waiting for another request until
+// the idle timeout.
+TEST_F(HttpServerTest, StopDuringAReplysWriteClosesTheConnectionAfterIt) {
+  HttpServerOptions options;
+  options.idle_timeout_ms = 30'000;
+  StartServer(options, [](HttpRequest&) {
+    HttpResponse response;
+    response.body = std::string(16 << 20, 'x');
+    return response;
+  });
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the write is stalled
+  server_->Stop();
+  // Read to the end of the connection, or for 5 s after the last byte (the server's
+  // idle timeout is 30 s: a connection left open after the reply ends the loop here).
+  timeval five_seconds{5, 0};
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof five_seconds);
+  std::string reply;
+  std::vector<char> buffer(1 << 20);
+  ssize_t n = 0;
+  while ((n = recv(socket.native_handle(), buffer.data(), buffer.size(), 0)) > 0) {
+    reply.append(buffer.data(), static_cast<size_t>(n));
+  }
+  EXPECT_EQ(n, 0) << "the connection stayed open after the reply";
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_GT(reply.size(), size_t{16} << 20);
+  server_->Wait();
 }
 
 // A deferred reply's holder (here a thread of the test, in noema a worker of the API) may

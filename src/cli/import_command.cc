@@ -24,21 +24,22 @@ struct ImportFlags {
 int RunImport(const ImportFlags& flags) {
   auto collections = ParseCollections(flags.collections);
   if (!collections.ok()) return ReportError(collections.status());
-  // Bad input changes nothing: the directory is checked before a store is opened (and
-  // perhaps created).
+  ImportOptions options;
+  options.dir = flags.dir;
+  options.mode = flags.mode;
+  options.collections = *collections;
+  // Bad input changes nothing: the directory and its files are checked before a store is
+  // opened (and perhaps created).
   std::error_code ec;
   if (!std::filesystem::is_directory(flags.dir, ec)) {
     return ReportError(Status::InvalidArgument("'" + flags.dir + "' is not a directory", "dir"));
   }
+  if (auto files = FindImportFiles(options); !files.ok()) return ReportError(files.status());
   auto store = OpenStore(flags.store_uri);
   if (!store.ok()) return ReportError(store.status());
   auto init = (*store)->Init();
   if (!init.ok()) return ReportError(init.status());
   ProgressLine progress;
-  ImportOptions options;
-  options.dir = flags.dir;
-  options.mode = flags.mode;
-  options.collections = *collections;
   options.progress = progress.fn("bytes");
   options.on_rejection = [&progress](const ImportRejection& r) {
     progress.Finish();

@@ -444,13 +444,13 @@ Result<ExportReport> ExportStore(Store& store, const ExportOptions& options) {
 
 // ---- import ---------------------------------------------------------------------------
 
-Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options) {
+Result<ImportFiles> FindImportFiles(const ImportOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(options.dir, ec)) {
     return Status::NotFound("'" + options.dir + "' is not a directory");
   }
-  ImportReport report;
-  std::vector<std::pair<Collection, std::string>> files;
+  ImportFiles found;
+  auto& files = found.files;
   for (const auto& entry : fs::directory_iterator(options.dir, ec)) {
     if (!entry.is_regular_file()) continue;
     std::string name = entry.path().filename().string();
@@ -459,7 +459,7 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
       collection = CollectionFromName(entry.path().stem().string());
     }
     if (!collection) {
-      report.skipped_files.push_back(name);
+      found.skipped.push_back(name);
       continue;
     }
     if (!options.collections.empty() &&
@@ -477,6 +477,15 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
     return static_cast<int>(a.first) < static_cast<int>(b.first);
   });
+  return found;
+}
+
+Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options) {
+  NOEMA_ASSIGN_OR_RETURN(ImportFiles found, FindImportFiles(options));
+  const auto& files = found.files;
+  ImportReport report;
+  report.skipped_files = std::move(found.skipped);
+  std::error_code ec;
 
   const bool upsert = options.mode == ImportMode::kUpsert;
   // Users whose userCore document was refused: their other documents are refused too

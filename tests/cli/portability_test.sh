@@ -131,6 +131,13 @@ done
 expect "import from a missing directory exits 2" 2 $?
 if [ -e "$work/typo" ]; then echo "FAIL: a store was created"; failures=$((failures + 1)); else
   echo "ok: no store was created"; fi
+# Nor from a directory without a <collection>.json file (it was created, then refused).
+mkdir -p "$work/empty-dir" && touch "$work/empty-dir/notes.txt"
+"$noema" import "$work/empty-dir" --store "sqlite:$work/typo/noema.db" >"$work/out" 2>&1
+expect "import from a directory without collection files exits 2" 2 $?
+expect_output "it says what is missing" "$work/out" "no <collection>.json file"
+if [ -e "$work/typo" ]; then echo "FAIL: a store was created"; failures=$((failures + 1)); else
+  echo "ok: no store was created for an empty directory"; fi
 
 # Backup and restore.
 "$noema" backup --store "$s1" --out "$work/backup.db" >"$work/out" 2>&1

@@ -130,6 +130,16 @@ struct ImportReport {
   bool ok() const { return rejected == 0 && audit.ok(); }
 };
 
+// The files an import of `options` would read: each "<collection>.json" of dir (of
+// options.collections, when given), in the order they are imported, and the files that
+// name no collection. NotFound when dir does not exist; InvalidArgument when it holds no
+// collection file. The CLI calls it before it opens (and perhaps creates) the store.
+struct ImportFiles {
+  std::vector<std::pair<Collection, std::string>> files;
+  std::vector<std::string> skipped;
+};
+Result<ImportFiles> FindImportFiles(const ImportOptions& options);
+
 // Imports every "<collection>.json" file of `dir`. Each document is validated against
 // its collection's schema and unique indexes by the store; a rejected one is reported
 // (file, line, reason) and the rest are imported. When userEvents changed and no

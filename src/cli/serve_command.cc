@@ -1,6 +1,7 @@
 // `noema serve`: the HTTP/JSON API over a store, with background sweeps, until SIGTERM or
 // SIGINT. Every setting has a flag and an environment variable (flags win); docs/limits.md
 // lists them with their defaults.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -19,6 +20,7 @@
 #include <initializer_list>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +45,7 @@ struct ServeFlags {
   int threads = server::HttpServerOptions{}.threads;
   int worker_threads = 64;
   std::string service_tokens;
+  bool service_tokens_from_flag = false;  // else from NOEMA_SERVICE_TOKENS
   std::string admin_token;
   // Signed, so that a negative value on the command line is refused, not wrapped.
   int64_t body_bytes_max = 1024 * 1024;
@@ -131,12 +134,25 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-// HOST:PORT of --listen or --metrics-listen (`flag` names it in errors).
+// HOST:PORT of --listen or --metrics-listen (`flag` names it in errors). HOST is an IPv4
+// address, an IPv6 address in brackets ([::1]:8080; bare, ::1:8080, also works), or
+// localhost (127.0.0.1). Checked here, before the store is opened or an admin token made.
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen,
                                                      const std::string& flag = "listen") {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= listen.size()) {
     return Status::InvalidArgument("expected HOST:PORT, e.g. 127.0.0.1:8080", flag);
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned char address[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, host.c_str(), address) != 1 &&
+      inet_pton(AF_INET6, host.c_str(), address) != 1) {
+    return Status::InvalidArgument(
+        "HOST is an IP address (127.0.0.1, 0.0.0.0, [::1]) or localhost, not '" + host + "'", flag);
   }
   std::string port_text = listen.substr(colon + 1);
   if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos) {
@@ -144,7 +160,7 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen,
   }
   int port = std::stoi(port_text);
   if (port > 65535) return Status::InvalidArgument("the port is 0-65535", flag);
-  return std::make_pair(listen.substr(0, colon), static_cast<uint16_t>(port));
+  return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
 // The directory that keeps the admin token's hash: next to the SQLite file, or
@@ -170,10 +186,30 @@ Result<std::string> AdminTokenHash(const ServeFlags& flags, std::string* generat
   }
   std::filesystem::path dir = DataDirectory(flags.store_uri);
   std::filesystem::path file = dir / "admin_token.sha256";
-  std::ifstream in(file);
-  std::string hash;
-  if (in >> hash && hash.size() == 64) return hash;
   std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    // A file that is there but not a SHA-256 digest is refused, never replaced: replacing
+    // it would hand out a new admin token on a damaged or edited file, and trusting it
+    // would lock the admin out with a 401 and no reason.
+    std::ifstream in(file);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return Status::Unavailable("cannot read " + file.string() + ": " + std::strerror(errno));
+    }
+    std::string hash = content.substr(0, content.find_last_not_of("\n") + 1);
+    if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Status::FailedPrecondition(file.string() +
+                                        " is not an admin token's SHA-256 (64 lowercase hex "
+                                        "digits); remove it to have a new token generated, or "
+                                        "give the token with --admin-token / NOEMA_ADMIN_TOKEN");
+    }
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      std::cerr << "noema: warning: " << file.string()
+                << " can be read by other users (chmod 600 it)\n";
+    }
+    return hash;
+  }
   std::filesystem::create_directories(dir, ec);
   unsigned char random[32];
   randombytes_buf(random, sizeof random);
@@ -183,16 +219,28 @@ Result<std::string> AdminTokenHash(const ServeFlags& flags, std::string* generat
     token.push_back(kHex[c >> 4]);
     token.push_back(kHex[c & 0xF]);
   }
-  hash = apikey::Sha256Hex(token);
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const std::string hash = apikey::Sha256Hex(token);
+  // Written whole or not at all: a temporary file, synced, renamed over the name, and the
+  // directory synced (a crash leaves no empty or half file, which the check above refuses).
+  const std::filesystem::path temporary = file.string() + ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) {
-    return Status::Unavailable("cannot write " + file.string() + ": " + std::strerror(errno));
+    return Status::Unavailable("cannot write " + temporary.string() + ": " + std::strerror(errno));
   }
   std::string line = hash + "\n";
-  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  ::fsync(fd);
+  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                 ::fsync(fd) == 0;
   ::close(fd);
-  if (!written) return Status::Unavailable("cannot write " + file.string());
+  written = written && ::rename(temporary.c_str(), file.c_str()) == 0;
+  if (!written) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(temporary.c_str());
+    return Status::Unavailable("cannot write " + file.string() + ": " + reason);
+  }
+  if (int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY); dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
   std::cerr << "noema: generated an admin token (shown once; only its hash is kept in "
             << file.string() << "):\n  " << token << "\n";
   *generated = token;
@@ -278,7 +326,9 @@ int RunServe(ServeFlags flags) {
   }
   Result<ArchetypeRules> archetype_rules = LoadArchetypeRules(flags.archetype_rules);
   if (!archetype_rules.ok()) return ReportError(archetype_rules.status());
-  auto tokens = server::TokenTable::ParseServiceTokens(flags.service_tokens);
+  auto tokens = server::TokenTable::ParseServiceTokens(
+      flags.service_tokens,
+      flags.service_tokens_from_flag ? "--service-tokens" : "NOEMA_SERVICE_TOKENS");
   if (!tokens.ok()) return ReportError(tokens.status());
   std::string generated_token;
   auto admin_hash = AdminTokenHash(flags, &generated_token);
@@ -443,8 +493,9 @@ Command RegisterServe(CLI::App& root) {
   app->add_option("--worker-threads", flags->worker_threads,
                   "Threads for blocking routes (store writes, group commits); 0: the I/O threads")
       ->capture_default_str();
-  app->add_option("--service-tokens", flags->service_tokens,
-                  "name=token,... for the platforms (env NOEMA_SERVICE_TOKENS)");
+  auto* service_tokens = app->add_option("--service-tokens", flags->service_tokens,
+                                         "name=token,... for the platforms (env "
+                                         "NOEMA_SERVICE_TOKENS)");
   app->add_option("--admin-token", flags->admin_token,
                   "The operators' token (env NOEMA_ADMIN_TOKEN); generated when absent");
   app->add_option("--body-bytes-max", flags->body_bytes_max, "Largest request body")
@@ -493,7 +544,10 @@ Command RegisterServe(CLI::App& root) {
   app->add_option("--demo-days", flags->demo_days, "Days of that demo history")
       ->capture_default_str()
       ->check(CLI::Range(kDemoDaysMin, kDemoDaysMax));
-  return {app, [flags]() { return RunServe(*flags); }};
+  return {app, [flags, service_tokens]() {
+            flags->service_tokens_from_flag = service_tokens->count() > 0;
+            return RunServe(*flags);
+          }};
 }
 
 }  // namespace noema::cli

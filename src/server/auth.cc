@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <set>
+#include <string>
 
 #include "noema/api_key_format.h"
 
@@ -23,14 +26,15 @@ Status Principal::RequireScope(std::string_view scope) const {
   return Status::PermissionDenied("this API key lacks the scope '" + std::string(scope) + "'");
 }
 
-Result<TokenTable> TokenTable::ParseServiceTokens(std::string_view spec) {
+Result<TokenTable> TokenTable::ParseServiceTokens(std::string_view spec, std::string_view source) {
   TokenTable table;
+  std::set<std::string, std::less<>> names;
   size_t index = 0;
   while (!spec.empty()) {
     size_t comma = spec.find(',');
     std::string_view entry = spec.substr(0, comma);
     spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
-    std::string field = "NOEMA_SERVICE_TOKENS[" + std::to_string(index++) + "]";
+    std::string field = std::string(source) + "[" + std::to_string(index++) + "]";
     if (entry.empty()) continue;
     size_t eq = entry.find('=');
     if (eq == std::string_view::npos) {
@@ -45,8 +49,28 @@ Result<TokenTable> TokenTable::ParseServiceTokens(std::string_view spec) {
     if (!name_ok) {
       return Status::InvalidArgument("a token name is 1-64 characters of [A-Za-z0-9_.-]", field);
     }
+    if (name == "admin") {
+      return Status::InvalidArgument(
+          "the name admin is the admin token's; give the service token another", field);
+    }
+    if (!names.insert(std::string(name)).second) {
+      return Status::InvalidArgument("the name " + std::string(name) + " is given twice", field);
+    }
     if (token.size() < 16) {
       return Status::InvalidArgument("a service token must be at least 16 characters", field);
+    }
+    if (!std::all_of(token.begin(), token.end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+      return Status::InvalidArgument(
+          "a service token is printable ASCII without spaces (a client could never send "
+          "this one)",
+          field);
+    }
+    const std::string hash = apikey::Sha256Hex(token);
+    for (const Entry& entry : table.entries_) {
+      if (entry.sha256_hex == hash) {
+        return Status::InvalidArgument(
+            "this token is also " + entry.name + "'s: each service needs its own", field);
+      }
     }
     table.AddServiceToken(std::string(name), token);
   }

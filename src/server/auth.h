@@ -40,9 +40,13 @@ struct Principal {
 
 class TokenTable {
  public:
-  // Parses "name=token,name=token" (NOEMA_SERVICE_TOKENS). Names are [A-Za-z0-9_.-]{1,64};
-  // tokens at least 16 characters. InvalidArgument naming the bad entry otherwise.
-  static Result<TokenTable> ParseServiceTokens(std::string_view spec);
+  // Parses "name=token,name=token" (NOEMA_SERVICE_TOKENS). Names are [A-Za-z0-9_.-]{1,64},
+  // each once, and not "admin" (the admin token's name in the access log and the rate
+  // limiter); tokens are at least 16 printable ASCII characters without spaces, each
+  // once. InvalidArgument naming the bad entry as `source`[i] otherwise (the token itself
+  // is never in the message).
+  static Result<TokenTable> ParseServiceTokens(std::string_view spec,
+                                               std::string_view source = "NOEMA_SERVICE_TOKENS");
 
   void AddServiceToken(std::string name, std::string_view token);
   // The admin token, given as its SHA-256 hex (the server keeps only the hash).

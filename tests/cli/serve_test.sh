@@ -85,6 +85,14 @@ usage_error "--metrics-listen on the API's address" --listen 127.0.0.1:18999 \
   --metrics-listen 127.0.0.1:18999
 NOEMA_SERVICE_TOKENS="bot=short" usage_error "a service token under 16 characters"
 NOEMA_SERVICE_TOKENS="no-equals-sign" usage_error "a malformed NOEMA_SERVICE_TOKENS"
+NOEMA_SERVICE_TOKENS="admin=0123456789abcdef0" usage_error "a service token named admin"
+usage_error "a service token given twice" --service-tokens a=0123456789abcdef0,b=0123456789abcdef0
+if grep -q "^noema: .*--service-tokens\[1\]" "$work/usage.out"; then
+  ok "the error names the flag's entry"; else fail "the error does not name --service-tokens[1]"; cat "$work/usage.out"; fi
+# A host name other than localhost is refused before anything is created (it was found
+# only after the store and an admin token had been made).
+usage_error "--listen with a host name" --listen example.com:8080
+usage_error "a bracketed host that is not an address" --listen "[not-an-address]:8080"
 check "usage errors create no data directory" [ ! -e "$work/data" ]
 
 # ---- every numeric limit at an inclusive edge is accepted ------------------------------
@@ -105,6 +113,23 @@ edges "the upper edges" --threads 256 --worker-threads 1024 --body-bytes-max 671
   --connections-max 1000000 --rate-limit-per-second 1000000000 --rate-limit-burst 1000000000 \
   --service-rate-limit-per-second 1000000000 --service-rate-limit-burst 1000000000 \
   --session-timeout-minutes 1440 --generation-deadline-minutes 10080 --sweep-interval-seconds 3600
+# localhost is an accepted form of HOST (127.0.0.1).
+start_server listen-localhost --listen localhost:0 --admin-token edge-admin-token-0123456789
+check "--listen localhost: serves" [ "$(curl -s "$base/healthz")" = '{"status":"ok"}' ]
+stop_server listen-localhost
+
+# An admin token file that is not a SHA-256 digest (damaged, edited, upper case) is refused
+# and left as it is: neither trusted (a 401 for the admin with no reason) nor replaced by
+# a new token.
+mkdir -p "$work/damaged"
+for content in "" "not-a-digest" "$(printf '%064d' 0 | tr 0 A)"; do
+  printf '%s\n' "$content" >"$work/damaged/admin_token.sha256"
+  "$noema" serve --store "sqlite:$work/damaged/noema.db" --listen 127.0.0.1:0 </dev/null \
+    >"$work/damaged.out" 2>&1
+  check "a damaged admin token file ('$content') stops serve" [ $? -eq 1 ]
+  check "the error names the file" grep -q "admin_token.sha256 is not an admin token's SHA-256" "$work/damaged.out"
+  check "the file is left as it was" [ "$(cat "$work/damaged/admin_token.sha256")" = "$content" ]
+done
 rm -rf "$work/data"  # the first start below makes the admin token
 
 # ---- first start: the admin token is generated, printed once, kept hashed -------------

@@ -249,6 +249,24 @@ TEST(AuthTest, ServiceTokensAreParsedHashedAndMatched) {
   EXPECT_EQ(TokenTable::ParseServiceTokens("x=short").status().field(), "NOEMA_SERVICE_TOKENS[0]");
   EXPECT_FALSE(TokenTable::ParseServiceTokens("a=0123456789abcdef0,novalue").ok());
   EXPECT_FALSE(TokenTable::ParseServiceTokens("bad name=0123456789abcdef0").ok());
+  // Each mistake names the entry, as it came (the environment or the flag), never the token.
+  auto refused = [](std::string_view spec) {
+    auto parsed = TokenTable::ParseServiceTokens(spec, "--service-tokens");
+    EXPECT_FALSE(parsed.ok()) << spec;
+    EXPECT_EQ(parsed.status().message().find("0123456789abcdef"), std::string::npos);
+    return parsed.ok() ? std::string() : parsed.status().field() + ": " + parsed.status().message();
+  };
+  // "admin" is the admin token's name in the access log and its rate-limit bucket.
+  EXPECT_EQ(refused("admin=0123456789abcdef0").rfind("--service-tokens[0]: the name admin", 0), 0u);
+  EXPECT_EQ(refused("a=0123456789abcdef0,a=0123456789abcdef1")
+                .rfind("--service-tokens[1]: the name a is given twice", 0),
+            0u);
+  EXPECT_EQ(refused("a=0123456789abcdef0,b=0123456789abcdef0")
+                .rfind("--service-tokens[1]: this token is also a's", 0),
+            0u);
+  EXPECT_EQ(refused("a= 0123456789abcdef0 ")
+                .rfind("--service-tokens[0]: a service token is printable ASCII", 0),
+            0u);
 }
 
 TEST(AuthTest, BearerTokenAndPrincipalRules) {

@@ -483,6 +483,10 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   // Every commit syncs the WAL: its frame writes can be gathered (wal_write_vfs.h).
   if (options.sync_every_commit) writer_options.vfs = sqlite::WalWriteVfsName();
   NOEMA_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path, writer_options));
+  if (struct stat st{}; ::stat(path.c_str(), &st) == 0) {
+    store->file_device_ = st.st_dev;
+    store->file_inode_ = st.st_ino;
+  }
   if (writer_options.vfs != nullptr) {
     SqliteStore* self = store.get();
     store->group_sync_ = std::make_unique<sqlite::GroupSync>(
@@ -808,6 +812,12 @@ std::vector<StoreCounter> SqliteStore::Counters() const {
 
 Status SqliteStore::Ping() {
   if (closed_.load()) return sqlite::ClosedStatus();
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0 || st.st_dev != file_device_ || st.st_ino != file_inode_) {
+    return Status::Unavailable("the database file " + path_ +
+                               " was removed or replaced while the store had it open; "
+                               "restart noema on the right file");
+  }
   NOEMA_ASSIGN_OR_RETURN(Connection * reader, AcquireReader());
   Status status;
   {

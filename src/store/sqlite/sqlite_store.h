@@ -18,6 +18,8 @@
 // from inside a unit of work of the same store on the same thread (FailedPrecondition).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -95,6 +97,11 @@ class SqliteStore final : public Store {
   void ReleaseReader(sqlite::Connection* reader);
 
   const std::string path_;
+  // The database file opened (device, inode), for Ping to notice that path_ no longer
+  // names it: removed or replaced under the running store, whose writes would then go to
+  // a file nobody will open again.
+  dev_t file_device_ = 0;
+  ino_t file_inode_ = 0;
   const StoreOptions options_;
   const std::vector<sqlite::CollectionLayout> layouts_;  // indexed by Collection
   std::atomic<bool> closed_{false};

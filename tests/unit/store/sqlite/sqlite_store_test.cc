@@ -238,6 +238,27 @@ TEST_F(SqliteStoreTest, CreatesTheDirectoryAndUsesWriteAheadLogging) {
   EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
 }
 
+// /readyz asks Ping. A database file removed or replaced under the running store (its
+// directory deleted, a restore done by hand) leaves the store writing to a file nobody
+// will open again: Ping says so instead of answering from the open handle.
+TEST_F(SqliteStoreTest, PingIsUnavailableOnceTheFileIsRemovedOrReplaced) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Ping().ok());
+    std::filesystem::rename(path_, path_ + ".moved");
+    Status ping = store->Ping();
+    EXPECT_EQ(ping.code(), StatusCode::kUnavailable) << ping.ToString();
+    EXPECT_NE(ping.message().find("removed or replaced"), std::string::npos) << ping.ToString();
+    // Another file under the name is not the one the store has open.
+    std::filesystem::copy_file(path_ + ".moved", path_);
+    EXPECT_EQ(store->Ping().code(), StatusCode::kUnavailable);
+  }
+  auto reopened = Open();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(reopened->Ping().ok());
+}
+
 TEST_F(SqliteStoreTest, OperationsBeforeInitAskForInit) {
   auto store = Open();
   ASSERT_NE(store, nullptr);

@@ -843,6 +843,46 @@ TEST_F(ApiE2ETest, MoneyIsADecimalStringNeverAFloatAndTypesAreChecked) {
   EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
 }
 
+// The error of a money field says what was wrong with what was sent: binary floating point
+// only when a JSON number with a fraction or an exponent came (a boolean or an array has
+// not been through floating point); and `?platform=` is named as the query parameter,
+// not as the sourcePlatform of the events the write would log with it.
+TEST_F(ApiE2ETest, MoneyAndPlatformErrorsNameWhatWasSent) {
+  std::string user = NewUser();
+  Credit(user, "3");
+  const std::string before = Snapshot(user);
+  const std::string debits = "/v1/users/" + user + "/debits";
+  for (const char* amount : {"true", "[1]", "{\"usd\":\"1\"}", "\"\""}) {
+    Reply r = Post(
+        debits, std::string(R"({"amountUsd":)") + amount + R"(,"type":"debit","description":"x"})");
+    EXPECT_EQ(r.status, 400) << amount << " → " << r;
+    EXPECT_EQ(r.Field(), "amountUsd") << amount;
+    EXPECT_EQ(r.Message().find("floating point"), std::string::npos) << amount << " → " << r;
+    if (std::string_view(amount) != "\"\"") {
+      EXPECT_NE(r.Message().find("must be a decimal string"), std::string::npos) << r;
+    }
+  }
+  for (const char* amount : {"1.5", "1e2", "2.5E-1"}) {
+    Reply r = Post(
+        debits, std::string(R"({"amountUsd":)") + amount + R"(,"type":"debit","description":"x"})");
+    EXPECT_EQ(r.status, 400) << amount << " → " << r;
+    EXPECT_EQ(r.Field(), "amountUsd") << amount;
+    EXPECT_NE(r.Message().find("binary floating point"), std::string::npos) << amount << " → " << r;
+  }
+  const std::string credit = R"({"amountUsd":"1","type":"deposit","description":"x"})";
+  for (const std::string& path : {"/v1/users/" + user + "/credits?platform=BAD!",
+                                  "/v1/users/" + user + "/debits?platform=BAD!",
+                                  "/v1/users/" + user + "/credits?platform="}) {
+    Reply r = Post(path, credit);
+    EXPECT_EQ(r.status, 400) << path << " → " << r;
+    EXPECT_EQ(r.Field(), "platform") << path << " → " << r;
+  }
+  Reply exp = Post("/v1/users/" + user + "/exp?platform=Telegram", R"({"amount":1})");
+  EXPECT_EQ(exp.Field(), "platform") << exp;
+  EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
+  EXPECT_EQ(Post("/v1/users/" + user + "/credits?platform=telegram", credit).status, 201);
+}
+
 TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAndMovesNoMoney) {
   std::string user = NewUser();
   Credit(user, "5");

@@ -66,6 +66,11 @@ Origin Call::MakeOrigin(std::optional<std::string> platform) const {
   return origin;
 }
 
+Status Call::RefuseIdempotencyKey(std::string_view why) const {
+  if (!request.idempotency_key) return Status::Ok();
+  return Status::InvalidArgument(std::string(why), "idempotencyKey");
+}
+
 Result<size_t> Call::Limit() const {
   auto text = request.QueryParam("limit");
   if (!text) return kPageSizeDefault;

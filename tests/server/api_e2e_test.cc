@@ -920,6 +920,45 @@ TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAnd
   EXPECT_EQ(Balance(user), "4.75");
 }
 
+// A route that takes a body, does not honour an Idempotency-Key and would apply a retry
+// again refuses the header: a client that sends one believes its retry is safe. Exp
+// grants were the case found (a retry granted twice; a 300-character key, refused on the
+// money routes, was taken); issuing an API key, logging events and reporting a session
+// error are the same. Nothing is written.
+TEST_F(ApiE2ETest, RoutesThatWouldApplyARetryAgainRefuseAnIdempotencyKey) {
+  std::string user = NewUser();
+  const std::string exp = "/v1/users/" + user + "/exp";
+  const std::string grant = R"({"amount":7,"reason":"quest"})";
+  const std::string session = StartSession(user);
+  const std::string before = Snapshot(user);
+  for (const std::string& key : {std::string("grant-1"), std::string(300, 'k'), std::string()}) {
+    Reply r = Post(exp, grant, kServiceToken, {{"Idempotency-Key", key}});
+    EXPECT_EQ(r.status, 400) << r;
+    EXPECT_EQ(r.Code(), "invalid_argument");
+    EXPECT_EQ(r.Field(), "idempotencyKey");
+    EXPECT_NE(r.Message().find("exp grants take no idempotency key"), std::string::npos) << r;
+  }
+  struct Case {
+    std::string path;
+    std::string body;
+  };
+  for (const Case& c :
+       {Case{"/v1/users/" + user + "/api-keys", R"({"label":"k","scopes":["economy:read"]})"},
+        Case{"/v1/events", EventJson(user)},
+        Case{"/v1/events", "{\"events\":[" + EventJson(user) + "]}"},
+        Case{"/v1/sessions/" + session + "/errors", ""}}) {
+    Reply r = Post(c.path, c.body, kServiceToken, {{"Idempotency-Key", "retry-1"}});
+    EXPECT_EQ(r.status, 400) << c.path << " " << r;
+    EXPECT_EQ(r.Field(), "idempotencyKey") << c.path;
+  }
+  EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
+  EXPECT_EQ(Get("/v1/users/" + user + "/api-keys").Count("items"), 0u);
+
+  Reply granted = Post(exp, grant);
+  EXPECT_EQ(granted.status, 200) << granted;
+  EXPECT_EQ(granted.Int("exp"), 7);
+}
+
 // ---- preferences ---------------------------------------------------------------------
 
 TEST_F(ApiE2ETest, PreferencesArePutMergePatchedReadAndDeletedByScope) {

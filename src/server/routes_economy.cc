@@ -45,6 +45,7 @@ Result<MoneyMovement> ReadMovement(Call& call) {
   NOEMA_ASSIGN_OR_RETURN(movement.metadata, reader.OptionalObject("metadata"));
   NOEMA_RETURN_IF_ERROR(reader.Finish());
   movement.idempotency_key = call.request.idempotency_key;
+  movement.credential = call.principal.CredentialId();
   return movement;
 }
 

@@ -37,6 +37,7 @@ using ethereum::test_support::GenerateKeyPairForTest;
 using ethereum::test_support::SignPersonalForTest;
 
 constexpr char kServiceToken[] = "telegram-bot-token-0123456789";
+constexpr char kWebToken[] = "web-backend-token-0123456789";  // a second service token
 constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
 constexpr char kNoCredential[] = "";
 
@@ -99,7 +100,8 @@ class ApiE2ETest : public ::testing::Test {
     ctx_.store = metered_store_.get();
     ctx_.clock = &clock_;
     ctx_.config = setup.config;
-    auto tokens = TokenTable::ParseServiceTokens(std::string("telegram-bot=") + kServiceToken);
+    auto tokens = TokenTable::ParseServiceTokens(std::string("telegram-bot=") + kServiceToken +
+                                                 ",web=" + kWebToken);
     ASSERT_TRUE(tokens.ok());
     tokens->SetAdminTokenHash(apikey::Sha256Hex(kAdminToken));
     api_ = std::make_unique<Api>(ctx_, std::move(*tokens), setup.api, metrics_.get(), nullptr);
@@ -918,6 +920,41 @@ TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAnd
   EXPECT_EQ(c1.status, 201);
   EXPECT_EQ(c2.body, c1.body);
   EXPECT_EQ(Balance(user), "4.75");
+}
+
+// Two credentials acting for one user may send the same key with the same body: the
+// second is another client's request, not a retry, so it is 409 — it was answered with the
+// first one's record while its own money never moved.
+TEST_F(ApiE2ETest, TheSameIdempotencyKeyFromAnotherCredentialIsAConflictNotAReplay) {
+  std::string user = NewUser();
+  const std::string credits = "/v1/users/" + user + "/credits";
+  const std::string credit = R"({"amountUsd":"2","type":"deposit","description":"top up"})";
+  Reply bot = Post(credits, credit, kServiceToken, {{"Idempotency-Key", "pay-1"}});
+  ASSERT_EQ(bot.status, 201) << bot;
+  Reply web = Post(credits, credit, kWebToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(web.status, 409) << web;
+  EXPECT_EQ(web.Code(), "conflict");
+  EXPECT_EQ(web.Field(), "idempotencyKey");
+  Reply admin = Post(credits, credit, kAdminToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(admin.status, 409) << admin;
+  Reply retry = Post(credits, credit, kServiceToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(retry.status, 201) << retry;
+  EXPECT_EQ(retry.body, bot.body);
+  EXPECT_EQ(Balance(user), "2.00");
+
+  // An API key of the user and a service token: each its own.
+  const std::string key = IssueKey(user, {"economy:write"});
+  const std::string debits = "/v1/users/" + user + "/debits";
+  const std::string debit = R"({"amountUsd":"0.5","type":"debit","description":"render"})";
+  Reply by_key = Post(debits, debit, key, {{"Idempotency-Key", "render-1"}});
+  ASSERT_EQ(by_key.status, 201) << by_key;
+  Reply by_service = Post(debits, debit, kServiceToken, {{"Idempotency-Key", "render-1"}});
+  EXPECT_EQ(by_service.status, 409) << by_service;
+  EXPECT_EQ(by_service.Field(), "idempotencyKey");
+  Reply key_retry = Post(debits, debit, key, {{"Idempotency-Key", "render-1"}});
+  EXPECT_EQ(key_retry.body, by_key.body);
+  EXPECT_EQ(Balance(user), "1.50");
+  EXPECT_EQ(Get("/v1/users/" + user + "/transactions").Count("items"), 2u);
 }
 
 // A route that takes a body, does not honour an Idempotency-Key and would apply a retry

@@ -66,6 +66,11 @@ Origin Call::MakeOrigin(std::optional<std::string> platform) const {
   return origin;
 }
 
+Status Call::RefuseIdempotencyKey(std::string_view why) const {
+  if (!request.idempotency_key) return Status::Ok();
+  return Status::InvalidArgument(std::string(why), "idempotencyKey");
+}
+
 Result<size_t> Call::Limit() const {
   auto text = request.QueryParam("limit");
   if (!text) return kPageSizeDefault;
@@ -317,6 +322,14 @@ HttpResponse Api::Serve(HttpRequest& request, const Router<RouteSpec>::Match& ma
     if (!request.repeated_query_param.empty() && spec.access != Access::kPublic) {
       return ErrorResponse(Status::InvalidArgument("this query parameter is given more than once",
                                                    request.repeated_query_param));
+    }
+    // `?platform=` (a write's origin, Call::MakeOrigin, or a list's filter) follows the
+    // platform rule; checked here so that the error names the query parameter, not the
+    // sourcePlatform of the events the write would log with it.
+    if (auto platform = request.QueryParam("platform");
+        platform && spec.access != Access::kPublic) {
+      Status checked = CheckPlatformName(*platform, "platform");
+      if (!checked.ok()) return ErrorResponse(checked);
     }
     Call call{request, match.params, principal, services_, ctx_, *metrics_};
     auto result = spec.fn(call);

@@ -88,6 +88,11 @@ struct Call {
   // The origin recorded on events the call causes: the `platform` query parameter, or
   // "api" for API keys and the credential's name's platform otherwise.
   Origin MakeOrigin(std::optional<std::string> platform = std::nullopt) const;
+  // InvalidArgument (field idempotencyKey) saying `why` when the request carries an
+  // Idempotency-Key header (even an empty one). For the routes that take a body and do
+  // not honour a key, where a retry would apply the change again: a key the client
+  // believes protects it is refused rather than silently ignored (docs/decisions.md).
+  Status RefuseIdempotencyKey(std::string_view why) const;
   // ?limit= (default kPageSizeDefault, 1..kPageSizeMax) and ?cursor=.
   Result<size_t> Limit() const;
   std::string Cursor() const;

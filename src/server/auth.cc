@@ -81,6 +81,15 @@ void TokenTable::AddServiceToken(std::string name, std::string_view token) {
   entries_.push_back(Entry{std::move(name), apikey::Sha256Hex(token)});
 }
 
+std::string Principal::CredentialId() const {
+  switch (kind) {
+    case PrincipalKind::kService: return "service:" + name;
+    case PrincipalKind::kAdmin: return "admin";
+    case PrincipalKind::kApiKey: return name;  // "key:<keyPrefix>"
+  }
+  return name;
+}
+
 void TokenTable::SetAdminTokenHash(std::string sha256_hex) {
   admin_sha256_hex_ = std::move(sha256_hex);
 }

@@ -29,6 +29,9 @@ struct Principal {
   std::vector<std::string> scopes;  // API keys: the key's scopes
 
   bool IsAdmin() const { return kind == PrincipalKind::kAdmin; }
+  // The credential as the services know it for idempotency keys (CredentialId in
+  // noema/service/context.h): "service:<name>", "admin" or "key:<keyPrefix>".
+  std::string CredentialId() const;
   bool HasScope(std::string_view scope) const;
   // Services and admins may act for any user; an API key only for its own. A user that
   // is not the caller's is reported as NotFound, never as Forbidden, so that ids cannot

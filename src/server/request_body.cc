@@ -191,8 +191,16 @@ Result<std::optional<Money>> BodyReader::OptionalMoney(std::string_view name) {
                            Money::Parse(std::to_string(bson_iter_as_int64(&*iter)), field));
     return std::optional<Money>(m);
   }
+  if (BSON_ITER_HOLDS_DOUBLE(&*iter)) {
+    // A JSON number with a fraction or an exponent (or beyond int64): the client's value
+    // has been through binary floating point, where 0.1 is not 0.1.
+    return Status::InvalidArgument(
+        "must be a decimal string such as \"12.50\", not a JSON number with a fraction or "
+        "an exponent (binary floating point is refused)",
+        field);
+  }
   return Status::InvalidArgument(
-      "expected a decimal string such as \"12.50\" (binary floating point is refused)", field);
+      "must be a decimal string such as \"12.50\" (or a whole JSON number)", field);
 }
 
 Result<Money> BodyReader::MoneyAmount(std::string_view name) {

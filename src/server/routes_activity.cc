@@ -126,6 +126,8 @@ void AddSessionRoutes(Api& api) {
   api.Add(Method::kPost, "/v1/sessions/{id}/errors", Access::kAuthenticated, "sessions:write",
           [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(Session session, OwnedSession(call));
+            NOEMA_RETURN_IF_ERROR(call.RefuseIdempotencyKey(
+                "an error report takes no idempotency key: a retry would count it again"));
             NOEMA_ASSIGN_OR_RETURN(Session updated,
                                    call.services.sessions.RecordError(session.session_id));
             return SessionReply(200, updated);
@@ -170,6 +172,8 @@ void AddEventRoutes(Api& api) {
   api.Add(
       Method::kPost, "/v1/events", Access::kAuthenticated, "events:write",
       [](Call& call) -> Result<HttpResponse> {
+        NOEMA_RETURN_IF_ERROR(call.RefuseIdempotencyKey(
+            "events take no idempotency key: a retried event is stored again"));
         NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
         EventBatcher& batcher = call.services.event_batcher;
         if (!body.view().Has("events")) {

@@ -45,6 +45,7 @@ Result<MoneyMovement> ReadMovement(Call& call) {
   NOEMA_ASSIGN_OR_RETURN(movement.metadata, reader.OptionalObject("metadata"));
   NOEMA_RETURN_IF_ERROR(reader.Finish());
   movement.idempotency_key = call.request.idempotency_key;
+  movement.credential = call.principal.CredentialId();
   return movement;
 }
 
@@ -102,6 +103,9 @@ void AddEconomyRoutes(Api& api) {
       Method::kPost, "/v1/users/{id}/exp", Access::kTrusted, "",
       [](Call& call) -> Result<HttpResponse> {
         NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+        NOEMA_RETURN_IF_ERROR(call.RefuseIdempotencyKey(
+            "exp grants take no idempotency key: they write no ledger record to find a retry "
+            "by, so a retry would grant the exp again"));
         NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
         BodyReader reader(body.view());
         NOEMA_ASSIGN_OR_RETURN(int64_t amount, reader.Integer("amount"));

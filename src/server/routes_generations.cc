@@ -45,6 +45,7 @@ void AddGenerationRoutes(Api& api) {
                                reader.OptionalString("platformSpecificRunId", 256));
         NOEMA_RETURN_IF_ERROR(reader.Finish());
         request.idempotency_key = call.request.idempotency_key;
+        request.credential = call.principal.CredentialId();
         NOEMA_RETURN_IF_ERROR(
             call.principal.CanActFor(request.master_account_id).WithFieldPrefix("masterAccountId"));
         NOEMA_ASSIGN_OR_RETURN(Generation generation,

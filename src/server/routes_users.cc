@@ -227,6 +227,8 @@ void AddApiKeyRoutes(Api& api) {
   api.Add(Method::kPost, "/v1/users/{id}/api-keys", Access::kTrusted, "",
           [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_RETURN_IF_ERROR(call.RefuseIdempotencyKey(
+                "issuing an API key takes no idempotency key: a retry would issue another key"));
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
             BodyReader reader(body.view());
             NOEMA_ASSIGN_OR_RETURN(std::string label, reader.String("label", 128));

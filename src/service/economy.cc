@@ -309,9 +309,9 @@ RequestFingerprint& RequestFingerprint::Add(std::string_view label,
 
 std::string RequestFingerprint::Hex() const { return apikey::Sha256Hex(canonical_); }
 
-Status CheckSameRequest(DocumentView existing, std::string_view fingerprint) {
+Status CheckSameRequest(DocumentView existing, const RequestFingerprints& prints) {
   Result<std::string_view> stored = existing.GetString("requestFingerprint");
-  if (!stored.ok() || *stored != fingerprint) {
+  if (!stored.ok() || (*stored != prints.current && *stored != prints.before_credentials)) {
     return Status::Conflict("this idempotency key was used with a different request",
                             "idempotencyKey");
   }
@@ -505,9 +505,11 @@ Status ValidateMovement(const ServiceConfig& config, const MoneyMovement& reques
   return Status::Ok();
 }
 
-// The fingerprint of everything that defines the movement (see RequestFingerprint).
-std::string MovementFingerprint(const MoneyMovement& request, bool is_credit) {
-  si::RequestFingerprint print("noema.ledger.request.v1");
+// One form of a movement's fingerprint: `kind`, the request's fields, then (v2) the
+// credential.
+std::string MovementFingerprint(const MoneyMovement& request, bool is_credit, std::string_view kind,
+                                std::optional<std::string_view> credential) {
+  si::RequestFingerprint print(kind);
   print.Add("direction", is_credit ? "credit" : "debit");
   print.Add("amountUsd", request.amount_usd.ToString());
   print.Add("type", request.type);
@@ -526,7 +528,15 @@ std::string MovementFingerprint(const MoneyMovement& request, bool is_credit) {
       request.metadata ? request.metadata->ToJson(JsonMode::kCanonical) : std::string();
   print.Add("metadata",
             request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt);
+  if (credential) print.Add("credential", *credential);
   return print.Hex();
+}
+
+// The fingerprints of everything that defines the movement, with and without the
+// credential that sent it (see RequestFingerprints).
+si::RequestFingerprints MovementFingerprints(const MoneyMovement& request, bool is_credit) {
+  return {MovementFingerprint(request, is_credit, "noema.ledger.request.v2", request.credential),
+          MovementFingerprint(request, is_credit, "noema.ledger.request.v1", std::nullopt)};
 }
 
 Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
@@ -538,8 +548,9 @@ Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
 }
 
 // The answer to a request whose idempotency key is already on `existing`.
-Result<MovementResult> AnswerRetry(const Document& existing, std::string_view fingerprint) {
-  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(existing.view(), fingerprint));
+Result<MovementResult> AnswerRetry(const Document& existing,
+                                   const si::RequestFingerprints& prints) {
+  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(existing.view(), prints));
   NOEMA_ASSIGN_OR_RETURN(LedgerEntry entry, LedgerEntry::FromDocument(existing.view()));
   return MovementResult{std::move(entry), true};
 }
@@ -599,8 +610,8 @@ Result<MovementResult> EconomyService::Move(const ObjectId& master_account_id,
                                             const MoneyMovement& request, bool is_credit,
                                             const Origin& origin) const {
   NOEMA_RETURN_IF_ERROR(ValidateMovement(ctx_.config, request, is_credit));
-  std::optional<std::string> fingerprint;
-  if (request.idempotency_key) fingerprint = MovementFingerprint(request, is_credit);
+  std::optional<si::RequestFingerprints> fingerprint;
+  if (request.idempotency_key) fingerprint = MovementFingerprints(request, is_credit);
 
   std::optional<MovementResult> result;
   Status status = ctx_.store->RunTransaction(
@@ -639,7 +650,7 @@ Result<MovementResult> EconomyService::Move(const ObjectId& master_account_id,
         if (request.metadata) write.metadata = request.metadata->view();
         if (request.idempotency_key) {
           write.idempotency_key = *request.idempotency_key;
-          write.request_fingerprint = *fingerprint;
+          write.request_fingerprint = fingerprint->current;
         }
         write.usd_held_after = econ.usd_held;
         NOEMA_ASSIGN_OR_RETURN(LedgerEntry entry,

@@ -85,7 +85,8 @@ Status CheckIdempotencyKey(const ServiceConfig& config, const std::string& key);
 
 // SHA-256 (hex) of a canonical form of a request: its kind, then each field as
 // label=length:value (or just the label when absent), so that no two requests share a
-// form. The key itself is never part of it.
+// form. The key itself is never part of it; the credential that sent the request is
+// (from the kinds "...v2" on), so that another credential's use of a key is Conflict.
 class RequestFingerprint {
  public:
   explicit RequestFingerprint(std::string_view kind);
@@ -96,9 +97,19 @@ class RequestFingerprint {
   std::string canonical_;
 };
 
-// Conflict (field idempotencyKey) unless `existing` was written by a request with this
-// fingerprint (its `requestFingerprint`).
-Status CheckSameRequest(DocumentView existing, std::string_view fingerprint);
+// The fingerprints of one request. `current` (kind "...v2": with the credential) is what
+// a record written now stores. `before_credentials` (kind "...v1": the same fields without
+// the credential) is what records written before the credential was part of the
+// fingerprint carry; a retry of such a request is still recognised by it, from any
+// credential, as it was then (docs/decisions.md "Idempotency").
+struct RequestFingerprints {
+  std::string current;
+  std::string before_credentials;
+};
+
+// Conflict (field idempotencyKey) unless `existing` was written by this request: its
+// `requestFingerprint` is one of `prints`.
+Status CheckSameRequest(DocumentView existing, const RequestFingerprints& prints);
 
 // Adds `amount` (> 0) exp and writes the exp_gained event. InvalidArgument on overflow.
 Result<int64_t> AddExpInTx(Transaction& tx, const ServiceContext& ctx,

@@ -95,6 +95,10 @@ struct EventService::Pending {
   bool unknown_type = false;
 };
 
+Status CheckPlatformName(std::string_view platform, std::string_view field) {
+  return service_internal::ValidatePlatformName(platform, field);
+}
+
 Result<EventInput> EventInput::FromDocument(DocumentView doc) {
   static constexpr std::array<std::string_view, 6> kFields = {
       "masterAccountId", "sessionId", "eventType", "eventData", "sourcePlatform", "timestamp"};

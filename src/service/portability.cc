@@ -205,6 +205,15 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
     return Outcome::kInserted;
   }
   if (existing->view() == doc) return Outcome::kUnchanged;
+  if (collection == Collection::kTransactions) {
+    // DECISIONS.md 10: ledger records are never updated; a mistake is corrected by a new
+    // record. Only an identical record is taken (as unchanged).
+    return Status::Conflict("transaction " + id.ToHex() +
+                                " is already stored with other content; ledger records are "
+                                "immutable and never replaced (correct one with a new "
+                                "adjustment or refund record)",
+                            "_id");
+  }
   NOEMA_RETURN_IF_ERROR(tx.Replace(collection, id, doc));
   return Outcome::kReplaced;
 }

@@ -37,6 +37,7 @@ using ethereum::test_support::GenerateKeyPairForTest;
 using ethereum::test_support::SignPersonalForTest;
 
 constexpr char kServiceToken[] = "telegram-bot-token-0123456789";
+constexpr char kWebToken[] = "web-backend-token-0123456789";  // a second service token
 constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
 constexpr char kNoCredential[] = "";
 
@@ -99,7 +100,8 @@ class ApiE2ETest : public ::testing::Test {
     ctx_.store = metered_store_.get();
     ctx_.clock = &clock_;
     ctx_.config = setup.config;
-    auto tokens = TokenTable::ParseServiceTokens(std::string("telegram-bot=") + kServiceToken);
+    auto tokens = TokenTable::ParseServiceTokens(std::string("telegram-bot=") + kServiceToken +
+                                                 ",web=" + kWebToken);
     ASSERT_TRUE(tokens.ok());
     tokens->SetAdminTokenHash(apikey::Sha256Hex(kAdminToken));
     api_ = std::make_unique<Api>(ctx_, std::move(*tokens), setup.api, metrics_.get(), nullptr);
@@ -851,6 +853,46 @@ TEST_F(ApiE2ETest, MoneyIsADecimalStringNeverAFloatAndTypesAreChecked) {
   EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
 }
 
+// The error of a money field says what was wrong with what was sent: binary floating point
+// only when a JSON number with a fraction or an exponent came (a boolean or an array has
+// not been through floating point); and `?platform=` is named as the query parameter,
+// not as the sourcePlatform of the events the write would log with it.
+TEST_F(ApiE2ETest, MoneyAndPlatformErrorsNameWhatWasSent) {
+  std::string user = NewUser();
+  Credit(user, "3");
+  const std::string before = Snapshot(user);
+  const std::string debits = "/v1/users/" + user + "/debits";
+  for (const char* amount : {"true", "[1]", "{\"usd\":\"1\"}", "\"\""}) {
+    Reply r = Post(
+        debits, std::string(R"({"amountUsd":)") + amount + R"(,"type":"debit","description":"x"})");
+    EXPECT_EQ(r.status, 400) << amount << " → " << r;
+    EXPECT_EQ(r.Field(), "amountUsd") << amount;
+    EXPECT_EQ(r.Message().find("floating point"), std::string::npos) << amount << " → " << r;
+    if (std::string_view(amount) != "\"\"") {
+      EXPECT_NE(r.Message().find("must be a decimal string"), std::string::npos) << r;
+    }
+  }
+  for (const char* amount : {"1.5", "1e2", "2.5E-1"}) {
+    Reply r = Post(
+        debits, std::string(R"({"amountUsd":)") + amount + R"(,"type":"debit","description":"x"})");
+    EXPECT_EQ(r.status, 400) << amount << " → " << r;
+    EXPECT_EQ(r.Field(), "amountUsd") << amount;
+    EXPECT_NE(r.Message().find("binary floating point"), std::string::npos) << amount << " → " << r;
+  }
+  const std::string credit = R"({"amountUsd":"1","type":"deposit","description":"x"})";
+  for (const std::string& path : {"/v1/users/" + user + "/credits?platform=BAD!",
+                                  "/v1/users/" + user + "/debits?platform=BAD!",
+                                  "/v1/users/" + user + "/credits?platform="}) {
+    Reply r = Post(path, credit);
+    EXPECT_EQ(r.status, 400) << path << " → " << r;
+    EXPECT_EQ(r.Field(), "platform") << path << " → " << r;
+  }
+  Reply exp = Post("/v1/users/" + user + "/exp?platform=Telegram", R"({"amount":1})");
+  EXPECT_EQ(exp.Field(), "platform") << exp;
+  EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
+  EXPECT_EQ(Post("/v1/users/" + user + "/credits?platform=telegram", credit).status, 201);
+}
+
 TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAndMovesNoMoney) {
   std::string user = NewUser();
   Credit(user, "5");
@@ -886,6 +928,80 @@ TEST_F(ApiE2ETest, ARetriedDebitWithTheSameIdempotencyKeyReturnsTheFirstReplyAnd
   EXPECT_EQ(c1.status, 201);
   EXPECT_EQ(c2.body, c1.body);
   EXPECT_EQ(Balance(user), "4.75");
+}
+
+// Two credentials acting for one user may send the same key with the same body: the
+// second is another client's request, not a retry, so it is 409 — it was answered with the
+// first one's record while its own money never moved.
+TEST_F(ApiE2ETest, TheSameIdempotencyKeyFromAnotherCredentialIsAConflictNotAReplay) {
+  std::string user = NewUser();
+  const std::string credits = "/v1/users/" + user + "/credits";
+  const std::string credit = R"({"amountUsd":"2","type":"deposit","description":"top up"})";
+  Reply bot = Post(credits, credit, kServiceToken, {{"Idempotency-Key", "pay-1"}});
+  ASSERT_EQ(bot.status, 201) << bot;
+  Reply web = Post(credits, credit, kWebToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(web.status, 409) << web;
+  EXPECT_EQ(web.Code(), "conflict");
+  EXPECT_EQ(web.Field(), "idempotencyKey");
+  Reply admin = Post(credits, credit, kAdminToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(admin.status, 409) << admin;
+  Reply retry = Post(credits, credit, kServiceToken, {{"Idempotency-Key", "pay-1"}});
+  EXPECT_EQ(retry.status, 201) << retry;
+  EXPECT_EQ(retry.body, bot.body);
+  EXPECT_EQ(Balance(user), "2.00");
+
+  // An API key of the user and a service token: each its own.
+  const std::string key = IssueKey(user, {"economy:write"});
+  const std::string debits = "/v1/users/" + user + "/debits";
+  const std::string debit = R"({"amountUsd":"0.5","type":"debit","description":"render"})";
+  Reply by_key = Post(debits, debit, key, {{"Idempotency-Key", "render-1"}});
+  ASSERT_EQ(by_key.status, 201) << by_key;
+  Reply by_service = Post(debits, debit, kServiceToken, {{"Idempotency-Key", "render-1"}});
+  EXPECT_EQ(by_service.status, 409) << by_service;
+  EXPECT_EQ(by_service.Field(), "idempotencyKey");
+  Reply key_retry = Post(debits, debit, key, {{"Idempotency-Key", "render-1"}});
+  EXPECT_EQ(key_retry.body, by_key.body);
+  EXPECT_EQ(Balance(user), "1.50");
+  EXPECT_EQ(Get("/v1/users/" + user + "/transactions").Count("items"), 2u);
+}
+
+// A route that takes a body, does not honour an Idempotency-Key and would apply a retry
+// again refuses the header: a client that sends one believes its retry is safe. Exp
+// grants were the case found (a retry granted twice; a 300-character key, refused on the
+// money routes, was taken); issuing an API key, logging events and reporting a session
+// error are the same. Nothing is written.
+TEST_F(ApiE2ETest, RoutesThatWouldApplyARetryAgainRefuseAnIdempotencyKey) {
+  std::string user = NewUser();
+  const std::string exp = "/v1/users/" + user + "/exp";
+  const std::string grant = R"({"amount":7,"reason":"quest"})";
+  const std::string session = StartSession(user);
+  const std::string before = Snapshot(user);
+  for (const std::string& key : {std::string("grant-1"), std::string(300, 'k'), std::string()}) {
+    Reply r = Post(exp, grant, kServiceToken, {{"Idempotency-Key", key}});
+    EXPECT_EQ(r.status, 400) << r;
+    EXPECT_EQ(r.Code(), "invalid_argument");
+    EXPECT_EQ(r.Field(), "idempotencyKey");
+    EXPECT_NE(r.Message().find("exp grants take no idempotency key"), std::string::npos) << r;
+  }
+  struct Case {
+    std::string path;
+    std::string body;
+  };
+  for (const Case& c :
+       {Case{"/v1/users/" + user + "/api-keys", R"({"label":"k","scopes":["economy:read"]})"},
+        Case{"/v1/events", EventJson(user)},
+        Case{"/v1/events", "{\"events\":[" + EventJson(user) + "]}"},
+        Case{"/v1/sessions/" + session + "/errors", ""}}) {
+    Reply r = Post(c.path, c.body, kServiceToken, {{"Idempotency-Key", "retry-1"}});
+    EXPECT_EQ(r.status, 400) << c.path << " " << r;
+    EXPECT_EQ(r.Field(), "idempotencyKey") << c.path;
+  }
+  EXPECT_EQ(Snapshot(user), before) << "a refused request wrote something";
+  EXPECT_EQ(Get("/v1/users/" + user + "/api-keys").Count("items"), 0u);
+
+  Reply granted = Post(exp, grant);
+  EXPECT_EQ(granted.status, 200) << granted;
+  EXPECT_EQ(granted.Int("exp"), 7);
 }
 
 // ---- preferences ---------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "noema/api_key_format.h"
 #include "noema/service/context.h"
 #include "noema/store.h"
 #include "service/test_support.h"
@@ -235,6 +236,89 @@ TEST_F(EconomyTest, SameKeyWithAnotherRequestIsConflict) {
   EXPECT_EQ(economy_->Credit(user, Movement("2", "refund", "order-18")).status().code(),
             StatusCode::kConflict);
 
+  EXPECT_EQ(CreditOf(user), Usd("3"));
+  EXPECT_EQ(RecordsOf(user), 2);
+}
+
+// Two credentials acting for one user (a bot and the web backend) may pick the same key:
+// the second request is not the first one's retry, and must not be answered with its
+// record while its own money never moves.
+TEST_F(EconomyTest, TheSameKeyFromAnotherCredentialIsConflictNotARetry) {
+  ObjectId user = MakeUser();
+  Fund(user, "5");
+  MoneyMovement from_bot = Movement("2", "debit", "order-19");
+  from_bot.credential = "service:bot";
+  MoneyMovement from_web = Movement("2", "debit", "order-19");
+  from_web.credential = "service:web";
+
+  auto first = economy_->Debit(user, from_bot);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto other = economy_->Debit(user, from_web);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(other.status().field(), "idempotencyKey");
+  MoneyMovement credit_from_web = Movement("2", "refund", "gift-3");
+  credit_from_web.credential = "service:web";
+  ASSERT_TRUE(economy_->Credit(user, credit_from_web).ok());
+  credit_from_web.credential = "admin";
+  EXPECT_EQ(economy_->Credit(user, credit_from_web).status().code(), StatusCode::kConflict);
+
+  auto retry = economy_->Debit(user, from_bot);  // the bot's own retry still is one
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_TRUE(retry->replayed);
+  EXPECT_EQ(retry->transaction.transaction_id, first->transaction.transaction_id);
+  EXPECT_EQ(CreditOf(user), Usd("5"));
+  EXPECT_EQ(RecordsOf(user), 3);
+}
+
+// A record written before the credential was part of the fingerprint carries the v1 form
+// (the request's fields only). A retry of that request after the upgrade is still a retry,
+// from whichever credential, as it was when the record was written; another request with
+// its key is still Conflict.
+TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
+  ObjectId user = MakeUser();
+  Fund(user, "5");
+  MoneyMovement request = Movement("2", "debit", "order-20");
+  request.credential = "service:bot";
+  auto first = economy_->Debit(user, request);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+
+  // What the record would hold had it been written before: "noema.ledger.request.v1"
+  // and each field as label=length:value, or the bare label when absent.
+  auto field = [](std::string_view label, std::string_view value) {
+    return std::string(label) + "=" + std::to_string(value.size()) + ":" + std::string(value) + ";";
+  };
+  const std::string v1 = "noema.ledger.request.v1;" + field("direction", "debit") +
+                         field("amountUsd", "2.00") + field("type", "debit") +
+                         field("description", "test movement") +
+                         "relatedItems.eventId;relatedItems.generationId;"
+                         "relatedItems.commandName;relatedItems.subscriptionId;"
+                         "externalTransactionId;metadata;";
+  ASSERT_TRUE(store_
+                  ->RunTransaction([&](Transaction& tx) -> Status {
+                    NOEMA_ASSIGN_OR_RETURN(
+                        Document stored,
+                        tx.Get(Collection::kTransactions, first->transaction.transaction_id));
+                    Document old;
+                    bson_copy_to_excluding_noinit(stored.get(), old.mutable_get(),
+                                                  "requestFingerprint", nullptr);
+                    BSON_APPEND_UTF8(old.mutable_get(), "requestFingerprint",
+                                     apikey::Sha256Hex(v1).c_str());
+                    return tx.Replace(Collection::kTransactions, first->transaction.transaction_id,
+                                      old.view());
+                  })
+                  .ok());
+
+  for (const char* credential : {"service:bot", "service:web"}) {
+    MoneyMovement retry_request = Movement("2", "debit", "order-20");
+    retry_request.credential = credential;
+    auto retry = economy_->Debit(user, retry_request);
+    ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+    EXPECT_TRUE(retry->replayed);
+    EXPECT_EQ(retry->transaction.transaction_id, first->transaction.transaction_id);
+  }
+  EXPECT_EQ(economy_->Debit(user, Movement("3", "debit", "order-20")).status().code(),
+            StatusCode::kConflict);
   EXPECT_EQ(CreditOf(user), Usd("3"));
   EXPECT_EQ(RecordsOf(user), 2);
 }

@@ -269,6 +269,29 @@ TEST_F(GenerationsTest, ARetriedCreateWithItsKeyPlacesOneHold) {
   EXPECT_EQ(EventsOf(user, "generation_requested"), 2);
 }
 
+// The same key from another credential acting for the user is another client's request:
+// Conflict, never the first client's record with no hold of its own.
+TEST_F(GenerationsTest, TheSameKeyFromAnotherCredentialIsConflict) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  CreateGenerationRequest from_bot = Request(user, "3");
+  from_bot.idempotency_key = "render-79";
+  from_bot.credential = "service:bot";
+  CreateGenerationRequest from_web = Request(user, "3");
+  from_web.idempotency_key = "render-79";
+  from_web.credential = "service:web";
+  auto first = generations_->Create(from_bot);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto other = generations_->Create(from_web);
+  EXPECT_EQ(other.status().code(), StatusCode::kConflict) << other.status().ToString();
+  EXPECT_EQ(other.status().field(), "idempotencyKey");
+  auto retry = generations_->Create(from_bot);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->generation_id, first->generation_id);
+  EXPECT_EQ(BalanceOf(user).usd_held, Usd("3"));
+  EXPECT_EQ(EventsOf(user, "generation_requested"), 1);
+}
+
 TEST_F(GenerationsTest, HeldCreditCannotBeDebited) {
   TestUser user = MakeUser();
   Fund(user, "10");

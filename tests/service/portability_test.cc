@@ -588,6 +588,40 @@ TEST_F(PortabilityTest, UpsertReplacesAChangedDocumentAndRejectsAnInvalidOneAlon
   EXPECT_EQ(report->collections[0].unchanged, 1);
 }
 
+// DECISIONS.md 10: ledger records are never updated. An upsert that brings a record whose
+// _id is stored with other content refuses it, naming it, and leaves the stored one as it
+// was; an identical record is unchanged, a new one is inserted.
+TEST_F(PortabilityTest, UpsertNeverReplacesALedgerRecord) {
+  Seed(*source_, 2);
+  ASSERT_TRUE(Export(*source_, "full", JsonMode::kCanonical).ok());
+  std::string ledger = ReadFile(dir_ + "/full/transactions.json");
+  size_t first_end = ledger.find('\n');
+  std::string changed = ledger.substr(0, first_end);
+  const std::string description = "\"portability test\"";
+  ASSERT_NE(changed.find(description), std::string::npos) << changed;
+  changed.replace(changed.find(description), description.size(), "\"rewritten\"");
+  const std::string id = Document::FromJson(changed)->view().GetObjectId("_id")->ToHex();
+  fs::create_directories(dir_ + "/edit");
+  WriteFile(dir_ + "/edit/transactions.json", changed + "\n" + ledger.substr(first_end + 1));
+
+  auto report = Import(*source_, "edit", ImportMode::kUpsert);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->rejections.size(), 1u);
+  const Status& reason = report->rejections[0].reason;
+  EXPECT_EQ(report->rejections[0].line, 1u);
+  EXPECT_EQ(reason.code(), StatusCode::kConflict);
+  EXPECT_EQ(reason.field(), "_id");
+  EXPECT_NE(reason.message().find(id), std::string::npos) << reason.ToString();
+  EXPECT_NE(reason.message().find("immutable"), std::string::npos) << reason.ToString();
+  ASSERT_EQ(report->collections.size(), 1u);
+  EXPECT_EQ(report->collections[0].replaced, 0);
+  EXPECT_EQ(report->collections[0].unchanged, 3);  // the other records of the two users
+
+  ASSERT_TRUE(Export(*source_, "after", JsonMode::kCanonical).ok());
+  EXPECT_EQ(ReadFile(dir_ + "/after/transactions.json"), ledger);
+  EXPECT_TRUE(report->audit.ok());
+}
+
 TEST_F(PortabilityTest, DocumentsOverTheBsonLimitAreRejectedAtTheEdge) {
   // A userEvents document whose payload string brings it to exactly the limit is not
   // refused for its size; one byte more is.

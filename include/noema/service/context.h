@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "noema/object_id.h"
 
@@ -98,6 +99,13 @@ struct ServiceConfig {
   // `--archetype-rules FILE`).
   ArchetypeRules archetype_rules;
 };
+
+// The credential a request that carries an idempotency key was sent with, as the
+// services compare it (docs/decisions.md "Idempotency"): "service:<name>" for a service
+// token, "admin" for the admin token, "key:<keyPrefix>" for an API key (the key's public
+// identifier), and kCliCredential for the command line and the importers, which have no
+// credential. Service token names have no ':', so no two kinds share an id.
+inline constexpr std::string_view kCliCredential = "cli";
 
 // Where a request came from. The events a change writes carry this platform as their
 // sourcePlatform and attach to this session, or to the user's active session on the

@@ -36,6 +36,11 @@
 
 namespace noema {
 
+// Platform names (DECISIONS.md 7): lowercase [a-z0-9_]{1,32}. InvalidArgument on `field`
+// otherwise. The rule of an event's sourcePlatform, for callers that take a platform
+// under another name (the API's `?platform=` of a write, the origin of its events).
+Status CheckPlatformName(std::string_view platform, std::string_view field);
+
 // One event as a client sends it.
 struct EventInput {
   ObjectId master_account_id;

@@ -87,7 +87,9 @@ Result<ExportReport> ExportStore(Store& store, const ExportOptions& options);
 
 enum class ImportMode {
   kInsert,  // a document whose _id exists is rejected (AlreadyExists)
-  kUpsert,  // a document whose _id exists replaces it; an identical one is left alone
+  kUpsert,  // a document whose _id exists replaces it; an identical one is left alone.
+            // Except a `transactions` record (DECISIONS.md 10: never updated): one whose
+            // _id exists with other content is rejected (Conflict on _id), never replaced.
 };
 
 // A line (or array element) that was not imported.
@@ -158,7 +160,7 @@ struct CollectionMigration {
 
 struct MigrateOptions {
   // A target holding documents is refused (FailedPrecondition) unless this is set; then
-  // documents are upserted by _id.
+  // documents are upserted by _id (a ledger record is never replaced: see kUpsert).
   bool allow_non_empty_target = false;
   ProgressFn progress;
   std::function<void(Collection, const Status&)> on_rejection;  // may be empty

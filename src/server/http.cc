@@ -1,5 +1,8 @@
 #include "server/http.h"
 
+#include <algorithm>
+#include <cctype>
+
 namespace noema::server {
 namespace {
 
@@ -68,6 +71,19 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 }
 
 void HttpRequest::ParseTarget(std::string_view target, HttpRequest* out) {
+  // The absolute form (`GET http://host/v1/...`, RFC 9112 3.2.2, which a server must
+  // accept; proxies send it): the path is what follows the authority.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() &&
+        std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
+          return a == std::tolower(static_cast<unsigned char>(b));
+        })) {
+      target.remove_prefix(scheme.size());
+      const size_t path = target.find_first_of("/?");
+      target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+      break;
+    }
+  }
   size_t q = target.find('?');
   const std::string_view raw_path = target.substr(0, q);
   out->path = PercentDecode(raw_path, false);

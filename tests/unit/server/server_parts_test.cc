@@ -23,6 +23,17 @@ TEST(HttpTest, ParsesTargetAndDecodesQuery) {
   EXPECT_EQ(request.QueryParam("x"), "");
   EXPECT_FALSE(request.QueryParam("cursor").has_value());
   EXPECT_EQ(request.repeated_query_param, "");
+  // The absolute form a proxy sends is the same request.
+  for (std::string_view target : {"http://noema.example:8080/v1/users/abc?limit=5",
+                                  "HTTPS://noema.example/v1/users/abc?limit=5"}) {
+    HttpRequest absolute;
+    HttpRequest::ParseTarget(target, &absolute);
+    EXPECT_EQ(absolute.path, "/v1/users/abc") << target;
+    EXPECT_EQ(absolute.QueryParam("limit"), "5") << target;
+  }
+  HttpRequest bare;
+  HttpRequest::ParseTarget("http://noema.example", &bare);
+  EXPECT_EQ(bare.path, "/");
   HttpRequest twice;
   HttpRequest::ParseTarget("/v1/events?limit=5&eventType=a&limit=abc", &twice);
   EXPECT_EQ(twice.repeated_query_param, "limit");

@@ -897,6 +897,27 @@ Result<std::optional<AuditFinding>> AuditUserInTx(Transaction& tx, const ObjectI
     return finding(std::nullopt, "usdHeld " + held.ToString() + " USD is outside 0.." +
                                      credit->ToString() + " USD");
   }
+  // usdHeld is the sum of the holds of the user's pending and processing generations
+  // (DECISIONS.md 12), read in the same snapshot.
+  Money holds;
+  for (std::string_view status : {"pending", "processing"}) {
+    Filter open;
+    open.Eq("masterAccountId", user).Eq("status", std::string(status));
+    Status scanned = tx.Scan(Collection::kGenerationOutputs, open, [&](DocumentView generation) {
+      if (!generation.Has("heldUsd")) return Status::Ok();
+      NOEMA_ASSIGN_OR_RETURN(Money hold, generation.GetMoney("heldUsd"));
+      Result<Money> sum = holds.Add(hold);
+      if (!sum.ok()) return sum.status();
+      holds = *sum;
+      return Status::Ok();
+    });
+    if (!scanned.ok()) return finding(std::nullopt, "a generation's hold: " + scanned.ToString());
+  }
+  if (holds != held) {
+    return finding(std::nullopt, "usdHeld is " + held.ToString() +
+                                     " USD but the pending and processing generations hold " +
+                                     holds.ToString() + " USD");
+  }
   return std::optional<AuditFinding>();
 }
 

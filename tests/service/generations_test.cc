@@ -16,6 +16,7 @@
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
 #include "noema/store.h"
+#include "service/event_writer.h"
 #include "service/test_support.h"
 
 namespace noema {
@@ -225,6 +226,44 @@ TEST_F(GenerationsTest, CreateWithEstimatePlacesAHoldAndWritesTheRequestEvent) {
   auto read = generations_->Get(created->generation_id);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(read->held_usd, Usd("2.5"));
+}
+
+// The ledger audit (noema ledger verify) checks usdHeld against the holds of the user's
+// pending and processing generations, in one snapshot: a hold placed or released without
+// the other side is reported, naming a generation.
+TEST_F(GenerationsTest, TheLedgerAuditChecksUsdHeldAgainstTheOpenGenerations) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  auto first = generations_->Create(Request(user, "2.5"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = generations_->Create(Request(user, "1"));
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  auto audit = economy_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_TRUE(audit->ok()) << audit->first_break->reason;
+  // The economy's usdHeld drifts from the generations' holds (a bug, a hand edit).
+  Result<Document> economy = Result<Document>(Status::Internal("unread"));
+  ASSERT_TRUE(store_
+                  ->RunReadOnly([&](Transaction& tx) {
+                    economy = tx.Get(Collection::kUserEconomy, user.id);
+                    return economy.status();
+                  })
+                  .ok());
+  DocumentBuilder drifted;
+  service_internal::CopyFieldsExcept(economy->view(), {"usdHeld"}, &drifted);
+  drifted.Append("usdHeld", Usd("2.5"));
+  Document drifted_doc = std::move(drifted).Build();
+  ASSERT_TRUE(store_
+                  ->RunTransaction([&](Transaction& tx) {
+                    return tx.Replace(Collection::kUserEconomy, user.id, drifted_doc);
+                  })
+                  .ok());
+  audit = economy_->Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  ASSERT_FALSE(audit->ok());
+  EXPECT_EQ(audit->first_break->reason,
+            "usdHeld is 2.50 USD but the pending and processing generations hold 3.50 USD");
+  EXPECT_EQ(audit->first_break->master_account_id, user.id);
 }
 
 // Creating places a hold, so a create may carry an Idempotency-Key: a retry returns the

@@ -32,4 +32,11 @@ inline constexpr std::array<Collection, kCollectionCount> kAllCollections = {
 std::string_view CollectionName(Collection collection);
 std::optional<Collection> CollectionFromName(std::string_view name);
 
+// The field that equals _id (DECISIONS.md 2: sessionId, eventId, generationId), or empty.
+std::string_view PrimaryAlias(Collection collection);
+
+// transactions and userEvents (DECISIONS.md 10, 16): their documents are never replaced
+// or deleted. Both stores refuse to; an import never replaces one with other content.
+bool IsAppendOnly(Collection collection);
+
 }  // namespace noema

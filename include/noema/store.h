@@ -125,7 +125,9 @@ class Transaction {
                       const DocumentVisitor& visit) = 0;
 
   // Replaces the whole document with `_id` == id by `doc` (whose `_id` must be id), but
-  // only if the stored document matches `precondition` (empty: always). NotFound when
+  // only if the stored document matches `precondition` (empty: always). Refused with
+  // FailedPrecondition on the append-only collections (IsAppendOnly: transactions,
+  // userEvents). NotFound when
   // no document has that id; FailedPrecondition when the precondition does not hold.
   // The new document is validated like an insert.
   virtual Status Replace(Collection collection, const ObjectId& id, DocumentView doc,

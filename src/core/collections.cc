@@ -23,4 +23,17 @@ std::optional<Collection> CollectionFromName(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view PrimaryAlias(Collection collection) {
+  switch (collection) {
+    case Collection::kUserSessions: return "sessionId";
+    case Collection::kUserEvents: return "eventId";
+    case Collection::kGenerationOutputs: return "generationId";
+    default: return {};
+  }
+}
+
+bool IsAppendOnly(Collection collection) {
+  return collection == Collection::kTransactions || collection == Collection::kUserEvents;
+}
+
 }  // namespace noema

@@ -205,14 +205,17 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
     return Outcome::kInserted;
   }
   if (existing->view() == doc) return Outcome::kUnchanged;
-  if (collection == Collection::kTransactions) {
-    // DECISIONS.md 10: ledger records are never updated; a mistake is corrected by a new
-    // record. Only an identical record is taken (as unchanged).
-    return Status::Conflict("transaction " + id.ToHex() +
-                                " is already stored with other content; ledger records are "
-                                "immutable and never replaced (correct one with a new "
-                                "adjustment or refund record)",
-                            "_id");
+  if (IsAppendOnly(collection)) {
+    // DECISIONS.md 10, 16: ledger records and events are never updated (a ledger mistake
+    // is corrected by a new record). Only an identical document is taken (as unchanged).
+    return Status::Conflict(
+        std::string(CollectionName(collection)) + " " + id.ToHex() +
+            " is already stored with other content; " +
+            (collection == Collection::kTransactions
+                 ? "ledger records are immutable and never replaced (correct one with a new "
+                   "adjustment or refund record)"
+                 : "events are append-only and never replaced"),
+        "_id");
   }
   NOEMA_RETURN_IF_ERROR(tx.Replace(collection, id, doc));
   return Outcome::kReplaced;

@@ -1036,12 +1036,23 @@ TEST_P(StoreConformanceTest, ReplacesAfterAGetInOneUnitSeeTheUnitsOwnWrites) {
   EXPECT_EQ(*active_at(later), 1);
 }
 
-TEST_P(StoreConformanceTest, DeleteIsRefusedOnAppendOnlyCollections) {
+TEST_P(StoreConformanceTest, DeleteAndReplaceAreRefusedOnAppendOnlyCollections) {
   ObjectId event = ObjectId::Generate();
-  ASSERT_OK(Insert(Collection::kUserEvents,
-                   MakeEvent(event, ObjectId::Generate(), ObjectId::Generate(), kT0)));
+  const Document event_doc = MakeEvent(event, ObjectId::Generate(), ObjectId::Generate(), kT0);
+  ASSERT_OK(Insert(Collection::kUserEvents, event_doc));
   ObjectId transaction = ObjectId::Generate();
-  ASSERT_OK(Insert(Collection::kTransactions, MakeTransaction(transaction, ObjectId::Generate())));
+  const Document transaction_doc = MakeTransaction(transaction, ObjectId::Generate());
+  ASSERT_OK(Insert(Collection::kTransactions, transaction_doc));
+  // Neither replaced (DECISIONS.md 10, 16), even by the same document.
+  Status replaced_event = store_->RunTransaction([&](Transaction& tx) {
+    return tx.Replace(Collection::kUserEvents, event, event_doc.view());
+  });
+  EXPECT_EQ(replaced_event.code(), StatusCode::kFailedPrecondition) << replaced_event.ToString();
+  EXPECT_NE(replaced_event.message().find("never replaced"), std::string::npos);
+  Status replaced_record = store_->RunTransaction([&](Transaction& tx) {
+    return tx.Replace(Collection::kTransactions, transaction, transaction_doc.view());
+  });
+  EXPECT_EQ(replaced_record.code(), StatusCode::kFailedPrecondition) << replaced_record.ToString();
   Status events = store_->RunTransaction(
       [&](Transaction& tx) { return tx.Delete(Collection::kUserEvents, event); });
   EXPECT_EQ(events.code(), StatusCode::kFailedPrecondition) << events.ToString();

@@ -278,13 +278,16 @@ TEST_F(EconomyTest, TheSameKeyFromAnotherCredentialIsConflictNotARetry) {
 TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
   ObjectId user = MakeUser();
   Fund(user, "5");
-  MoneyMovement request = Movement("2", "debit", "order-20");
-  request.credential = "service:bot";
-  auto first = economy_->Debit(user, request);
+  // A debit as this version writes it: the shape of the record the old version wrote.
+  MoneyMovement template_request = Movement("2", "debit", "order-19");
+  template_request.credential = "service:bot";
+  auto first = economy_->Debit(user, template_request);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
 
-  // What the record would hold had it been written before: "noema.ledger.request.v1"
-  // and each field as label=length:value, or the bare label when absent.
+  // The record a debit with key order-20 would have left before the credential was part
+  // of the fingerprint: "noema.ledger.request.v1" and each field as label=length:value,
+  // or the bare label when absent. Ledger records are never replaced, so it is written
+  // as the chain's next record (and the economy moved to match), as the old version did.
   auto field = [](std::string_view label, std::string_view value) {
     return std::string(label) + "=" + std::to_string(value.size()) + ":" + std::string(value) + ";";
   };
@@ -294,20 +297,38 @@ TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
                          "relatedItems.eventId;relatedItems.generationId;"
                          "relatedItems.commandName;relatedItems.subscriptionId;"
                          "externalTransactionId;metadata;";
-  ASSERT_TRUE(store_
-                  ->RunTransaction([&](Transaction& tx) -> Status {
-                    NOEMA_ASSIGN_OR_RETURN(
-                        Document stored,
-                        tx.Get(Collection::kTransactions, first->transaction.transaction_id));
-                    Document old;
-                    bson_copy_to_excluding_noinit(stored.get(), old.mutable_get(),
-                                                  "requestFingerprint", nullptr);
-                    BSON_APPEND_UTF8(old.mutable_get(), "requestFingerprint",
-                                     apikey::Sha256Hex(v1).c_str());
-                    return tx.Replace(Collection::kTransactions, first->transaction.transaction_id,
-                                      old.view());
-                  })
-                  .ok());
+  const ObjectId old_id = ObjectId::Generate();
+  ASSERT_TRUE(
+      store_
+          ->RunTransaction([&](Transaction& tx) -> Status {
+            Document old;
+            bson_copy_to_excluding_noinit(first->transaction.document.get(), old.mutable_get(),
+                                          "_id", "sequence", "balanceBeforeUsd", "balanceAfterUsd",
+                                          "idempotencyKey", "requestFingerprint", nullptr);
+            BSON_APPEND_OID(old.mutable_get(), "_id", &old_id.raw());
+            BSON_APPEND_INT64(old.mutable_get(), "sequence", 3);
+            DocumentBuilder rest;
+            rest.Append("balanceBeforeUsd", Usd("3"))
+                .Append("balanceAfterUsd", Usd("1"))
+                .Append("idempotencyKey", "order-20")
+                .Append("requestFingerprint", apikey::Sha256Hex(v1));
+            Document tail = std::move(rest).Build();
+            bson_concat(old.mutable_get(), tail.get());
+            NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kTransactions, old.view()));
+            NOEMA_ASSIGN_OR_RETURN(Document economy, tx.Get(Collection::kUserEconomy, user));
+            Document moved;
+            bson_copy_to_excluding_noinit(economy.get(), moved.mutable_get(), "usdCredit",
+                                          "ledgerSequence", nullptr);
+            DocumentBuilder balance;
+            balance.Append("usdCredit", Usd("1")).Append("ledgerSequence", int64_t{3});
+            Document balance_doc = std::move(balance).Build();
+            bson_concat(moved.mutable_get(), balance_doc.get());
+            return tx.Replace(Collection::kUserEconomy, user, moved.view());
+          })
+          .ok());
+  auto audit = economy_->Audit();
+  ASSERT_TRUE(audit.ok());
+  ASSERT_TRUE(audit->ok()) << audit->first_break->reason;
 
   for (const char* credential : {"service:bot", "service:web"}) {
     MoneyMovement retry_request = Movement("2", "debit", "order-20");
@@ -315,12 +336,12 @@ TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
     auto retry = economy_->Debit(user, retry_request);
     ASSERT_TRUE(retry.ok()) << retry.status().ToString();
     EXPECT_TRUE(retry->replayed);
-    EXPECT_EQ(retry->transaction.transaction_id, first->transaction.transaction_id);
+    EXPECT_EQ(retry->transaction.transaction_id, old_id);
   }
   EXPECT_EQ(economy_->Debit(user, Movement("3", "debit", "order-20")).status().code(),
             StatusCode::kConflict);
-  EXPECT_EQ(CreditOf(user), Usd("3"));
-  EXPECT_EQ(RecordsOf(user), 2);
+  EXPECT_EQ(CreditOf(user), Usd("1"));
+  EXPECT_EQ(RecordsOf(user), 3);
 }
 
 TEST_F(EconomyTest, ConcurrentRetriesOfOneKeyWriteOneRecord) {

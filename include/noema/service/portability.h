@@ -88,8 +88,9 @@ Result<ExportReport> ExportStore(Store& store, const ExportOptions& options);
 enum class ImportMode {
   kInsert,  // a document whose _id exists is rejected (AlreadyExists)
   kUpsert,  // a document whose _id exists replaces it; an identical one is left alone.
-            // Except a `transactions` record (DECISIONS.md 10: never updated): one whose
-            // _id exists with other content is rejected (Conflict on _id), never replaced.
+            // Except on the append-only collections (IsAppendOnly: transactions and
+            // userEvents, DECISIONS.md 10 and 16): a document whose _id exists with other
+            // content is rejected (Conflict on _id), never replaced.
 };
 
 // A line (or array element) that was not imported.

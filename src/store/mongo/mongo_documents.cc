@@ -209,19 +209,6 @@ void AppendValue(bson_t* out, std::string_view key, const Value& value) {
 
 }  // namespace
 
-std::string_view PrimaryAlias(Collection collection) {
-  switch (collection) {
-    case Collection::kUserSessions: return "sessionId";
-    case Collection::kUserEvents: return "eventId";
-    case Collection::kGenerationOutputs: return "generationId";
-    default: return {};
-  }
-}
-
-bool AppendOnly(Collection collection) {
-  return collection == Collection::kTransactions || collection == Collection::kUserEvents;
-}
-
 Status CheckDocument(Collection collection, DocumentView doc) {
   NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
   const bson_t* bson = doc.get();

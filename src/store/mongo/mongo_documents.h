@@ -30,11 +30,6 @@
 
 namespace noema::mongo {
 
-// The field that equals _id (DECISIONS.md 2), or empty.
-std::string_view PrimaryAlias(Collection collection);
-// Delete is refused on these (transactions, userEvents).
-bool AppendOnly(Collection collection);
-
 // Checks a document before it is inserted or replaces another: its size, the
 // collection's validator, the primary alias and the indexed fields.
 Status CheckDocument(Collection collection, DocumentView doc);

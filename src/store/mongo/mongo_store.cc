@@ -270,6 +270,10 @@ class MongoTransaction final : public Transaction {
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
+    if (IsAppendOnly(collection)) {
+      return Status::FailedPrecondition(Name(collection) +
+                                        " is append-only: its documents are never replaced");
+    }
     NOEMA_RETURN_IF_ERROR(CheckDocument(collection, doc));
     bson_iter_t doc_id;
     if (!bson_iter_init_find(&doc_id, doc.get(), "_id") || !BSON_ITER_HOLDS_OID(&doc_id) ||
@@ -301,7 +305,7 @@ class MongoTransaction final : public Transaction {
 
   Status Delete(Collection collection, const ObjectId& id) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
-    if (AppendOnly(collection)) {
+    if (IsAppendOnly(collection)) {
       return Status::FailedPrecondition(Name(collection) +
                                         " is append-only: its documents are never deleted");
     }

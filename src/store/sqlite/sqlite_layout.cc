@@ -13,19 +13,6 @@ namespace {
 // order of paged queries without a sort step. docs/storage.md has the measurements.
 constexpr bool kWithoutRowid = true;
 
-std::string_view PrimaryAlias(Collection collection) {
-  switch (collection) {
-    case Collection::kUserSessions: return "sessionId";
-    case Collection::kUserEvents: return "eventId";
-    case Collection::kGenerationOutputs: return "generationId";
-    default: return {};
-  }
-}
-
-bool AppendOnly(Collection collection) {
-  return collection == Collection::kTransactions || collection == Collection::kUserEvents;
-}
-
 std::string ColumnName(std::string_view path) { return QuoteIdentifier("f:" + std::string(path)); }
 
 Status NotEncodable(std::string_view path, bson_type_t type) {
@@ -140,7 +127,7 @@ Result<CollectionLayout> BuildLayout(Collection collection, const std::vector<In
   layout.table = std::string(CollectionName(collection));
   layout.quoted_table = QuoteIdentifier(layout.table);
   layout.primary_alias = std::string(PrimaryAlias(collection));
-  layout.append_only = AppendOnly(collection);
+  layout.append_only = IsAppendOnly(collection);
 
   auto add_column = [&](const std::string& path) {
     if (layout.ColumnOf(path) < 0) layout.columns.push_back({path, ColumnName(path)});

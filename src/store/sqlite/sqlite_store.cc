@@ -201,8 +201,12 @@ class SqliteTransaction final : public Transaction {
   Status Replace(Collection collection, const ObjectId& id, DocumentView doc,
                  const Filter& precondition) override {
     NOEMA_RETURN_IF_ERROR(CheckWritable());
-    NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
     const CollectionLayout& layout = Layout(collection);
+    if (layout.append_only) {
+      return Status::FailedPrecondition(layout.table +
+                                        " is append-only: its documents are never replaced");
+    }
+    NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
     NOEMA_RETURN_IF_ERROR(ExtractRow(layout, doc, &row_));
     if (row_.id != OidBytes(id.raw())) {
       return Status::InvalidArgument(

@@ -1277,19 +1277,29 @@ TEST_F(ApiE2ETest, EveryRouteButThePublicOnesNeedsAValidCredential) {
     if (route.handler.access == Access::kPublic) continue;
     const std::string method(MethodName(route.method));
     const std::string target = Concrete(route.pattern, user);
+    // Every 401 names the scheme it takes (RFC 9110 11.6.1).
+    const std::string challenge = "Bearer realm=\"noema\"";
     Reply none = Send(method, target, "{}", kNoCredential);
     EXPECT_EQ(none.status, 401) << method << " " << target << " → " << none;
     EXPECT_EQ(none.Code(), "unauthenticated");
+    EXPECT_EQ(none.headers["WWW-Authenticate"], challenge) << method << " " << target;
     Reply bad = Send(method, target, "{}", "not-a-known-token-at-all");
     EXPECT_EQ(bad.status, 401) << method << " " << target << " → " << bad;
+    EXPECT_EQ(bad.headers["WWW-Authenticate"], challenge) << method << " " << target;
     Reply malformed_key = Send(method, target, "{}", "noema_abc_def");
     EXPECT_EQ(malformed_key.status, 401) << method << " " << target;
+    EXPECT_EQ(malformed_key.headers["WWW-Authenticate"], challenge) << method << " " << target;
     ++checked;
   }
   EXPECT_GE(checked, 39u);
   Reply basic = Send("GET", "/v1/users/" + user, "", kNoCredential,
                      {{"Authorization", "Basic dXNlcjpwYXNz"}});
   EXPECT_EQ(basic.status, 401);
+  EXPECT_EQ(basic.headers["WWW-Authenticate"], "Bearer realm=\"noema\"");
+  // Other errors carry no challenge.
+  Reply missing = Get("/v1/users/" + std::string(24, 'a'));
+  EXPECT_EQ(missing.status, 404) << missing;
+  EXPECT_EQ(missing.headers.count("WWW-Authenticate"), 0u);
 }
 
 TEST_F(ApiE2ETest, AdminOnlyRoutesRefuseServiceTokensAndApiKeys) {

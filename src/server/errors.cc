@@ -90,6 +90,9 @@ HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_v
     AppendJsonString(&body, ValidUtf8(field));
   }
   body += "}}";
+  // RFC 9110 11.6.1: every 401 carries a challenge naming the scheme the API takes
+  // (RFC 6750's Bearer). No error="invalid_token": a missing credential must not get one.
+  if (http_status == 401) response.headers.emplace_back("WWW-Authenticate", kBearerChallenge);
   return response;
 }
 

@@ -9,6 +9,9 @@
 
 namespace noema::server {
 
+// The WWW-Authenticate header of every 401 reply (RFC 9110 11.6.1, RFC 6750 3).
+inline constexpr std::string_view kBearerChallenge = "Bearer realm=\"noema\"";
+
 // The HTTP status for a status code (InvalidArgument → 400, NotFound → 404, ...).
 int HttpStatusFor(StatusCode code);
 

@@ -16,6 +16,27 @@ HttpResponse UserReply(int status, DocumentView user, std::optional<bool> is_new
   return JsonReply(status, std::move(body));
 }
 
+// PATCH /v1/users/{id}: `profile` and its members may be absent (unchanged) but not null.
+// OpenAPI's ProfileInput removes a value with an empty string; a null, which JSON Merge
+// Patch reads as "remove", was silently taken as "unchanged" (docs/decisions.md).
+Status RefuseNullInProfilePatch(DocumentView body) {
+  if (body.Has("profile") && body.IsNull("profile")) {
+    return Status::InvalidArgument(
+        "null is not allowed: give an object of the members to change, or leave it out", "profile");
+  }
+  Result<DocumentView> profile = body.GetDocument("profile");
+  if (!profile.ok()) return Status::Ok();  // absent, or not an object: ReadProfile says so
+  for (std::string_view member : {"displayName", "avatarUrl", "bio"}) {
+    if (profile->Has(member) && profile->IsNull(member)) {
+      return Status::InvalidArgument(
+          "null is not allowed: give a string (an empty string removes the value), or leave "
+          "it out",
+          "profile." + std::string(member));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::optional<Profile>> ReadProfile(BodyReader& reader, const std::string& name) {
   NOEMA_ASSIGN_OR_RETURN(auto object, reader.OptionalObject(name));
   if (!object) return std::optional<Profile>();
@@ -104,6 +125,7 @@ void AddUserRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
             BodyReader reader(body.view());
+            NOEMA_RETURN_IF_ERROR(RefuseNullInProfilePatch(body.view()));
             NOEMA_ASSIGN_OR_RETURN(auto profile, ReadProfile(reader, "profile"));
             NOEMA_ASSIGN_OR_RETURN(auto status, reader.OptionalString("status", 64));
             NOEMA_RETURN_IF_ERROR(reader.Finish());
@@ -231,7 +253,7 @@ void AddApiKeyRoutes(Api& api) {
                 "issuing an API key takes no idempotency key: a retry would issue another key"));
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
             BodyReader reader(body.view());
-            NOEMA_ASSIGN_OR_RETURN(std::string label, reader.String("label", 128));
+            NOEMA_ASSIGN_OR_RETURN(std::string label, reader.String("label", kApiKeyLabelCharsMax));
             NOEMA_ASSIGN_OR_RETURN(auto scopes, reader.OptionalStringList("scopes", 32));
             NOEMA_RETURN_IF_ERROR(reader.Finish());
             if (!scopes) return Status::InvalidArgument("required field is missing", "scopes");
@@ -266,8 +288,10 @@ void AddAwardRoutes(Api& api) {
             NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
             BodyReader reader(body.view());
             NOEMA_ASSIGN_OR_RETURN(std::string award_id, reader.String("awardId", 64));
-            NOEMA_ASSIGN_OR_RETURN(auto display_name, reader.OptionalString("displayName", 128));
-            NOEMA_ASSIGN_OR_RETURN(auto description, reader.OptionalString("description", 1000));
+            NOEMA_ASSIGN_OR_RETURN(auto display_name,
+                                   reader.OptionalString("displayName", kAwardDisplayNameCharsMax));
+            NOEMA_ASSIGN_OR_RETURN(auto description,
+                                   reader.OptionalString("description", kAwardDescriptionCharsMax));
             NOEMA_RETURN_IF_ERROR(reader.Finish());
             NOEMA_ASSIGN_OR_RETURN(
                 auto granted, call.services.awards.Grant(user, award_id, display_name, description,

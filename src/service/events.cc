@@ -8,6 +8,7 @@
 
 #include "service/event_catalog.h"
 #include "service/event_writer.h"
+#include "service/user_core_doc.h"
 
 namespace noema {
 namespace {
@@ -57,9 +58,20 @@ Result<ObjectId> ReadId(DocumentView doc, std::string_view field) {
   return doc.GetObjectId(field);
 }
 
+// Whether the session's user is active (status absent or "active"). A user who is not
+// keeps no session alive (DECISIONS.md 14): the events are stored, the session times out.
+Result<bool> SessionUserIsActive(Transaction& tx, DocumentView session) {
+  NOEMA_ASSIGN_OR_RETURN(ObjectId user_id, session.GetObjectId("masterAccountId"));
+  Result<Document> user = service_internal::LoadUser(tx, user_id);
+  if (!user.ok() && user.status().IsNotFound()) return false;  // erased: no one to keep alive
+  if (!user.ok()) return user.status();
+  return service_internal::UserStatus(user->view()) == service_internal::kStatusActive;
+}
+
 // Moves each session's lastUserActivityTimestamp forward through the event timestamps
 // that fall within its inactivity window (DECISIONS.md 13); one write per session, and
-// none when the move is shorter than config.session_activity_resolution_ms.
+// none when the move is shorter than config.session_activity_resolution_ms or the
+// session's user is not active (checked only then, so most events read no user).
 Status RecordActivity(Transaction& tx, const ServiceContext& ctx,
                       std::map<ObjectId, std::vector<Timestamp>>* activity) {
   for (auto& [session_id, times] : *activity) {
@@ -77,6 +89,8 @@ Status RecordActivity(Transaction& tx, const ServiceContext& ctx,
       if (time > moved && time - moved <= ctx.config.session_inactivity_timeout_ms) moved = time;
     }
     if (moved == last || moved - last < ctx.config.session_activity_resolution_ms) continue;
+    NOEMA_ASSIGN_OR_RETURN(bool user_active, SessionUserIsActive(tx, session.view()));
+    if (!user_active) continue;
     DocumentBuilder updated;
     CopyFieldsExcept(session.view(), {"lastUserActivityTimestamp"}, &updated);
     updated.Append("lastUserActivityTimestamp", moved);

@@ -413,6 +413,19 @@ Result<FinishOutcome> FinishRecord(const ServiceContext& ctx, const ObjectId& ge
       [&](Transaction& tx) -> Status {
         outcome.reset();
         NOEMA_ASSIGN_OR_RETURN(Generation current, LoadInTx(tx, generation_id));
+        // A completion of another run than the one recorded is not this generation's:
+        // refused as MarkProcessing refuses it, so the stored run id is never overwritten.
+        DocumentView stored = current.document.view();
+        if (request.platform_specific_run_id && stored.Has("platformSpecificRunId") &&
+            !stored.IsNull("platformSpecificRunId")) {
+          NOEMA_ASSIGN_OR_RETURN(std::string_view stored_run_id,
+                                 stored.GetString("platformSpecificRunId"));
+          if (stored_run_id != *request.platform_specific_run_id) {
+            return Status::Conflict(
+                "generation " + generation_id.ToHex() + " is recorded under another run id",
+                "platformSpecificRunId");
+          }
+        }
         if (IsFinal(current.status)) {
           if (current.status != request.status) {
             return Status::Conflict("generation " + generation_id.ToHex() + " is already " +

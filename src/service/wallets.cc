@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "noema/ethereum.h"
+#include "service/event_writer.h"
 #include "service/user_core_doc.h"
 
 namespace noema {
@@ -116,15 +117,28 @@ Result<std::string> NonceOfMessage(std::string_view message) {
   return Status::InvalidArgument("the message has no Nonce line", "message");
 }
 
-// Conflict when a user other than `id` has the address.
-Status CheckNotOwnedByOther(Transaction& tx, const ObjectId& id, const std::string& address) {
+// The userCore document of the user other than `id` who has the address, if any (the
+// unique index wallets.address allows one).
+Result<std::optional<Document>> OtherHolder(Transaction& tx, const ObjectId& id,
+                                            const std::string& address) {
   Filter filter;
   filter.Eq("wallets.address", address);
   NOEMA_ASSIGN_OR_RETURN(std::optional<Document> owner, tx.FindOne(Collection::kUserCore, filter));
-  if (!owner) return Status::Ok();
+  if (!owner) return owner;
   NOEMA_ASSIGN_OR_RETURN(ObjectId owner_id, owner->view().GetObjectId("_id"));
-  if (owner_id != id) return Status::Conflict("the address belongs to another user", "address");
-  return Status::Ok();
+  if (owner_id == id) return std::optional<Document>();
+  return owner;
+}
+
+Status BelongsToAnotherUser() {
+  return Status::Conflict("the address belongs to another user", "address");
+}
+
+// Conflict when a user other than `id` has the address, verified or not (AddUnverified:
+// an unsigned claim takes nothing from anyone).
+Status CheckNotOwnedByOther(Transaction& tx, const ObjectId& id, const std::string& address) {
+  NOEMA_ASSIGN_OR_RETURN(std::optional<Document> holder, OtherHolder(tx, id, address));
+  return holder ? BelongsToAnotherUser() : Status::Ok();
 }
 
 // The index of `address` in `wallets`, or nullopt.
@@ -135,6 +149,24 @@ Result<std::optional<size_t>> FindWallet(const std::vector<Document>& wallets,
     if (stored == address) return std::optional<size_t>(i);
   }
   return std::optional<size_t>();
+}
+
+// Erases wallets[index]; when it was the primary, the earliest-added verified wallet
+// becomes primary, else the earliest-added one (docs/decisions.md "Primary wallet").
+Status EraseWallet(std::vector<Document>* wallets, size_t index) {
+  NOEMA_ASSIGN_OR_RETURN(Wallet removed, ParseWallet((*wallets)[index]));
+  wallets->erase(wallets->begin() + static_cast<std::ptrdiff_t>(index));
+  if (!removed.is_primary || wallets->empty()) return Status::Ok();
+  size_t successor = 0;
+  for (size_t i = 0; i < wallets->size(); ++i) {
+    NOEMA_ASSIGN_OR_RETURN(Wallet wallet, ParseWallet((*wallets)[i]));
+    if (wallet.verified) {
+      successor = i;
+      break;
+    }
+  }
+  (*wallets)[successor] = WithBool((*wallets)[successor], "isPrimary", true);
+  return Status::Ok();
 }
 
 Document AddressEventData(std::string_view address) {
@@ -148,6 +180,59 @@ Status MapAddressIndexConflict(Status status) {
     return Status::Conflict("the address belongs to another user", "address");
   }
   return status;
+}
+
+// Conflict when a user other than `id` has the address verified. Another user's
+// unverified claim blocks nothing that a signature proves (docs/decisions.md "A signed
+// proof takes an address from an unsigned claim"): that user's document is returned
+// through `*unverified_holder`, when given.
+Status CheckNotVerifiedByOther(Transaction& tx, const ObjectId& id, const std::string& address,
+                               std::optional<Document>* unverified_holder = nullptr) {
+  NOEMA_ASSIGN_OR_RETURN(std::optional<Document> holder, OtherHolder(tx, id, address));
+  if (!holder) return Status::Ok();
+  NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets, ArrayOfDocuments(*holder, kWalletsField));
+  NOEMA_ASSIGN_OR_RETURN(std::optional<size_t> index, FindWallet(wallets, address));
+  if (!index) return Status::Internal("the wallets.address index names a user without it");
+  NOEMA_ASSIGN_OR_RETURN(Wallet wallet, ParseWallet(wallets[*index]));
+  if (wallet.verified) return BelongsToAnotherUser();
+  if (unverified_holder != nullptr) *unverified_holder = std::move(holder);
+  return Status::Ok();
+}
+
+// The platform of the wallet_removed event of a user whose unverified claim another user's
+// signed proof took: the user did nothing; noema did (as SweepStuck's events say "system").
+constexpr std::string_view kSystemPlatform = "system";
+
+// Removes `address`, which `holder` claims unverified, from `holder` in `tx` (the primary
+// passes on as Remove does) and logs wallet_removed for `holder` (EVENT_CATALOG.md: the
+// service writes the event of every change it makes) in the holder's session on platform
+// "system", started with startMethod "service_action" when there is none.
+Status TakeUnverifiedClaim(Transaction& tx, const ServiceContext& ctx, const Document& holder,
+                           const std::string& address, Timestamp now) {
+  NOEMA_ASSIGN_OR_RETURN(ObjectId holder_id, holder.view().GetObjectId("_id"));
+  NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets, ArrayOfDocuments(holder, kWalletsField));
+  NOEMA_ASSIGN_OR_RETURN(std::optional<size_t> index, FindWallet(wallets, address));
+  if (!index) return Status::Internal("the wallets.address index names a user without it");
+  NOEMA_RETURN_IF_ERROR(EraseWallet(&wallets, *index));
+  FieldRewrites rewrites;
+  rewrites.emplace_back("updatedAt", UpdatedAtField(now));
+  rewrites.emplace_back(std::string(kWalletsField),
+                        DocumentArrayField(std::string(kWalletsField), std::move(wallets)));
+  NOEMA_RETURN_IF_ERROR(
+      service_internal::ReplaceUserCore(tx, holder_id, RewriteFields(holder, rewrites)));
+  NOEMA_ASSIGN_OR_RETURN(ObjectId session, service_internal::ActiveSessionFor(
+                                               tx, ctx, holder_id, kSystemPlatform,
+                                               service_internal::kStartMethodServiceAction,
+                                               service_internal::EventCause::kServiceAction));
+  service_internal::EventToWrite event;
+  event.master_account_id = holder_id;
+  event.platform = std::string(kSystemPlatform);
+  event.session_id = session;
+  event.event_type = "wallet_removed";
+  event.event_data = AddressEventData(address);
+  event.timestamp = now;
+  event.cause = service_internal::EventCause::kServiceAction;
+  return service_internal::WriteEvent(tx, ctx, event).status();
 }
 
 // Verify's checks of a named, live challenge against the request, in order.
@@ -219,7 +304,7 @@ Result<WalletChallenge> WalletService::IssueChallenge(const ObjectId& master_acc
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunTransaction([&](Transaction& tx) -> Status {
     result = WalletChallenge();
     NOEMA_ASSIGN_OR_RETURN(Document user, LoadUserCore(tx, master_account_id));
-    NOEMA_RETURN_IF_ERROR(CheckNotOwnedByOther(tx, master_account_id, address));
+    NOEMA_RETURN_IF_ERROR(CheckNotVerifiedByOther(tx, master_account_id, address));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> stored, ArrayOfDocuments(user, kChallengesField));
     const Timestamp now = ctx_.Now();
     std::vector<Document> kept;
@@ -291,7 +376,10 @@ Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
     Document consumed = RewriteFields(user, consume);
     outcome = named ? CheckChallengeAnswer(ctx_.config, *named, address, message, signer, now)
                     : no_challenge;
-    if (outcome.ok()) outcome = CheckNotOwnedByOther(tx, master_account_id, address);
+    std::optional<Document> unverified_holder;
+    if (outcome.ok()) {
+      outcome = CheckNotVerifiedByOther(tx, master_account_id, address, &unverified_holder);
+    }
     if (!outcome.ok()) return service_internal::ReplaceUserCore(tx, master_account_id, consumed);
 
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets,
@@ -315,6 +403,10 @@ Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
       wallets.push_back(NewWalletDocument(result));
       linked = true;
       newly_verified = true;
+    }
+    // The other user's claim goes first, so that the address is free in the unique index.
+    if (unverified_holder) {
+      NOEMA_RETURN_IF_ERROR(TakeUnverifiedClaim(tx, ctx_, *unverified_holder, address, now));
     }
     FieldRewrites rewrites;
     if (newly_verified) rewrites.emplace_back("updatedAt", UpdatedAtField(now));
@@ -381,19 +473,7 @@ Status WalletService::Remove(const ObjectId& master_account_id, std::string_view
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets, ArrayOfDocuments(user, kWalletsField));
     NOEMA_ASSIGN_OR_RETURN(std::optional<size_t> target, FindWallet(wallets, address));
     if (!target) return Status::NotFound("the user has no wallet " + address);
-    NOEMA_ASSIGN_OR_RETURN(Wallet removed, ParseWallet(wallets[*target]));
-    wallets.erase(wallets.begin() + static_cast<std::ptrdiff_t>(*target));
-    if (removed.is_primary && !wallets.empty()) {
-      size_t successor = 0;
-      for (size_t i = 0; i < wallets.size(); ++i) {
-        NOEMA_ASSIGN_OR_RETURN(Wallet wallet, ParseWallet(wallets[i]));
-        if (wallet.verified) {
-          successor = i;
-          break;
-        }
-      }
-      wallets[successor] = WithBool(wallets[successor], "isPrimary", true);
-    }
+    NOEMA_RETURN_IF_ERROR(EraseWallet(&wallets, *target));
     FieldRewrites rewrites;
     rewrites.emplace_back("updatedAt", UpdatedAtField(ctx_.Now()));
     rewrites.emplace_back(std::string(kWalletsField),

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "noema/api_key_format.h"
@@ -1392,19 +1393,29 @@ TEST_F(ApiE2ETest, EveryRouteButThePublicOnesNeedsAValidCredential) {
     if (route.handler.access == Access::kPublic) continue;
     const std::string method(MethodName(route.method));
     const std::string target = Concrete(route.pattern, user);
+    // Every 401 names the scheme it takes (RFC 9110 11.6.1).
+    const std::string challenge = "Bearer realm=\"noema\"";
     Reply none = Send(method, target, "{}", kNoCredential);
     EXPECT_EQ(none.status, 401) << method << " " << target << " → " << none;
     EXPECT_EQ(none.Code(), "unauthenticated");
+    EXPECT_EQ(none.headers["WWW-Authenticate"], challenge) << method << " " << target;
     Reply bad = Send(method, target, "{}", "not-a-known-token-at-all");
     EXPECT_EQ(bad.status, 401) << method << " " << target << " → " << bad;
+    EXPECT_EQ(bad.headers["WWW-Authenticate"], challenge) << method << " " << target;
     Reply malformed_key = Send(method, target, "{}", "noema_abc_def");
     EXPECT_EQ(malformed_key.status, 401) << method << " " << target;
+    EXPECT_EQ(malformed_key.headers["WWW-Authenticate"], challenge) << method << " " << target;
     ++checked;
   }
   EXPECT_GE(checked, 39u);
   Reply basic = Send("GET", "/v1/users/" + user, "", kNoCredential,
                      {{"Authorization", "Basic dXNlcjpwYXNz"}});
   EXPECT_EQ(basic.status, 401);
+  EXPECT_EQ(basic.headers["WWW-Authenticate"], "Bearer realm=\"noema\"");
+  // Other errors carry no challenge.
+  Reply missing = Get("/v1/users/" + std::string(24, 'a'));
+  EXPECT_EQ(missing.status, 404) << missing;
+  EXPECT_EQ(missing.headers.count("WWW-Authenticate"), 0u);
 }
 
 TEST_F(ApiE2ETest, AdminOnlyRoutesRefuseServiceTokensAndApiKeys) {
@@ -2032,9 +2043,53 @@ TEST_F(ApiE2ETest, TextAndSizeLimitsAtTheirEdges) {
     EXPECT_EQ(over.status, edge.refused_status) << edge.name << " over: " << over;
     EXPECT_EQ(over.Field(), edge.field) << edge.name << " over: " << over;
   }
+  // Far over the limit, the message states the documented limit (the routes pre-read some
+  // fields with larger caps and quoted those).
+  const std::vector<std::tuple<std::string, std::string, std::string, std::string>> far_over = {
+      {u + "/api-keys", kServiceToken,
+       R"({"scopes":["account:read"],"label":")" + text(200) + R"("})", "64"},
+      {u + "/awards", kAdminToken, R"({"awardId":"far1","displayName":")" + text(200) + R"("})",
+       "100"},
+      {u + "/awards", kAdminToken, R"({"awardId":"far2","description":")" + text(1200) + R"("})",
+       "500"},
+  };
+  for (const auto& [path, token, body, limit] : far_over) {
+    Reply refused = Post(path, body, token);
+    EXPECT_EQ(refused.status, 400) << path << ": " << refused;
+    EXPECT_NE(refused.Message().find(limit), std::string::npos) << path << ": " << refused;
+    EXPECT_EQ(refused.Message().find("128"), std::string::npos) << path << ": " << refused;
+    EXPECT_EQ(refused.Message().find("1000"), std::string::npos) << path << ": " << refused;
+  }
   // A preference scope of 128 characters, then 129.
   EXPECT_EQ(Send("PUT", u + "/preferences/" + text(128, 's'), "{}").status, 200);
   EXPECT_EQ(Send("PUT", u + "/preferences/" + text(129, 's'), "{}").Field(), "scope");
+}
+
+// OpenAPI's ProfileInput members are strings, and an empty string removes a value. A null
+// (JSON Merge Patch's "remove") answered 200 and changed nothing; it is 400 naming the field.
+TEST_F(ApiE2ETest, APatchOfTheProfileRefusesNull) {
+  std::string user = NewUser();
+  const std::string u = "/v1/users/" + user;
+  Reply set = Send("PATCH", u, R"({"profile":{"displayName":"Ada","bio":"b"}})");
+  ASSERT_EQ(set.status, 200) << set;
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"profile":null})", "profile"},
+           {R"({"profile":null,"status":"suspended"})", "profile"},
+           {R"({"profile":{"displayName":null}})", "profile.displayName"},
+           {R"({"profile":{"bio":"c","avatarUrl":null}})", "profile.avatarUrl"},
+           {R"({"profile":{"bio":null}})", "profile.bio"}}) {
+    Reply refused = Send("PATCH", u, body, kAdminToken);
+    EXPECT_EQ(refused.status, 400) << body << " → " << refused;
+    EXPECT_EQ(refused.Field(), field) << body << " → " << refused;
+  }
+  Reply after = Get(u);
+  EXPECT_EQ(after.Str("profile.displayName"), "Ada") << after;
+  EXPECT_EQ(after.Str("profile.bio"), "b") << after;
+  EXPECT_EQ(after.Str("status"), "active") << after;
+  // The documented removal: an empty string.
+  Reply removed = Send("PATCH", u, R"({"profile":{"displayName":""}})");
+  EXPECT_EQ(removed.status, 200) << removed;
+  EXPECT_FALSE(removed.json.view().Has("profile.displayName")) << removed;
 }
 
 TEST_F(ApiE2ETest, AUserKeepsAtMostTenOpenWalletChallenges) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "noema/service/accounts.h"
 #include "noema/service/sessions.h"
 #include "service/test_support.h"
 
@@ -342,6 +343,44 @@ TEST_F(EventServiceTest, UsersWhoCannotStartSessionsGetNoImplicitSession) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_TRUE(unknown.status().IsNotFound());
   EXPECT_EQ(unknown.status().field(), "masterAccountId");
+}
+
+// DECISIONS.md 14: a user who is not active keeps no session alive. Events of a user
+// suspended during a session are still stored in it (the log), but they do not move its
+// activity, so it times out at the sweep; once it has, nothing starts a new one.
+TEST_F(EventServiceTest, EventsOfASuspendedUserDoNotKeepItsSessionAlive) {
+  Session session = StartSession(user_);
+  clock_.Advance(5 * kMillisPerMinute);
+  ASSERT_TRUE(events_.Log(Menu(user_)).ok());
+  const Timestamp last = clock_.Now();
+  EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, last);
+  ASSERT_TRUE(AccountService(ctx_).SetStatus(user_, "suspended").ok());
+
+  for (int i = 0; i < 2; ++i) {
+    clock_.Advance(10 * kMillisPerMinute);
+    Result<ObjectId> logged = events_.Log(Menu(user_));
+    ASSERT_TRUE(logged.ok()) << logged.status().ToString();
+    EXPECT_EQ(SessionOf(*logged), session.session_id);
+    Result<ObjectId> attached = events_.Log(Menu(user_, session.session_id));
+    ASSERT_TRUE(attached.ok()) << attached.status().ToString();
+    EXPECT_EQ(sessions_.Get(session.session_id)->last_user_activity, last);
+  }
+  const int64_t stored = CountEvents(user_);
+
+  // More than the timeout after the last activity before the suspension: the session is
+  // over although events kept coming, and an event cannot start another.
+  clock_.Advance(ctx_.config.session_inactivity_timeout_ms - 20 * kMillisPerMinute + 1);
+  Result<ObjectId> refused = events_.Log(Menu(user_));
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CountEvents(user_), stored);
+  Result<int64_t> swept = sessions_.SweepInactive();
+  ASSERT_TRUE(swept.ok()) << swept.status().ToString();
+  EXPECT_EQ(*swept, 1);
+  Result<Session> ended = sessions_.Get(session.session_id);
+  ASSERT_TRUE(ended.ok());
+  EXPECT_FALSE(ended->is_active);
+  EXPECT_EQ(ended->end_time, last);
+  EXPECT_EQ(ended->end_reason, "session_timeout_inactive");
 }
 
 TEST_F(EventServiceTest, AGivenSessionMustExistAndBelongToTheUser) {

@@ -474,6 +474,47 @@ TEST_F(GenerationsTest, AConflictingSecondCompletionIsRefused) {
   EXPECT_EQ(CostRecords(created->generation_id), 1);
 }
 
+// A completion naming another run than the recorded one is refused like MarkProcessing's
+// (it used to be accepted and to overwrite the stored run id), before and after the
+// final state; the same run id, or none, completes it.
+TEST_F(GenerationsTest, ACompletionOfAnotherRunIdIsRefused) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  auto created = generations_->Create(Request(user, "2"));
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(generations_->MarkProcessing(created->generation_id, "run-a").ok());
+
+  FinishGenerationRequest other_run = Success("1");
+  other_run.platform_specific_run_id = "run-b";
+  auto refused = generations_->Finish(created->generation_id, other_run);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(refused.status().field(), "platformSpecificRunId");
+  auto stored = generations_->Get(created->generation_id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->status, GenerationStatus::kProcessing);
+  EXPECT_EQ(stored->document.view().GetString("platformSpecificRunId").value(), "run-a");
+  EXPECT_EQ(BalanceOf(user).usd_held, Usd("2"));
+  EXPECT_EQ(CostRecords(created->generation_id), 0);
+
+  FinishGenerationRequest same_run = Success("1");
+  same_run.platform_specific_run_id = "run-a";
+  auto finished = generations_->Finish(created->generation_id, same_run);
+  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  EXPECT_EQ(finished->status, GenerationStatus::kSuccess);
+  // A repeat from another run is refused too; one naming none is the same completion.
+  EXPECT_EQ(generations_->Finish(created->generation_id, other_run).status().field(),
+            "platformSpecificRunId");
+  EXPECT_TRUE(generations_->Finish(created->generation_id, Success("1")).ok());
+  EXPECT_EQ(generations_->Get(created->generation_id)
+                ->document.view()
+                .GetString("platformSpecificRunId")
+                .value(),
+            "run-a");
+  EXPECT_EQ(CostRecords(created->generation_id), 1);
+  EXPECT_EQ(BalanceOf(user).usd_credit, Usd("9"));
+}
+
 TEST_F(GenerationsTest, CostBeyondWhatTheUserCanPayChargesTheRestAsShortfall) {
   TestUser user = MakeUser();
   Fund(user, "1");

@@ -111,7 +111,6 @@ TEST_F(WalletServiceTest, BadAddressesAndOtherUsersAddressesAreRefused) {
   Result<Wallet> taken = wallets_.AddUnverified(other, Lower(kChecksummed), origin_);
   EXPECT_TRUE(taken.status().IsConflict());
   EXPECT_EQ(taken.status().field(), "address");
-  EXPECT_TRUE(wallets_.IssueChallenge(other, std::string(kChecksummed)).status().IsConflict());
   EXPECT_TRUE(wallets_.List(other)->empty());
   EXPECT_TRUE(wallets_.FindUserByWallet(GenerateKeyPairForTest().address).status().IsNotFound());
 }
@@ -275,6 +274,79 @@ TEST_F(WalletServiceTest, PrimaryWalletAndRemoval) {
   // A removed address is free for another user.
   const ObjectId other = MakeUser(temp_.store(), clock_);
   EXPECT_TRUE(wallets_.AddUnverified(other, a.address, origin_).ok());
+}
+
+// An unsigned claim does not block a signed proof: the key's owner verifies the address
+// and the squatter loses its claim (with a wallet_removed event noema writes for it); a
+// verified wallet of another user still blocks challenges and proofs.
+TEST_F(WalletServiceTest, ASignedProofTakesTheAddressFromAnotherUsersUnverifiedClaim) {
+  const KeyPair key = GenerateKeyPairForTest();
+  const KeyPair b = GenerateKeyPairForTest();
+  const KeyPair c = GenerateKeyPairForTest();
+  const ObjectId squatter = user_;
+  ASSERT_TRUE(wallets_.AddUnverified(squatter, key.address, origin_).ok());  // primary
+  ASSERT_TRUE(wallets_.AddUnverified(squatter, b.address, origin_).ok());
+  ASSERT_TRUE(SignAndVerify(squatter, c).ok());
+  const ObjectId owner = MakeUser(temp_.store(), clock_);
+  const ObjectId third = MakeUser(temp_.store(), clock_);
+  // Issued while the address is only claimed: allowed.
+  WalletChallenge third_challenge = Challenge(third, key.address);
+
+  clock_.Advance(kMillisPerMinute);
+  Result<Wallet> verified = SignAndVerify(owner, key);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_TRUE(verified->verified);
+  EXPECT_TRUE(verified->is_primary);
+  EXPECT_EQ(*wallets_.FindUserByWallet(key.address), owner);
+  EXPECT_EQ(EventCount(owner, "wallet_verified"), 1);
+
+  // The squatter's claim is gone; its primary passed to its verified wallet (c).
+  Result<std::vector<Wallet>> left = wallets_.List(squatter);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[0].address, b.address);
+  EXPECT_FALSE((*left)[0].is_primary);
+  EXPECT_EQ((*left)[1].address, c.address);
+  EXPECT_TRUE((*left)[1].is_primary);
+  Result<Document> squatter_doc = AccountService(ctx_).Get(squatter);
+  ASSERT_TRUE(squatter_doc.ok());
+  EXPECT_EQ(*squatter_doc->view().GetDate("updatedAt"), clock_.Now());
+
+  // Its wallet_removed event, logged on platform "system" in a session noema started.
+  EXPECT_EQ(EventCount(squatter, "wallet_removed"), 1);
+  Status read = temp_.store().RunReadOnly([&](Transaction& tx) -> Status {
+    NOEMA_ASSIGN_OR_RETURN(
+        std::optional<Document> removed,
+        tx.FindOne(Collection::kUserEvents,
+                   Filter().Eq("masterAccountId", squatter).Eq("eventType", "wallet_removed")));
+    EXPECT_TRUE(removed.has_value());
+    if (!removed) return Status::Ok();
+    EXPECT_EQ(*removed->view().GetString("sourcePlatform"), "system");
+    EXPECT_EQ(*removed->view().GetString("eventData.address"), key.address);
+    NOEMA_ASSIGN_OR_RETURN(ObjectId session_id, removed->view().GetObjectId("sessionId"));
+    NOEMA_ASSIGN_OR_RETURN(
+        std::optional<Document> started,
+        tx.FindOne(Collection::kUserEvents,
+                   Filter().Eq("sessionId", session_id).Eq("eventType", "session_started")));
+    EXPECT_TRUE(started.has_value());
+    if (started) {
+      EXPECT_EQ(*started->view().GetString("eventData.startMethod"), "service_action");
+    }
+    return Status::Ok();
+  });
+  ASSERT_TRUE(read.ok()) << read.ToString();
+
+  // Now verified: it blocks the squatter, new challenges and proofs of anyone else.
+  Result<Wallet> again = wallets_.AddUnverified(squatter, key.address, origin_);
+  EXPECT_TRUE(again.status().IsConflict());
+  EXPECT_EQ(again.status().field(), "address");
+  EXPECT_TRUE(wallets_.IssueChallenge(third, key.address).status().IsConflict());
+  Result<Wallet> late = wallets_.Verify(third, key.address, third_challenge.message,
+                                        SignPersonalForTest(key, third_challenge.message), origin_);
+  EXPECT_TRUE(late.status().IsConflict());
+  EXPECT_EQ(late.status().field(), "address");
+  EXPECT_EQ(*wallets_.FindUserByWallet(key.address), owner);
+  EXPECT_TRUE(wallets_.List(third)->empty());
 }
 
 TEST_F(WalletServiceTest, WalletsPerUserAreLimited) {

@@ -12,6 +12,29 @@
 namespace noema::service_internal {
 namespace {
 
+// The key `name` is counted under in `map` (see kRollupKeysMax): its first
+// kRollupKeyBytesMax bytes, cut before a UTF-8 continuation byte; kRollupOtherKey when the
+// map is full and does not have it.
+template <typename Map>
+std::string RollupKey(const Map& map, std::string_view name, size_t keys_max) {
+  if (name.size() > kRollupKeyBytesMax) {
+    size_t cut = kRollupKeyBytesMax;
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+    name = name.substr(0, cut);
+  }
+  std::string key(name);
+  if (map.size() >= keys_max && !map.contains(key)) return std::string(kRollupOtherKey);
+  return key;
+}
+
+void Count(std::map<std::string, int64_t>* counts, std::string_view name, int64_t n = 1) {
+  (*counts)[RollupKey(*counts, name, kRollupKeysMax)] += n;
+}
+
+GenerationRollup& ServiceRollup(DailyRollup* rollup, std::string_view service) {
+  return rollup->generations[RollupKey(rollup->generations, service, kRollupServicesMax)];
+}
+
 void InsertSorted(std::vector<int64_t>* values, int64_t value) {
   if (values->size() >= kRollupDurationsMax) return;
   values->insert(std::upper_bound(values->begin(), values->end(), value), value);
@@ -95,21 +118,19 @@ Status ApplyEventToRollup(DocumentView event, DailyRollup* rollup) {
   NOEMA_ASSIGN_OR_RETURN(std::string_view type, event.GetString("eventType"));
   std::string event_type(type);
   rollup->events += 1;
-  rollup->by_type[event_type] += 1;
-  if (auto platform = OptString(event, "sourcePlatform")) {
-    rollup->by_platform[std::string(*platform)] += 1;
-  }
+  Count(&rollup->by_type, event_type);
+  if (auto platform = OptString(event, "sourcePlatform")) Count(&rollup->by_platform, *platform);
   DocumentView data = event;
   Result<DocumentView> event_data = event.GetDocument("eventData");
   if (!event_data.ok()) return Status::Ok();
   data = *event_data;
 
   if (event_type == "command_executed") {
-    if (auto name = OptString(data, "commandName")) rollup->commands[std::string(*name)] += 1;
+    if (auto name = OptString(data, "commandName")) Count(&rollup->commands, *name);
   } else if (event_type == "account_created") {
     auto platform = OptString(data, "platform");
     if (!platform) platform = OptString(event, "sourcePlatform");
-    if (platform) rollup->new_accounts[std::string(*platform)] += 1;
+    if (platform) Count(&rollup->new_accounts, *platform);
   } else if (event_type == "session_ended") {
     if (auto duration = OptInteger(data, "durationMs")) {
       InsertSorted(&rollup->session_durations_ms, std::max<int64_t>(0, *duration));
@@ -117,7 +138,7 @@ Status ApplyEventToRollup(DocumentView event, DailyRollup* rollup) {
   } else if (event_type == "generation_completed" || event_type == "generation_failed") {
     auto service = OptString(data, "serviceName");
     if (!service) return Status::Ok();
-    GenerationRollup& g = rollup->generations[std::string(*service)];
+    GenerationRollup& g = ServiceRollup(rollup, *service);
     if (event_type == "generation_completed") {
       g.succeeded += 1;
     } else {
@@ -153,7 +174,7 @@ void MergeSorted(const std::vector<int64_t>& from, std::vector<int64_t>* into) {
 }
 
 void MergeCounts(const std::map<std::string, int64_t>& from, std::map<std::string, int64_t>* into) {
-  for (const auto& [key, n] : from) (*into)[key] += n;
+  for (const auto& [key, n] : from) Count(into, key, n);
 }
 
 }  // namespace
@@ -166,7 +187,7 @@ Status MergeRollup(const DailyRollup& from, DailyRollup* into) {
   MergeCounts(from.new_accounts, &into->new_accounts);
   MergeSorted(from.session_durations_ms, &into->session_durations_ms);
   for (const auto& [service, g] : from.generations) {
-    GenerationRollup& sum = into->generations[service];
+    GenerationRollup& sum = ServiceRollup(into, service);
     sum.succeeded += g.succeeded;
     sum.failed += g.failed;
     sum.timed_out += g.timed_out;

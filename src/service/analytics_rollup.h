@@ -29,6 +29,19 @@ namespace noema::service_internal {
 // every counter and total but not in the percentile sample (docs/analytics.md, limits.md).
 inline constexpr size_t kRollupDurationsMax = 2000;
 
+// The names a rollup document counts by (event types, platforms, command names, new
+// accounts' platforms, generation services) come from clients, so they are bounded: a
+// name is counted under at most its first kRollupKeyBytesMax bytes (whole UTF-8
+// characters), and a map holds at most kRollupKeysMax names (kRollupServicesMax for the
+// generation services, each of which keeps durations); a new name past that is counted
+// under kRollupOtherKey. Without these bounds one user sending long, distinct command
+// names grew the day's document toward the 16 MiB document limit — every event of that
+// user rewrote it, and past the limit their events were refused (docs/analytics.md).
+inline constexpr size_t kRollupKeyBytesMax = 128;
+inline constexpr size_t kRollupKeysMax = 256;
+inline constexpr size_t kRollupServicesMax = 32;
+inline constexpr std::string_view kRollupOtherKey = "(other)";
+
 struct GenerationRollup {
   int64_t succeeded = 0;
   int64_t failed = 0;

@@ -509,5 +509,47 @@ TEST(RollupTest, DurationsBeyondTheCapStillCountInTotals) {
             static_cast<int64_t>(service_internal::kRollupDurationsMax + 1));
 }
 
+// Names come from clients: a user sending many long, distinct command names (each event
+// valid, under the 64 KiB eventData limit) must not grow the day's rollup document toward
+// the 16 MiB document limit. Names are counted under their first 128 bytes (whole UTF-8
+// characters) and past 256 names under "(other)"; every event still counts.
+TEST(RollupTest, NamesAreBoundedInLengthAndNumberSoTheDocumentStaysSmall) {
+  namespace si = service_internal;
+  si::DailyRollup rollup;
+  const int kEvents = static_cast<int>(si::kRollupKeysMax) + 44;
+  for (int i = 0; i < kEvents; ++i) {
+    // 127 ASCII bytes, then a 2-byte character across the 128-byte cut, then more.
+    std::string name =
+        std::to_string(1000 + i) + std::string(123, 'x') + "\xC3\xA9" + std::string(60'000, 'y');
+    DocumentBuilder event;
+    event.Append("eventType", "command_executed").Append("sourcePlatform", "web");
+    event.StartDocument("eventData").Append("commandName", name).End();
+    Document doc = std::move(event).Build();
+    ASSERT_TRUE(si::ApplyEventToRollup(doc.view(), &rollup).ok());
+  }
+  EXPECT_EQ(rollup.commands.size(), si::kRollupKeysMax + 1);
+  int64_t counted = 0;
+  for (const auto& [name, n] : rollup.commands) {
+    EXPECT_LE(name.size(), si::kRollupKeyBytesMax);
+    if (name != si::kRollupOtherKey) {
+      EXPECT_EQ(name.size(), 127u) << "cut before the character";
+    }
+    counted += n;
+  }
+  EXPECT_EQ(counted, kEvents);
+  EXPECT_EQ(rollup.commands.at(std::string(si::kRollupOtherKey)), 44);
+  EXPECT_EQ(rollup.Type("command_executed"), kEvents);
+  Document stored = si::RollupToDocument(rollup);
+  EXPECT_LT(stored.get()->len, uint32_t{64} * 1024);
+  // Merged rollups (the rebuild) keep the same bounds, and every count.
+  si::DailyRollup merged;
+  ASSERT_TRUE(si::MergeRollup(rollup, &merged).ok());
+  ASSERT_TRUE(si::MergeRollup(rollup, &merged).ok());
+  EXPECT_LE(merged.commands.size(), si::kRollupKeysMax + 1);
+  int64_t merged_count = 0;
+  for (const auto& [name, n] : merged.commands) merged_count += n;
+  EXPECT_EQ(merged_count, 2 * kEvents);
+}
+
 }  // namespace
 }  // namespace noema

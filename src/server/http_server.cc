@@ -167,6 +167,14 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     const size_t fields = req.count(http::field::transfer_encoding);
     if (fields == 0) return true;
+    if (req.version() < 11) {
+      // HTTP/1.0 has no transfer codings: RFC 9112 6.1 calls such a message faulty
+      // framing, to be closed after (a 1.0 proxy in front may read it otherwise).
+      Refuse(400, "bad_request",
+             "Transfer-Encoding is not HTTP/1.0 (RFC 9112 6.1); the connection is closed",
+             "transferEncoding");
+      return false;
+    }
     std::vector<std::string> codings;
     for (auto it = req.find(http::field::transfer_encoding);
          it != req.end() && it->name() == http::field::transfer_encoding; ++it) {

@@ -259,6 +259,16 @@ TEST_F(HttpServerTest, ATransferEncodingNotEndingInChunkedIs400AndClosesTheConne
     EXPECT_EQ(reply.find("HTTP/1.1", 1), std::string::npos) << "a second reply: " << reply;
     EXPECT_NE(reply.find(R"("field":"transferEncoding")"), std::string::npos) << reply;
   }
+  // HTTP/1.0 has no transfer codings (RFC 9112 6.1), even asking for keep-alive.
+  bool closed_10 = false;
+  std::string reply_10 = SendRaw(server_->port(),
+                                 "POST /v1/x HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" +
+                                     smuggled,
+                                 "", &closed_10);
+  EXPECT_TRUE(closed_10);
+  EXPECT_EQ(reply_10.rfind("HTTP/1.1 400", 0), 0u) << reply_10;
+  EXPECT_EQ(reply_10.find("HTTP/1.1", 1), std::string::npos) << "a second reply: " << reply_10;
   EXPECT_EQ(handled.load(), 0) << "the smuggled request reached the handler";
   // Chunked last with another coding before it: the body's end is known, so the request
   // is read and handed on (the API answers 501), and the connection still closes.

@@ -562,9 +562,12 @@ Result<Generation> GenerationService::MarkProcessing(
       NOEMA_ASSIGN_OR_RETURN(stored_run_id, view.GetString("platformSpecificRunId"));
     }
     bool new_run_id = platform_specific_run_id && stored_run_id != *platform_specific_run_id;
-    if (new_run_id && current.status == GenerationStatus::kProcessing && stored_run_id) {
+    // A run id, once recorded (at the create or by an earlier report), is the generation's:
+    // a report naming another is not about this generation, in any state (FinishRecord
+    // refuses it the same way).
+    if (new_run_id && stored_run_id) {
       return Status::Conflict(
-          "generation " + generation_id.ToHex() + " is already processing under another run id",
+          "generation " + generation_id.ToHex() + " is recorded under another run id",
           "platformSpecificRunId");
     }
     if (current.status == GenerationStatus::kProcessing && !new_run_id) {

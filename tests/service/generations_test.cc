@@ -230,7 +230,7 @@ TEST_F(GenerationsTest, CreateWithEstimatePlacesAHoldAndWritesTheRequestEvent) {
 
 // The ledger audit (noema ledger verify) checks usdHeld against the holds of the user's
 // pending and processing generations, in one snapshot: a hold placed or released without
-// the other side is reported, naming a generation.
+// the other side is reported, with both sums.
 TEST_F(GenerationsTest, TheLedgerAuditChecksUsdHeldAgainstTheOpenGenerations) {
   TestUser user = MakeUser();
   Fund(user, "10");
@@ -513,6 +513,29 @@ TEST_F(GenerationsTest, ACompletionOfAnotherRunIdIsRefused) {
             "run-a");
   EXPECT_EQ(CostRecords(created->generation_id), 1);
   EXPECT_EQ(BalanceOf(user).usd_credit, Usd("9"));
+}
+
+// A run id recorded at the create is the generation's from the start: a processing
+// report naming another is refused too (it replaced it, and the original run's
+// completion was then the one refused).
+TEST_F(GenerationsTest, AProcessingReportOfAnotherRunIdIsRefusedWhilePending) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  CreateGenerationRequest request = Request(user, "2");
+  request.platform_specific_run_id = "run-a";
+  auto created = generations_->Create(request);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto refused = generations_->MarkProcessing(created->generation_id, "run-b");
+  EXPECT_EQ(refused.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(refused.status().field(), "platformSpecificRunId");
+  auto stored = generations_->Get(created->generation_id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->status, GenerationStatus::kPending);
+  EXPECT_EQ(stored->document.view().GetString("platformSpecificRunId").value(), "run-a");
+  EXPECT_TRUE(generations_->MarkProcessing(created->generation_id, "run-a").ok());
+  FinishGenerationRequest same_run = Success("1");
+  same_run.platform_specific_run_id = "run-a";
+  EXPECT_TRUE(generations_->Finish(created->generation_id, same_run).ok());
 }
 
 TEST_F(GenerationsTest, CostBeyondWhatTheUserCanPayChargesTheRestAsShortfall) {

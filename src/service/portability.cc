@@ -196,6 +196,58 @@ class BoundedQueue {
 
 enum class Outcome { kInserted, kReplaced, kUnchanged };
 
+// Appends `in`'s elements to `out` with every int32 as an int64, at every depth.
+void AppendWidened(const bson_t* in, bson_t* out) {
+  bson_iter_t iter;
+  if (!bson_iter_init(&iter, in)) return;
+  while (bson_iter_next(&iter)) {
+    const char* key = bson_iter_key(&iter);
+    const int key_length = static_cast<int>(bson_iter_key_len(&iter));
+    if (BSON_ITER_HOLDS_INT32(&iter)) {
+      bson_append_int64(out, key, key_length, bson_iter_int32(&iter));
+    } else if (BSON_ITER_HOLDS_DOCUMENT(&iter) || BSON_ITER_HOLDS_ARRAY(&iter)) {
+      const uint8_t* data = nullptr;
+      uint32_t length = 0;
+      if (BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+        bson_iter_document(&iter, &length, &data);
+      } else {
+        bson_iter_array(&iter, &length, &data);
+      }
+      bson_t inner;
+      bson_t child;
+      if (!bson_init_static(&inner, data, length)) continue;
+      if (BSON_ITER_HOLDS_DOCUMENT(&iter)) {
+        bson_append_document_begin(out, key, key_length, &child);
+        AppendWidened(&inner, &child);
+        bson_append_document_end(out, &child);
+      } else {
+        bson_append_array_begin(out, key, key_length, &child);
+        AppendWidened(&inner, &child);
+        bson_append_array_end(out, &child);
+      }
+    } else {
+      bson_append_iter(out, key, key_length, &iter);
+    }
+  }
+}
+
+// Whether a document read from a file holds what is stored: the same bytes, or the same
+// once whole numbers are compared by value. A relaxed export (mongoexport's default)
+// writes an int64 as a plain number, read back as an int32 where no schema asks for a
+// long — in eventData or metadata — so without this a re-run of an upsert import would
+// count such a document as other content (and refuse it on the append-only collections).
+bool SameContent(DocumentView stored, DocumentView read) {
+  if (stored == read) return true;
+  bson_t stored_widened = BSON_INITIALIZER;
+  bson_t read_widened = BSON_INITIALIZER;
+  AppendWidened(stored.get(), &stored_widened);
+  AppendWidened(read.get(), &read_widened);
+  const bool same = bson_equal(&stored_widened, &read_widened);
+  bson_destroy(&stored_widened);
+  bson_destroy(&read_widened);
+  return same;
+}
+
 Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView doc) {
   NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.GetObjectId("_id"));
   Result<Document> existing = tx.Get(collection, id);
@@ -204,7 +256,7 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
     NOEMA_RETURN_IF_ERROR(tx.Insert(collection, doc));
     return Outcome::kInserted;
   }
-  if (existing->view() == doc) return Outcome::kUnchanged;
+  if (SameContent(existing->view(), doc)) return Outcome::kUnchanged;
   if (IsAppendOnly(collection)) {
     // DECISIONS.md 10, 16: ledger records and events are never updated (a ledger mistake
     // is corrected by a new record). Only an identical document is taken (as unchanged).

@@ -622,6 +622,54 @@ TEST_F(PortabilityTest, UpsertNeverReplacesALedgerRecord) {
   EXPECT_TRUE(report->audit.ok());
 }
 
+// Re-running an upsert import of a relaxed export (mongoexport's default) into the store it
+// came from changes nothing and refuses nothing: an int64 written as a plain number comes
+// back as an int32 where no schema asks for a long (eventData, metadata), and such a
+// document is the same content, not other content (refused on the append-only
+// collections, replaced on the others).
+TEST_F(PortabilityTest, AnUpsertOfARelaxedExportIntoItsOwnStoreChangesNothing) {
+  Seed(*source_, 2);
+  ServiceContext ctx;
+  ctx.store = source_.get();
+  ctx.clock = &clock_;
+  EconomyService economy(ctx);
+  MoneyMovement with_long = Movement("1", "deposit");
+  with_long.metadata = Document::FromJson(R"({"orderNumber": {"$numberLong": "42"}})").value();
+  auto users = [&] {
+    std::vector<ObjectId> ids;
+    EXPECT_TRUE(source_
+                    ->RunReadOnly([&](Transaction& tx) -> Status {
+                      return tx.Scan(Collection::kUserCore, Filter{}, [&](DocumentView doc) {
+                        ids.push_back(doc.GetObjectId("_id").value());
+                        return Status::Ok();
+                      });
+                    })
+                    .ok());
+    return ids;
+  }();
+  ASSERT_TRUE(economy.Credit(users.at(0), with_long).ok());
+  ASSERT_TRUE(Export(*source_, "relaxed", JsonMode::kRelaxed).ok());
+  ASSERT_TRUE(Export(*source_, "before", JsonMode::kCanonical).ok());
+  const std::string relaxed_ledger = ReadFile(dir_ + "/relaxed/transactions.json");
+  ASSERT_NE(relaxed_ledger.find("orderNumber"), std::string::npos);
+  ASSERT_EQ(relaxed_ledger.find("$numberLong"), std::string::npos) << "int64 as a plain number";
+
+  auto report = Import(*source_, "relaxed", ImportMode::kUpsert);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->rejected, 0) << (report->rejections.empty()
+                                         ? std::string()
+                                         : report->rejections[0].reason.ToString());
+  for (const CollectionImport& c : report->collections) {
+    EXPECT_EQ(c.replaced, 0) << c.path;
+    EXPECT_EQ(c.inserted, 0) << c.path;
+    EXPECT_EQ(c.unchanged, c.read) << c.path;
+  }
+  ASSERT_TRUE(Export(*source_, "after", JsonMode::kCanonical).ok());
+  for (const char* file : {"transactions.json", "userEvents.json", "userEconomy.json"}) {
+    EXPECT_EQ(ReadFile(dir_ + "/after/" + file), ReadFile(dir_ + "/before/" + file)) << file;
+  }
+}
+
 TEST_F(PortabilityTest, DocumentsOverTheBsonLimitAreRejectedAtTheEdge) {
   // A userEvents document whose payload string brings it to exactly the limit is not
   // refused for its size; one byte more is.

@@ -108,6 +108,7 @@ struct LedgerWrite {
   std::optional<DocumentView> metadata;
   std::optional<std::string_view> idempotency_key;
   std::optional<std::string_view> request_fingerprint;
+  std::optional<std::string_view> request_credential;
   Money usd_held_after;  // the economy's usdHeld once this unit commits
 };
 
@@ -163,6 +164,9 @@ Result<LedgerEntry> WriteLedgerRecordInTx(Transaction& tx, const ServiceContext&
   if (write.idempotency_key) builder.Append("idempotencyKey", *write.idempotency_key);
   if (write.request_fingerprint) {
     builder.Append("requestFingerprint", *write.request_fingerprint);
+  }
+  if (write.request_credential) {
+    builder.Append(service_internal::kRequestCredentialField, *write.request_credential);
   }
   if (write.metadata) builder.AppendDocument("metadata", *write.metadata);
   Document record = std::move(builder).Build();
@@ -309,11 +313,18 @@ RequestFingerprint& RequestFingerprint::Add(std::string_view label,
 
 std::string RequestFingerprint::Hex() const { return apikey::Sha256Hex(canonical_); }
 
-Status CheckSameRequest(DocumentView existing, const RequestFingerprints& prints) {
+Status CheckSameRequest(DocumentView existing, const RequestIdentity& identity) {
   Result<std::string_view> stored = existing.GetString("requestFingerprint");
-  if (!stored.ok() || (*stored != prints.current && *stored != prints.before_credentials)) {
+  if (!stored.ok() || *stored != identity.fingerprint) {
     return Status::Conflict("this idempotency key was used with a different request",
                             "idempotencyKey");
+  }
+  if (existing.Has(kRequestCredentialField)) {
+    Result<std::string_view> credential = existing.GetString(kRequestCredentialField);
+    if (!credential.ok() || *credential != identity.credential) {
+      return Status::Conflict("this idempotency key was used by another credential",
+                              "idempotencyKey");
+    }
   }
   return Status::Ok();
 }
@@ -505,11 +516,9 @@ Status ValidateMovement(const ServiceConfig& config, const MoneyMovement& reques
   return Status::Ok();
 }
 
-// One form of a movement's fingerprint: `kind`, the request's fields, then (v2) the
-// credential.
-std::string MovementFingerprint(const MoneyMovement& request, bool is_credit, std::string_view kind,
-                                std::optional<std::string_view> credential) {
-  si::RequestFingerprint print(kind);
+// The fingerprint of everything that defines the movement (see RequestFingerprint).
+std::string MovementFingerprint(const MoneyMovement& request, bool is_credit) {
+  si::RequestFingerprint print("noema.ledger.request.v1");
   print.Add("direction", is_credit ? "credit" : "debit");
   print.Add("amountUsd", request.amount_usd.ToString());
   print.Add("type", request.type);
@@ -528,15 +537,7 @@ std::string MovementFingerprint(const MoneyMovement& request, bool is_credit, st
       request.metadata ? request.metadata->ToJson(JsonMode::kCanonical) : std::string();
   print.Add("metadata",
             request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt);
-  if (credential) print.Add("credential", *credential);
   return print.Hex();
-}
-
-// The fingerprints of everything that defines the movement, with and without the
-// credential that sent it (see RequestFingerprints).
-si::RequestFingerprints MovementFingerprints(const MoneyMovement& request, bool is_credit) {
-  return {MovementFingerprint(request, is_credit, "noema.ledger.request.v2", request.credential),
-          MovementFingerprint(request, is_credit, "noema.ledger.request.v1", std::nullopt)};
 }
 
 Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
@@ -548,9 +549,8 @@ Result<std::optional<Document>> FindByIdempotencyKey(Transaction& tx,
 }
 
 // The answer to a request whose idempotency key is already on `existing`.
-Result<MovementResult> AnswerRetry(const Document& existing,
-                                   const si::RequestFingerprints& prints) {
-  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(existing.view(), prints));
+Result<MovementResult> AnswerRetry(const Document& existing, const si::RequestIdentity& identity) {
+  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(existing.view(), identity));
   NOEMA_ASSIGN_OR_RETURN(LedgerEntry entry, LedgerEntry::FromDocument(existing.view()));
   return MovementResult{std::move(entry), true};
 }
@@ -610,8 +610,10 @@ Result<MovementResult> EconomyService::Move(const ObjectId& master_account_id,
                                             const MoneyMovement& request, bool is_credit,
                                             const Origin& origin) const {
   NOEMA_RETURN_IF_ERROR(ValidateMovement(ctx_.config, request, is_credit));
-  std::optional<si::RequestFingerprints> fingerprint;
-  if (request.idempotency_key) fingerprint = MovementFingerprints(request, is_credit);
+  std::optional<si::RequestIdentity> fingerprint;
+  if (request.idempotency_key) {
+    fingerprint = si::RequestIdentity{MovementFingerprint(request, is_credit), request.credential};
+  }
 
   std::optional<MovementResult> result;
   Status status = ctx_.store->RunTransaction(
@@ -650,7 +652,8 @@ Result<MovementResult> EconomyService::Move(const ObjectId& master_account_id,
         if (request.metadata) write.metadata = request.metadata->view();
         if (request.idempotency_key) {
           write.idempotency_key = *request.idempotency_key;
-          write.request_fingerprint = fingerprint->current;
+          write.request_fingerprint = fingerprint->fingerprint;
+          write.request_credential = fingerprint->credential;
         }
         write.usd_held_after = econ.usd_held;
         NOEMA_ASSIGN_OR_RETURN(LedgerEntry entry,

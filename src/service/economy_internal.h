@@ -85,8 +85,7 @@ Status CheckIdempotencyKey(const ServiceConfig& config, const std::string& key);
 
 // SHA-256 (hex) of a canonical form of a request: its kind, then each field as
 // label=length:value (or just the label when absent), so that no two requests share a
-// form. The key itself is never part of it; the credential that sent the request is
-// (from the kinds "...v2" on), so that another credential's use of a key is Conflict.
+// form. Neither the key nor the credential is part of it (see RequestIdentity).
 class RequestFingerprint {
  public:
   explicit RequestFingerprint(std::string_view kind);
@@ -97,19 +96,22 @@ class RequestFingerprint {
   std::string canonical_;
 };
 
-// The fingerprints of one request. `current` (kind "...v2": with the credential) is what
-// a record written now stores. `before_credentials` (kind "...v1": the same fields without
-// the credential) is what records written before the credential was part of the
-// fingerprint carry; a retry of such a request is still recognised by it, from any
-// credential, as it was then (docs/decisions.md "Idempotency").
-struct RequestFingerprints {
-  std::string current;
-  std::string before_credentials;
+// What identifies the request that carried an idempotency key: its fingerprint (the
+// kind "...v1", the request's fields, never the credential — so that every version of
+// noema computes the same digest, and a retry reaching an older or newer instance during
+// a rolling deploy or after a rollback is still recognised) and the credential that sent
+// it, stored beside it as `requestCredential` (docs/decisions.md "Idempotency").
+struct RequestIdentity {
+  std::string fingerprint;
+  std::string credential;
 };
 
+inline constexpr std::string_view kRequestCredentialField = "requestCredential";
+
 // Conflict (field idempotencyKey) unless `existing` was written by this request: its
-// `requestFingerprint` is one of `prints`.
-Status CheckSameRequest(DocumentView existing, const RequestFingerprints& prints);
+// `requestFingerprint` is identity.fingerprint and its `requestCredential`, when it has
+// one (records written before noema stored it have none), is identity.credential.
+Status CheckSameRequest(DocumentView existing, const RequestIdentity& identity);
 
 // Adds `amount` (> 0) exp and writes the exp_gained event. InvalidArgument on overflow.
 Result<int64_t> AddExpInTx(Transaction& tx, const ServiceContext& ctx,

@@ -205,11 +205,9 @@ Status ValidateCreate(const ServiceConfig& config, const CreateGenerationRequest
   return CheckRunId(request.platform_specific_run_id);
 }
 
-// One form of the fingerprint of a create request: `kind`, the request's fields, then
-// (v2) the credential.
-std::string CreateFingerprint(const CreateGenerationRequest& request, std::string_view kind,
-                              std::optional<std::string_view> credential) {
-  si::RequestFingerprint print(kind);
+// Everything that defines a create request, for its idempotency key.
+std::string CreateFingerprint(const CreateGenerationRequest& request) {
+  si::RequestFingerprint print("noema.generation.create.v1");
   const std::string user = request.master_account_id.ToHex();
   const std::string session = request.session_id.ToHex();
   const std::string event = request.initiating_event_id.ToHex();
@@ -227,29 +225,21 @@ std::string CreateFingerprint(const CreateGenerationRequest& request, std::strin
            request.estimated_cost_usd ? std::optional<std::string_view>(estimate) : std::nullopt)
       .Add("metadata", request.metadata ? std::optional<std::string_view>(metadata) : std::nullopt)
       .Add("platformSpecificRunId", request.platform_specific_run_id);
-  if (credential) print.Add("credential", *credential);
   return print.Hex();
-}
-
-// Everything that defines a create request, for its idempotency key, with and without
-// the credential that sent it (economy_internal.h RequestFingerprints).
-si::RequestFingerprints CreateFingerprints(const CreateGenerationRequest& request) {
-  return {CreateFingerprint(request, "noema.generation.create.v2", request.credential),
-          CreateFingerprint(request, "noema.generation.create.v1", std::nullopt)};
 }
 
 // The record an earlier request with this idempotency key made (nullopt: none); Conflict
 // when that request was another one.
 Result<std::optional<Generation>> FindByIdempotencyKey(Transaction& tx,
                                                        const CreateGenerationRequest& request,
-                                                       const si::RequestFingerprints& prints) {
+                                                       const si::RequestIdentity& identity) {
   Filter filter;
   filter.Eq("masterAccountId", request.master_account_id)
       .Eq("idempotencyKey", *request.idempotency_key);
   NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored,
                          tx.FindOne(Collection::kGenerationOutputs, filter));
   if (!stored) return std::optional<Generation>();
-  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(stored->view(), prints));
+  NOEMA_RETURN_IF_ERROR(si::CheckSameRequest(stored->view(), identity));
   NOEMA_ASSIGN_OR_RETURN(ObjectId id, stored->view().GetObjectId("_id"));
   NOEMA_ASSIGN_OR_RETURN(Generation first, ParseStored(stored->view(), id));
   return std::optional<Generation>(std::move(first));
@@ -259,10 +249,10 @@ Result<std::optional<Generation>> FindByIdempotencyKey(Transaction& tx,
 Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGenerationRequest& request,
                                 const Generation* previous, const Origin& origin) {
   NOEMA_RETURN_IF_ERROR(ValidateCreate(ctx.config, request));
-  std::optional<si::RequestFingerprints> fingerprint;
+  std::optional<si::RequestIdentity> fingerprint;
   if (request.idempotency_key) {
     NOEMA_RETURN_IF_ERROR(si::CheckIdempotencyKey(ctx.config, *request.idempotency_key));
-    fingerprint = CreateFingerprints(request);
+    fingerprint = si::RequestIdentity{CreateFingerprint(request), request.credential};
   }
   Money hold = request.estimated_cost_usd.value_or(Money::Zero());
   std::optional<Generation> created;
@@ -311,7 +301,8 @@ Result<Generation> CreateRecord(const ServiceContext& ctx, const CreateGeneratio
         if (previous != nullptr) builder.Append("retryOf", previous->generation_id);
         if (request.idempotency_key) {
           builder.Append("idempotencyKey", *request.idempotency_key)
-              .Append("requestFingerprint", fingerprint->current);
+              .Append("requestFingerprint", fingerprint->fingerprint)
+              .Append(si::kRequestCredentialField, fingerprint->credential);
         }
         Document record = std::move(builder).Build();
         NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kGenerationOutputs, record));

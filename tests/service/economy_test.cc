@@ -271,10 +271,11 @@ TEST_F(EconomyTest, TheSameKeyFromAnotherCredentialIsConflictNotARetry) {
   EXPECT_EQ(RecordsOf(user), 3);
 }
 
-// A record written before the credential was part of the fingerprint carries the v1 form
-// (the request's fields only). A retry of that request after the upgrade is still a retry,
-// from whichever credential, as it was when the record was written; another request with
-// its key is still Conflict.
+// A record written before noema stored the credential beside the fingerprint has no
+// requestCredential. A retry of that request after the upgrade is still a retry, from
+// whichever credential, as it was when the record was written; another request with its
+// key is still Conflict. (The fingerprint itself is the same digest in every version, so
+// that a retry reaching an older or newer instance during a rolling deploy still matches.)
 TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
   ObjectId user = MakeUser();
   Fund(user, "5");
@@ -284,10 +285,10 @@ TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
   auto first = economy_->Debit(user, template_request);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
 
-  // The record a debit with key order-20 would have left before the credential was part
-  // of the fingerprint: "noema.ledger.request.v1" and each field as label=length:value,
-  // or the bare label when absent. Ledger records are never replaced, so it is written
-  // as the chain's next record (and the economy moved to match), as the old version did.
+  // The record a debit with key order-20 left before the credential was stored: the
+  // fingerprint "noema.ledger.request.v1" and each field as label=length:value, or the
+  // bare label when absent, and no requestCredential. Ledger records are never replaced, so it is
+  // written as the chain's next record (and the economy moved to match), as the old version did.
   auto field = [](std::string_view label, std::string_view value) {
     return std::string(label) + "=" + std::to_string(value.size()) + ":" + std::string(value) + ";";
   };
@@ -297,35 +298,42 @@ TEST_F(EconomyTest, ARecordFingerprintedBeforeCredentialsStillAnswersItsRetry) {
                          "relatedItems.eventId;relatedItems.generationId;"
                          "relatedItems.commandName;relatedItems.subscriptionId;"
                          "externalTransactionId;metadata;";
+  // What this version stores is the digest every version computes, with the credential
+  // beside it: an older instance still recognises a retry of it.
+  EXPECT_EQ(first->transaction.document.view().GetString("requestFingerprint").value(),
+            apikey::Sha256Hex(v1));
+  EXPECT_EQ(first->transaction.document.view().GetString("requestCredential").value(),
+            "service:bot");
   const ObjectId old_id = ObjectId::Generate();
-  ASSERT_TRUE(
-      store_
-          ->RunTransaction([&](Transaction& tx) -> Status {
-            Document old;
-            bson_copy_to_excluding_noinit(first->transaction.document.get(), old.mutable_get(),
-                                          "_id", "sequence", "balanceBeforeUsd", "balanceAfterUsd",
-                                          "idempotencyKey", "requestFingerprint", nullptr);
-            BSON_APPEND_OID(old.mutable_get(), "_id", &old_id.raw());
-            BSON_APPEND_INT64(old.mutable_get(), "sequence", 3);
-            DocumentBuilder rest;
-            rest.Append("balanceBeforeUsd", Usd("3"))
-                .Append("balanceAfterUsd", Usd("1"))
-                .Append("idempotencyKey", "order-20")
-                .Append("requestFingerprint", apikey::Sha256Hex(v1));
-            Document tail = std::move(rest).Build();
-            bson_concat(old.mutable_get(), tail.get());
-            NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kTransactions, old.view()));
-            NOEMA_ASSIGN_OR_RETURN(Document economy, tx.Get(Collection::kUserEconomy, user));
-            Document moved;
-            bson_copy_to_excluding_noinit(economy.get(), moved.mutable_get(), "usdCredit",
-                                          "ledgerSequence", nullptr);
-            DocumentBuilder balance;
-            balance.Append("usdCredit", Usd("1")).Append("ledgerSequence", int64_t{3});
-            Document balance_doc = std::move(balance).Build();
-            bson_concat(moved.mutable_get(), balance_doc.get());
-            return tx.Replace(Collection::kUserEconomy, user, moved.view());
-          })
-          .ok());
+  ASSERT_TRUE(store_
+                  ->RunTransaction([&](Transaction& tx) -> Status {
+                    Document old;
+                    bson_copy_to_excluding_noinit(
+                        first->transaction.document.get(), old.mutable_get(), "_id", "sequence",
+                        "balanceBeforeUsd", "balanceAfterUsd", "idempotencyKey",
+                        "requestFingerprint", "requestCredential", nullptr);
+                    BSON_APPEND_OID(old.mutable_get(), "_id", &old_id.raw());
+                    BSON_APPEND_INT64(old.mutable_get(), "sequence", 3);
+                    DocumentBuilder rest;
+                    rest.Append("balanceBeforeUsd", Usd("3"))
+                        .Append("balanceAfterUsd", Usd("1"))
+                        .Append("idempotencyKey", "order-20")
+                        .Append("requestFingerprint", apikey::Sha256Hex(v1));
+                    Document tail = std::move(rest).Build();
+                    bson_concat(old.mutable_get(), tail.get());
+                    NOEMA_RETURN_IF_ERROR(tx.Insert(Collection::kTransactions, old.view()));
+                    NOEMA_ASSIGN_OR_RETURN(Document economy,
+                                           tx.Get(Collection::kUserEconomy, user));
+                    Document moved;
+                    bson_copy_to_excluding_noinit(economy.get(), moved.mutable_get(), "usdCredit",
+                                                  "ledgerSequence", nullptr);
+                    DocumentBuilder balance;
+                    balance.Append("usdCredit", Usd("1")).Append("ledgerSequence", int64_t{3});
+                    Document balance_doc = std::move(balance).Build();
+                    bson_concat(moved.mutable_get(), balance_doc.get());
+                    return tx.Replace(Collection::kUserEconomy, user, moved.view());
+                  })
+                  .ok());
   auto audit = economy_->Audit();
   ASSERT_TRUE(audit.ok());
   ASSERT_TRUE(audit->ok()) << audit->first_break->reason;

@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -39,8 +40,9 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
   size_t i = 0;
   bool negative = false;
   if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+  // The digits as written (bounded by the text), and how many follow the point.
   std::string digits;
-  int scale = 0;
+  int64_t fraction_digits = 0;
   bool seen_digit = false;
   bool seen_point = false;
   for (; i < text.size(); ++i) {
@@ -48,7 +50,7 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
     if (c >= '0' && c <= '9') {
       seen_digit = true;
       digits.push_back(c);
-      if (seen_point) ++scale;
+      if (seen_point) ++fraction_digits;
     } else if (c == '.' && !seen_point) {
       seen_point = true;
     } else {
@@ -56,36 +58,46 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
     }
   }
   if (!seen_digit) return bad;
-  int exponent = 0;
+  // The exponent, read by hand and saturated: no value of it can overflow anything below.
+  // Past kExponentMax (more than the text's own digits can absorb, see below) the number
+  // cannot fit in 18 digits and scale 18, whatever it is.
+  const int64_t kExponentMax = static_cast<int64_t>(text.size()) + 2 * kLegacyDecimalDigitsMax;
+  int64_t exponent = 0;
   if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
     ++i;
-    auto [end, ec] = std::from_chars(text.data() + i + (i < text.size() && text[i] == '+'),
-                                     text.data() + text.size(), exponent);
-    if (ec != std::errc() || end != text.data() + text.size()) return bad;
-    i = text.size();
+    bool exponent_negative = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) exponent_negative = text[i++] == '-';
+    if (i == text.size()) return bad;
+    for (; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c < '0' || c > '9') return bad;
+      if (exponent <= kExponentMax) exponent = exponent * 10 + (c - '0');
+    }
+    if (exponent > kExponentMax) return bad;
+    if (exponent_negative) exponent = -exponent;
   }
   if (i != text.size()) return bad;
-  scale -= exponent;
-  // Drop leading zeros, then trailing zeros of the fraction.
-  size_t first = digits.find_first_not_of('0');
-  digits = first == std::string::npos ? "0" : digits.substr(first);
-  while (scale > 0 && digits.size() > 1 && digits.back() == '0') {
-    digits.pop_back();
+  // value = significant × 10^-scale. Leading zeros are dropped, then the fraction's
+  // trailing zeros; the count of digits is known (and checked) before any is added.
+  std::string_view significant = digits;
+  significant.remove_prefix(std::min(significant.find_first_not_of('0'), significant.size()));
+  if (significant.empty()) return ExactDecimal{};  // zero
+  int64_t scale = fraction_digits - exponent;      // |both| <= text size + 36: no overflow
+  while (scale > 0 && significant.size() > 1 && significant.back() == '0') {
+    significant.remove_suffix(1);
     --scale;
   }
-  if (digits == "0") scale = 0;
-  while (scale < 0) {
-    digits.push_back('0');
-    ++scale;
-  }
-  if (digits.size() > static_cast<size_t>(kLegacyDecimalDigitsMax) ||
+  const int64_t padding = scale < 0 ? -scale : 0;
+  if (static_cast<int64_t>(significant.size()) + padding > kLegacyDecimalDigitsMax ||
       scale > kLegacyDecimalDigitsMax) {
     return bad;
   }
+  std::string kept(significant);
+  kept.append(static_cast<size_t>(padding), '0');
   ExactDecimal result;
-  std::from_chars(digits.data(), digits.data() + digits.size(), result.mantissa);
+  std::from_chars(kept.data(), kept.data() + kept.size(), result.mantissa);
   if (negative) result.mantissa = -result.mantissa;
-  result.scale = scale;
+  result.scale = static_cast<int>(scale + padding);
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "noema/api_key_format.h"
@@ -42,10 +43,11 @@ class LegacyImportTest : public ::testing::Test {
  protected:
   LegacyImportTest() : clock_(kTestEpoch), ctx_(MakeContext(temp_.store(), clock_)) {}
 
-  LegacyImportReport Import(const std::string& dir, bool dry_run = false) {
+  LegacyImportReport Import(const std::string& dir, bool dry_run = false,
+                            std::string_view rate = "2500") {
     LegacyImportOptions options;
     options.dir = dir;
-    options.qoints_per_usd = Rate("2500");
+    options.qoints_per_usd = Rate(rate);
     options.dry_run = dry_run;
     Result<LegacyImportReport> report = ImportLegacy(ctx_, options);
     EXPECT_TRUE(report.ok()) << report.status().ToString();
@@ -98,6 +100,18 @@ class LegacyImportTest : public ::testing::Test {
     return out;
   }
 
+  // A directory under the test's temp dir holding `files` (name → lines).
+  std::string WriteDir(std::string_view name,
+                       const std::vector<std::pair<std::string, std::vector<std::string>>>& files) {
+    const std::string dir = temp_.dir() + "/" + std::string(name);
+    std::filesystem::create_directories(dir);
+    for (const auto& [file, lines] : files) {
+      std::ofstream out(dir + "/" + file);
+      for (const std::string& l : lines) out << l << "\n";
+    }
+    return dir;
+  }
+
   bool HasIssue(const std::vector<LegacyIssue>& list, std::string_view file, size_t line,
                 std::string_view text) {
     for (const LegacyIssue& i : list) {
@@ -132,6 +146,42 @@ TEST(ExactDecimalTest, ParsesAndDividesExactly) {
   // 1e-8 USD is the smallest amount: 0.00001 / 1000 = 1e-8 is exact, / 2500 is not.
   EXPECT_EQ(DivideExactly(Rate("0.00001"), Rate("1000"), "q")->units(), 1);
   EXPECT_FALSE(DivideExactly(Rate("0.00001"), Rate("2500"), "q").ok());
+}
+
+// An exponent is bounded before any digit is expanded: "1e2000000000" took 3 GB (or
+// ended the import with bad_alloc) and "1e-2147483648" overflowed the scale.
+TEST_F(LegacyImportTest, AHugeExponentIsASkipNotAnAllocation) {
+  const std::string dir =
+      WriteDir("exp", {{"users_economy.json",
+                        {R"({"userId": 7001, "qoints": "1e2000000000", "exp": 1})",
+                         R"({"userId": 7002, "qoints": 100, "exp": "1e-2147483648"})",
+                         R"({"userId": 7003, "qoints": "1e-2147483648"})",
+                         R"({"userId": 7004, "qoints": "-1e9223372036854775807"})",
+                         R"({"userId": 7005, "qoints": "1e99999999999999999999999"})",
+                         R"({"userId": 7006, "qoints": "25e2", "exp": "0.001e5"})"}}});
+  LegacyImportReport report = Import(dir);
+  const LegacyCollectionStats& econ = report.collections["users_economy"];
+  EXPECT_EQ(econ.read, 6);
+  EXPECT_EQ(econ.skipped, 5);
+  EXPECT_EQ(econ.imported, 1);
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "qoints: expected a decimal"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 2, "exp: expected a decimal"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 3, "significant digits"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 4, "significant digits"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 5, "significant digits"));
+  const Document e = Economy(UserId("7006"));
+  EXPECT_EQ(e.view().GetMoney("usdCredit")->ToString(), "1.00");
+  EXPECT_EQ(*e.view().GetInt64("exp"), 100);
+  EXPECT_EQ(All(Collection::kTransactions).size(), 1u);
+  // The same bounds, at their edges, through the parser.
+  EXPECT_EQ(Rate("1e17").ToString(), "100000000000000000");
+  EXPECT_EQ(Rate("1e-18").ToString(), "0.000000000000000001");
+  EXPECT_EQ(Rate("100e-20").ToString(), "0.000000000000000001");
+  EXPECT_EQ(Rate("0e5").ToString(), "0");
+  EXPECT_FALSE(ExactDecimal::Parse("1e18", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e-19", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e+-5", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e+", "x").ok());
 }
 
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {

@@ -113,29 +113,42 @@ std::string ExactDecimal::ToString() const {
 }
 
 // 128-bit arithmetic for the exact division (a GCC/Clang extension).
-__extension__ typedef __int128 Int128;
+__extension__ typedef unsigned __int128 Uint128;
 
 Result<Money> DivideExactly(const ExactDecimal& amount, const ExactDecimal& divisor,
                             std::string_view field) {
   if (divisor.mantissa <= 0) {
     return Status::InvalidArgument("the divisor must be greater than zero", std::string(field));
   }
-  // amount/divisor × 10^8 = m1 × 10^(8 + s2) / (m2 × 10^s1); both fit in 128 bits since
-  // each mantissa has at most 18 digits and each scale is at most 18.
-  Int128 numerator = amount.mantissa;
-  for (int k = 0; k < Money::kFractionDigits + divisor.scale; ++k) numerator *= 10;
-  Int128 denominator = divisor.mantissa;
-  for (int k = 0; k < amount.scale; ++k) denominator *= 10;
+  const Status out_of_range = Status::InvalidArgument(
+      amount.ToString() + " / " + divisor.ToString() + " is beyond any amount of USD",
+      std::string(field));
+  // amount/divisor × 10^8 = |m1| × 10^(8 + s2) / (m2 × 10^s1). The powers of ten common to
+  // both sides are cancelled first; then only one side has any, and the product is
+  // checked: 18 + 8 + 18 digits do not fit in 128 bits. Once cancelled, a numerator over
+  // 2^128 means a quotient over 2^128 / 10^18 > INT64_MAX units: out of range, exactly.
+  int up = Money::kFractionDigits + divisor.scale;
+  int down = amount.scale;
+  const int common = std::min(up, down);
+  up -= common;
+  down -= common;
+  const bool negative = amount.mantissa < 0;
+  Uint128 numerator =
+      negative ? -static_cast<Uint128>(amount.mantissa) : static_cast<Uint128>(amount.mantissa);
+  for (int k = 0; k < up; ++k) {
+    if (__builtin_mul_overflow(numerator, Uint128{10}, &numerator)) return out_of_range;
+  }
+  Uint128 denominator = static_cast<Uint128>(divisor.mantissa);  // < 10^18 × 10^18: fits
+  for (int k = 0; k < down; ++k) denominator *= 10;
   if (numerator % denominator != 0) {
     return Status::InvalidArgument(amount.ToString() + " / " + divisor.ToString() +
                                        " is not exact in 8 fractional digits of USD",
                                    std::string(field));
   }
-  const Int128 units = numerator / denominator;
-  if (units > INT64_MAX || units < -INT64_MAX) {
-    return Status::InvalidArgument("amount out of range", std::string(field));
-  }
-  return Money::FromUnits(static_cast<int64_t>(units));
+  const Uint128 units = numerator / denominator;
+  if (units > static_cast<Uint128>(INT64_MAX)) return out_of_range;
+  const int64_t magnitude = static_cast<int64_t>(units);
+  return Money::FromUnits(negative ? -magnitude : magnitude);
 }
 
 // ---- ids ---------------------------------------------------------------------------------

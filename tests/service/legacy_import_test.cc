@@ -91,6 +91,12 @@ class LegacyImportTest : public ::testing::Test {
     return found.empty() ? Document() : std::move(found[0]);
   }
 
+  // The user's usdCredit, as text.
+  std::string Usd(std::string_view telegram_id) {
+    const Document economy = Economy(UserId(telegram_id));
+    return economy.view().GetMoney("usdCredit")->ToString();
+  }
+
   // Every document of every collection, as canonical JSON.
   std::vector<std::string> Snapshot() {
     std::vector<std::string> out;
@@ -182,6 +188,42 @@ TEST_F(LegacyImportTest, AHugeExponentIsASkipNotAnAllocation) {
   EXPECT_FALSE(ExactDecimal::Parse("1e-19", "x").ok());
   EXPECT_FALSE(ExactDecimal::Parse("1e+-5", "x").ok());
   EXPECT_FALSE(ExactDecimal::Parse("1e+", "x").ok());
+}
+
+// qoints × 10^(8 + the rate's scale) has up to 18 + 8 + 18 digits, more than 128 bits
+// hold: 965479756841109493 qoints at 0.000000000067108864 per USD (~1.44e28 USD) was
+// credited as 27717.35069709 USD. Now an overflow is out of range, and a quotient that
+// fits is exact even when the product before the division would not have.
+TEST_F(LegacyImportTest, AQuotientBeyond128BitsIsASkipNeverAWrongCredit) {
+  const std::string big =
+      WriteDir("big", {{"users_economy.json",
+                        {R"({"userId": 7101, "qoints": 965479756841109493})",
+                         R"({"userId": 7102, "qoints": "965479756841109493"})",
+                         R"({"userId": 7103, "qoints": "0.000000000067108864"})"}}});
+  LegacyImportReport report = Import(big, false, "0.000000000067108864");
+  EXPECT_EQ(report.collections["users_economy"].skipped, 2);
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "beyond any amount of USD"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 2, "beyond any amount of USD"));
+  EXPECT_EQ(Usd("7103"), "1.00");
+  std::vector<Document> records = All(Collection::kTransactions);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].view().GetMoney("amountUsd")->ToString(), "1.00");
+
+  const std::string same = WriteDir(
+      "same", {{"users_economy.json", {R"({"userId": 7104, "qoints": "0.123456789012345678"})"}}});
+  report = Import(same, false, "0.123456789012345678");
+  EXPECT_EQ(report.collections["users_economy"].skipped, 0);
+  EXPECT_EQ(Usd("7104"), "1.00");
+
+  EXPECT_FALSE(DivideExactly(Rate("965479756841109493"), Rate("0.000000000067108864"), "q").ok());
+  EXPECT_FALSE(DivideExactly(Rate("999999999999999999"), Rate("0.000000000000000001"), "q").ok());
+  EXPECT_EQ(
+      DivideExactly(Rate("-0.123456789012345678"), Rate("0.123456789012345678"), "q")->ToString(),
+      "-1.00");
+  // Either side of INT64_MAX units (9223372036854775807).
+  EXPECT_EQ(DivideExactly(Rate("92233720368.5477580"), Rate("1"), "q")->units(),
+            9223372036854775800);
+  EXPECT_FALSE(DivideExactly(Rate("92233720368.5477581"), Rate("1"), "q").ok());
 }
 
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {

@@ -750,6 +750,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
   }
   // exp → long (the fraction is dropped and reported).
   int64_t exp = 0;
+  std::optional<std::string> exp_note;  // noted once the record is imported
   std::string exp_text = NumberText(doc, "exp").value_or("0");
   {
     Result<ExactDecimal> parsed = ExactDecimal::Parse(exp_text, "exp");
@@ -759,9 +760,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     int64_t whole = parsed->mantissa;
     for (int k = 0; k < parsed->scale; ++k) whole /= 10;
     exp = whole;
-    if (parsed->scale > 0) {
-      Notice(file, line, who + "exp " + exp_text + " stored as " + std::to_string(exp));
-    }
+    if (parsed->scale > 0) exp_note = who + "exp " + exp_text + " stored as " + std::to_string(exp);
   }
   // Usage counters: reported, not migrated.
   for (std::string_view counter : kUsageCounters) {
@@ -777,24 +776,64 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     total = buffer;
   }
 
+  // One economy per user (docs/legacy-import.md): a migrated balance is a ledger record,
+  // so a second record of the user (users.json, then users_economy.json, or an earlier
+  // import) is "unchanged" when it migrates the same values and a skip naming both
+  // when it does not.
+  const ImportedEconomy mine{qoints.ToString(), *usd, exp,
+                             std::string(file) + ":" + std::to_string(line)};
+  auto same_or_skip = [&](const ImportedEconomy& first) {
+    if (first.usd == mine.usd && first.exp == mine.exp) {
+      ++stats.unchanged;
+    } else {
+      Skip(stats, file, line,
+           who + "a second economy record (qoints " + mine.qoints + " = " + mine.usd.ToString() +
+               " USD, exp " + std::to_string(mine.exp) + ") differs from the one imported from " +
+               first.origin + " (qoints " + first.qoints + " = " + first.usd.ToString() +
+               " USD, exp " + std::to_string(first.exp) +
+               "); the migrated balance is a ledger record and is not rewritten");
+    }
+    return Status::Ok();
+  };
+  if (auto seen = economies_.find(*uid); seen != economies_.end()) {
+    return same_or_skip(seen->second);
+  }
   bool created = false;
   Result<ObjectId> id = EnsureUser(*uid, &created);
   if (!id.ok()) return id.status();
   // Already imported? (the marker is written last)
-  bool imported_before = false;
+  std::optional<ImportedEconomy> before;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-    imported_before = false;
+    before.reset();
     Result<si::EconomyRecord> econ = si::LoadEconomyInTx(tx, *id);
-    if (econ.ok()) imported_before = econ->document.view().Has(kLegacyField);
+    if (!econ.ok()) return Status::Ok();
+    auto marker = econ->document.view().GetDocument(kLegacyField);
+    if (!marker.ok()) return Status::Ok();
+    ImportedEconomy stored;
+    stored.origin = "an earlier import";
+    stored.qoints = NumberText(*marker, "qoints").value_or("0");
+    if (auto q = ExactDecimal::Parse(stored.qoints, "qoints"); q.ok()) {
+      stored.qoints = q->ToString();
+    }
+    if (auto migrated = marker->GetMoney("usdCreditMigrated"); migrated.ok()) {
+      stored.usd = *migrated;
+    }
+    if (auto e = ExactDecimal::Parse(NumberText(*marker, "exp").value_or("0"), "exp"); e.ok()) {
+      stored.exp = e->mantissa;
+      for (int k = 0; k < e->scale; ++k) stored.exp /= 10;
+    }
+    before = std::move(stored);
     return Status::Ok();
   }));
-  if (imported_before) {
-    ++stats.unchanged;
-    return Status::Ok();
+  if (before) {
+    economies_.emplace(*uid, *before);
+    return same_or_skip(*before);
   }
+  if (exp_note) Notice(file, line, std::move(*exp_note));
   if (options_.dry_run) {
     if (usd->IsPositive()) ++report_->ledger_records_written;
     ++(created || dry_run_users_.contains(*uid) ? stats.imported : stats.merged);
+    economies_.emplace(*uid, mine);
     return Status::Ok();
   }
   if (usd->IsPositive()) {
@@ -870,6 +909,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     return Status::Ok();
   }
   ++(created ? stats.imported : stats.merged);
+  economies_.emplace(*uid, mine);
   return Status::Ok();
 }
 
@@ -967,7 +1007,12 @@ Status Importer::PreSplitUserStep(DocumentView doc, std::string_view file, size_
   // The economy and preferences parts report their own skips (with this line); the
   // document counts once, by its core part.
   LegacyCollectionStats part;
-  NOEMA_RETURN_IF_ERROR(EconomyStep(economy, file, line, part));
+  // A document with no economy field has no economy to migrate (an empty one would be
+  // imported as 0 and then refuse users_economy's record as a second, different one).
+  bool has_economy = false;
+  for (std::string_view k : kEconomyFields)
+    has_economy = has_economy || (k != "userId" && doc.Has(k));
+  if (has_economy) NOEMA_RETURN_IF_ERROR(EconomyStep(economy, file, line, part));
   NOEMA_RETURN_IF_ERROR(PreferencesStep(prefs, file, line, part));
   return Status::Ok();
 }

@@ -17,6 +17,7 @@
 
 #include "noema/bson.h"
 #include "noema/ejson_reader.h"
+#include "noema/money.h"
 #include "noema/object_id.h"
 #include "noema/service/context.h"
 #include "noema/service/legacy_import.h"
@@ -65,6 +66,15 @@ struct Batch {
   std::vector<std::pair<std::string, size_t>> origins;
   std::vector<LegacyCollectionStats*> stats;
   int64_t* written = nullptr;
+};
+
+// The economy migrated for a user (this run or an earlier one): a second record of the
+// user is compared with it.
+struct ImportedEconomy {
+  std::string qoints;
+  Money usd;
+  int64_t exp = 0;
+  std::string origin;  // "file:line", or "an earlier import"
 };
 
 struct RunLink {
@@ -159,6 +169,8 @@ class Importer {
   std::thread writer_;
 
   std::unordered_map<std::string, ObjectId> user_ids_;
+  // By telegram id (bounded by the users, as user_ids_).
+  std::unordered_map<std::string, ImportedEconomy> economies_;
   std::unordered_set<std::string> dry_run_users_;
   std::unordered_map<std::string, OpenSession> open_sessions_;
   std::unordered_map<std::string, RunLink> runs_;

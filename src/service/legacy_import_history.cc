@@ -576,6 +576,17 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     }
   }
 
+  // Two records of one run (or one legacy _id) map to one generation record: the first
+  // is imported, the second is reported, and writes nothing (no event either). A record
+  // imported by an earlier run is found by its id at insert ("unchanged").
+  if (auto first = generation_lines_.find(generation_id); first != generation_lines_.end()) {
+    Skip(stats, file, line,
+         (run_id ? "runId " + *run_id : "legacy record " + key) +
+             ": a second gens record of the same generation (the first is " + std::string(file) +
+             ":" + std::to_string(first->second) + "); not imported");
+    return Status::Ok();
+  }
+
   bool created = false;
   Result<ObjectId> mid = EnsureUser(*uid, &created);
   if (!mid.ok()) return mid.status();
@@ -656,6 +667,7 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
       .AppendDocument("legacy", legacy)
       .End();
   generations_.push_back(std::move(g).Build());
+  if (generation_lines_.size() < kLegacyRunIndexMax) generation_lines_.emplace(generation_id, line);
   generation_origins_.emplace_back(std::string(file), line);
   generation_stats_.push_back(&stats);
   if (generations_.size() >= kInsertManyBatchMax) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -75,6 +77,15 @@ struct ImportedEconomy {
   Money usd;
   int64_t exp = 0;
   std::string origin;  // "file:line", or "an earlier import"
+};
+
+// For ids derived from SHA-256 (their bytes are already uniform).
+struct DerivedIdHash {
+  size_t operator()(const ObjectId& id) const {
+    size_t h = 0;
+    std::memcpy(&h, id.raw().bytes + 4, sizeof h);
+    return h;
+  }
 };
 
 struct RunLink {
@@ -174,6 +185,9 @@ class Importer {
   std::unordered_set<std::string> dry_run_users_;
   std::unordered_map<std::string, OpenSession> open_sessions_;
   std::unordered_map<std::string, RunLink> runs_;
+  // The generation ids queued by this run's gens, with their line (at most
+  // kLegacyRunIndexMax): a second record of the same id is a skip, not "unchanged".
+  std::unordered_map<ObjectId, size_t, DerivedIdHash> generation_lines_;
 
   std::vector<Document> events_;
   std::vector<std::pair<std::string, size_t>> event_origins_;

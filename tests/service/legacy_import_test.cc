@@ -262,6 +262,45 @@ TEST_F(LegacyImportTest, ASecondDifferingEconomyRecordIsASkipNamingBothValues) {
   EXPECT_EQ(All(Collection::kTransactions).size(), 3u);
 }
 
+// Two gens records of one runId (different _id, different status) map to one generation
+// id: the second was counted "unchanged" (an AlreadyExists within the run) and its
+// generation_requested event was still written. Now it is a skip naming the runId that
+// writes nothing; a second import still finds the first record unchanged.
+TEST_F(LegacyImportTest, ASecondGensRecordOfARunIsASkipAndWritesNoEvent) {
+  const std::string dir = WriteDir(
+      "runs", {{"gens.json",
+                {R"({"_id": "g1", "userId": 9, "timestamp": 1727000000000, "runId": "r1", )"
+                 R"("status": "success"})",
+                 R"({"_id": "g2", "userId": 9, "timestamp": 1727000060000, "runId": "r1", )"
+                 R"("status": "failed"})",
+                 R"({"_id": "g3", "userId": 9, "timestamp": 1727000120000, "runId": "r2", )"
+                 R"("status": "success"})"}}});
+  for (int run = 0; run < 3; ++run) {
+    const bool dry_run = run == 0;
+    LegacyImportReport report = Import(dir, dry_run);
+    const LegacyCollectionStats& gens = report.collections["gens"];
+    EXPECT_EQ(gens.imported, run == 2 ? 0 : 2) << run;
+    EXPECT_EQ(gens.unchanged, run == 2 ? 2 : 0) << run;
+    EXPECT_EQ(gens.skipped, 1) << run;
+    EXPECT_TRUE(HasIssue(report.skips, "gens.json", 2,
+                         "runId r1: a second gens record of the same generation (the first is "
+                         "gens.json:1)"))
+        << run;
+    EXPECT_EQ(report.events_written, run == 2 ? 0 : 2) << run;
+  }
+  std::vector<Document> records = All(Collection::kGenerationOutputs);
+  ASSERT_EQ(records.size(), 2u);
+  std::vector<Document> r1 =
+      All(Collection::kGenerationOutputs, Filter().Eq("platformSpecificRunId", "r1"));
+  ASSERT_EQ(r1.size(), 1u);
+  EXPECT_EQ(*r1[0].view().GetString("status"), "success");
+  std::vector<Document> events = All(Collection::kUserEvents);
+  ASSERT_EQ(events.size(), 2u);
+  for (const Document& e : events) {
+    EXPECT_NE(*e.view().GetDate("timestamp"), Timestamp::FromMillis(1727000060000)) << e.ToJson();
+  }
+}
+
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {
   LegacyImportReport report = Import(FixtureDir());
   const LegacyCollectionStats& core = report.collections["users_core"];

@@ -449,7 +449,7 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
   NOEMA_ASSIGN_OR_RETURN(std::optional<Document> existing,
                          tx.FindOne(Collection::kUserCore, Filter().Eq("identityKeys", identity)));
   if (existing) return existing->view().GetObjectId("_id");
-  const ObjectId id = HashObjectId("stationthisbot:telegram:" + uid);
+  const ObjectId id = NewUserId(uid);
   const Timestamp now = ctx_.Now();
   DocumentBuilder user;
   user.Append("_id", id);
@@ -468,9 +468,12 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
   return id;
 }
 
-Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
-  *created = false;
-  if (auto it = user_ids_.find(uid); it != user_ids_.end()) return it->second;
+ObjectId Importer::NewUserId(const std::string& uid) {
+  return HashObjectId("stationthisbot:telegram:" + uid);
+}
+
+Result<std::optional<ObjectId>> Importer::FindUser(const std::string& uid) {
+  if (auto it = user_ids_.find(uid); it != user_ids_.end()) return std::optional(it->second);
   // The common case, an existing user, is a read.
   std::optional<ObjectId> existing;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
@@ -484,10 +487,14 @@ Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
     }
     return Status::Ok();
   }));
-  if (existing) {
-    user_ids_.emplace(uid, *existing);
-    return *existing;
-  }
+  if (existing) user_ids_.emplace(uid, *existing);
+  return existing;
+}
+
+Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
+  *created = false;
+  NOEMA_ASSIGN_OR_RETURN(std::optional<ObjectId> existing, FindUser(uid));
+  if (existing) return *existing;
   ObjectId id;
   bool made = false;
   NOEMA_RETURN_IF_ERROR(RunUnit([&](Transaction& tx) -> Status {

@@ -128,6 +128,10 @@ class Importer {
                                   std::optional<Timestamp> created_at, bool* created);
   // EnsureUserInTx in its own unit of work, with the id cache (bounded by users).
   Result<ObjectId> EnsureUser(const std::string& uid, bool* created);
+  // The user of the telegram id, if there is one (a read, cached); nothing is created.
+  Result<std::optional<ObjectId>> FindUser(const std::string& uid);
+  // The id EnsureUserInTx gives a user it creates.
+  static ObjectId NewUserId(const std::string& uid);
   // Runs `fn` as a unit of work that commits unless this is a dry run.
   Status RunUnit(const TransactionFn& fn, const TransactionOptions& options = {});
 

@@ -301,6 +301,48 @@ TEST_F(LegacyImportTest, ASecondGensRecordOfARunIsASkipAndWritesNoEvent) {
   }
 }
 
+// A history line the store refuses (an empty key, a time before 1970) created its user
+// and a session with eventCount 1 and no event, and the dry run (which never ran the
+// store's checks) reported it imported. Now the event is checked first: the line is a
+// skip that leaves nothing behind, and the dry run reports what the real run does.
+TEST_F(LegacyImportTest, AnUnstorableHistoryLineLeavesNothingBehind) {
+  const std::string dir = WriteDir(
+      "unstorable",
+      {{"history.json",
+        {R"({"type": "command", "userId": 8001, "timestamp": 1733824800000, )"
+         R"("data": {"command": "/make", "": 1}})",
+         R"({"type": "command", "userId": 8002, "timestamp": -1000, "data": {"command": "/make"}})",
+         R"({"type": "command", "userId": 8003, "timestamp": 1733824800000, )"
+         R"("data": {"command": "/make"}})",
+         R"({"type": "command", "userId": 8003, "timestamp": 1733825100000, )"
+         R"("data": {"command": "/make", "": 2}})"}}});
+  const LegacyImportReport dry = Import(dir, /*dry_run=*/true);
+  const LegacyImportReport real = Import(dir);
+  for (const LegacyImportReport* report : {&dry, &real}) {
+    const LegacyCollectionStats& history = report->collections.at("history");
+    EXPECT_EQ(history.imported, 1) << report->dry_run;
+    EXPECT_EQ(history.skipped, 3) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 1, "not storable")) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 2, "before 1970")) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 4, "not storable")) << report->dry_run;
+    EXPECT_EQ(report->users_created, 1) << report->dry_run;
+    EXPECT_EQ(report->sessions_written, 1) << report->dry_run;
+    EXPECT_EQ(report->events_written, 1) << report->dry_run;
+  }
+  ASSERT_EQ(dry.skips.size(), real.skips.size());
+  for (size_t i = 0; i < dry.skips.size(); ++i) {
+    EXPECT_EQ(dry.skips[i].line, real.skips[i].line);
+    EXPECT_EQ(dry.skips[i].reason, real.skips[i].reason);
+  }
+  EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8001")).empty());
+  EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8002")).empty());
+  std::vector<Document> sessions = All(Collection::kUserSessions);
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(*sessions[0].view().GetInt64("metadata.eventCount"), 1);
+  EXPECT_EQ(*sessions[0].view().GetObjectId("masterAccountId"), UserId("8003"));
+  EXPECT_EQ(All(Collection::kUserEvents).size(), 1u);
+}
+
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {
   LegacyImportReport report = Import(FixtureDir());
   const LegacyCollectionStats& core = report.collections["users_core"];

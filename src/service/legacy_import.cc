@@ -251,28 +251,35 @@ Document Subset(DocumentView doc, bool (*keep)(std::string_view)) {
 Result<std::string> LegacyUserId(DocumentView doc) {
   auto it = doc.Find("userId");
   if (!it) return Status::InvalidArgument("missing", "userId");
-  std::string text;
+  // Telegram user ids are positive integers; one id has one spelling, so "09001" is not
+  // another user than 9001, and "-" or "9-0-1" are no user at all.
+  const Status not_an_id =
+      Status::InvalidArgument("not a Telegram user id (a positive integer)", "userId");
+  int64_t number = 0;
   if (BSON_ITER_HOLDS_INT32(&*it)) {
-    text = std::to_string(bson_iter_int32(&*it));
+    number = bson_iter_int32(&*it);
   } else if (BSON_ITER_HOLDS_INT64(&*it)) {
-    text = std::to_string(bson_iter_int64(&*it));
+    number = bson_iter_int64(&*it);
   } else if (BSON_ITER_HOLDS_DOUBLE(&*it)) {
     const double d = bson_iter_double(&*it);
-    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
-      return Status::InvalidArgument("not an integer Telegram id", "userId");
-    }
-    text = std::to_string(static_cast<int64_t>(d));
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) return not_an_id;
+    number = static_cast<int64_t>(d);
   } else if (BSON_ITER_HOLDS_UTF8(&*it)) {
-    text = bson_iter_utf8(&*it, nullptr);
+    const std::string_view text = bson_iter_utf8(&*it, nullptr);
+    if (text.empty() || text.size() > si::kPlatformUserIdCharsMax || text[0] == '0' ||
+        text.find_first_not_of("0123456789") != std::string_view::npos) {
+      return not_an_id;
+    }
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+    if (ec != std::errc() || end != text.data() + text.size()) return not_an_id;
   } else {
     return Status::InvalidArgument(std::string("expected a number or a string, got ") +
                                        std::string(BsonTypeName(bson_iter_type(&*it))),
                                    "userId");
   }
-  if (text.empty() || text.find_first_not_of("-0123456789") != std::string::npos ||
-      text.size() > si::kPlatformUserIdCharsMax) {
-    return Status::InvalidArgument("not a Telegram user id", "userId");
-  }
+  if (number <= 0) return not_an_id;
+  std::string text = std::to_string(number);
+  if (text.size() > si::kPlatformUserIdCharsMax) return not_an_id;
   return text;
 }
 

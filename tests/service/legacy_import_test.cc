@@ -343,6 +343,33 @@ TEST_F(LegacyImportTest, AnUnstorableHistoryLineLeavesNothingBehind) {
   EXPECT_EQ(All(Collection::kUserEvents).size(), 1u);
 }
 
+// Telegram user ids are positive integers with one spelling: "-" and "9-0-1" created
+// funded users, and "09001" was another user than 9001.
+TEST_F(LegacyImportTest, OnlyACanonicalPositiveIntegerIsATelegramId) {
+  const std::string dir = WriteDir(
+      "ids", {{"users_economy.json",
+               {R"({"userId": "-", "qoints": 2500})", R"({"userId": "9-0-1", "qoints": 2500})",
+                R"({"userId": "09001", "qoints": 2500})", R"({"userId": 0, "qoints": 2500})",
+                R"({"userId": -5, "qoints": 2500})", R"({"userId": " 9001", "qoints": 2500})",
+                R"({"userId": "+9001", "qoints": 2500})", R"({"userId": 1.5, "qoints": 2500})",
+                R"({"userId": "9001", "qoints": 2500})",
+                R"({"userId": {"$numberLong": "9002"}, "qoints": 2500})",
+                R"({"userId": 9003.0, "qoints": 2500})"}}});
+  LegacyImportReport report = Import(dir);
+  const LegacyCollectionStats& econ = report.collections["users_economy"];
+  EXPECT_EQ(econ.skipped, 8);
+  EXPECT_EQ(econ.imported, 3);
+  for (size_t line = 1; line <= 8; ++line) {
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", line, "not a Telegram user id"))
+        << line;
+  }
+  EXPECT_EQ(report.users_created, 3);
+  for (std::string_view id : {"9001", "9002", "9003"}) {
+    EXPECT_EQ(Usd(id), "1.00") << id;
+  }
+  EXPECT_EQ(All(Collection::kUserCore).size(), 3u);
+}
+
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {
   LegacyImportReport report = Import(FixtureDir());
   const LegacyCollectionStats& core = report.collections["users_core"];

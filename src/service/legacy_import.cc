@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -39,8 +40,9 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
   size_t i = 0;
   bool negative = false;
   if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+  // The digits as written (bounded by the text), and how many follow the point.
   std::string digits;
-  int scale = 0;
+  int64_t fraction_digits = 0;
   bool seen_digit = false;
   bool seen_point = false;
   for (; i < text.size(); ++i) {
@@ -48,7 +50,7 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
     if (c >= '0' && c <= '9') {
       seen_digit = true;
       digits.push_back(c);
-      if (seen_point) ++scale;
+      if (seen_point) ++fraction_digits;
     } else if (c == '.' && !seen_point) {
       seen_point = true;
     } else {
@@ -56,36 +58,46 @@ Result<ExactDecimal> ExactDecimal::Parse(std::string_view text, std::string_view
     }
   }
   if (!seen_digit) return bad;
-  int exponent = 0;
+  // The exponent, read by hand and saturated: no value of it can overflow anything below.
+  // Past kExponentMax (more than the text's own digits can absorb, see below) the number
+  // cannot fit in 18 digits and scale 18, whatever it is.
+  const int64_t kExponentMax = static_cast<int64_t>(text.size()) + 2 * kLegacyDecimalDigitsMax;
+  int64_t exponent = 0;
   if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
     ++i;
-    auto [end, ec] = std::from_chars(text.data() + i + (i < text.size() && text[i] == '+'),
-                                     text.data() + text.size(), exponent);
-    if (ec != std::errc() || end != text.data() + text.size()) return bad;
-    i = text.size();
+    bool exponent_negative = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) exponent_negative = text[i++] == '-';
+    if (i == text.size()) return bad;
+    for (; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c < '0' || c > '9') return bad;
+      if (exponent <= kExponentMax) exponent = exponent * 10 + (c - '0');
+    }
+    if (exponent > kExponentMax) return bad;
+    if (exponent_negative) exponent = -exponent;
   }
   if (i != text.size()) return bad;
-  scale -= exponent;
-  // Drop leading zeros, then trailing zeros of the fraction.
-  size_t first = digits.find_first_not_of('0');
-  digits = first == std::string::npos ? "0" : digits.substr(first);
-  while (scale > 0 && digits.size() > 1 && digits.back() == '0') {
-    digits.pop_back();
+  // value = significant × 10^-scale. Leading zeros are dropped, then the fraction's
+  // trailing zeros; the count of digits is known (and checked) before any is added.
+  std::string_view significant = digits;
+  significant.remove_prefix(std::min(significant.find_first_not_of('0'), significant.size()));
+  if (significant.empty()) return ExactDecimal{};  // zero
+  int64_t scale = fraction_digits - exponent;      // |both| <= text size + 36: no overflow
+  while (scale > 0 && significant.size() > 1 && significant.back() == '0') {
+    significant.remove_suffix(1);
     --scale;
   }
-  if (digits == "0") scale = 0;
-  while (scale < 0) {
-    digits.push_back('0');
-    ++scale;
-  }
-  if (digits.size() > static_cast<size_t>(kLegacyDecimalDigitsMax) ||
+  const int64_t padding = scale < 0 ? -scale : 0;
+  if (static_cast<int64_t>(significant.size()) + padding > kLegacyDecimalDigitsMax ||
       scale > kLegacyDecimalDigitsMax) {
     return bad;
   }
+  std::string kept(significant);
+  kept.append(static_cast<size_t>(padding), '0');
   ExactDecimal result;
-  std::from_chars(digits.data(), digits.data() + digits.size(), result.mantissa);
+  std::from_chars(kept.data(), kept.data() + kept.size(), result.mantissa);
   if (negative) result.mantissa = -result.mantissa;
-  result.scale = scale;
+  result.scale = static_cast<int>(scale + padding);
   return result;
 }
 
@@ -101,29 +113,42 @@ std::string ExactDecimal::ToString() const {
 }
 
 // 128-bit arithmetic for the exact division (a GCC/Clang extension).
-__extension__ typedef __int128 Int128;
+__extension__ typedef unsigned __int128 Uint128;
 
 Result<Money> DivideExactly(const ExactDecimal& amount, const ExactDecimal& divisor,
                             std::string_view field) {
   if (divisor.mantissa <= 0) {
     return Status::InvalidArgument("the divisor must be greater than zero", std::string(field));
   }
-  // amount/divisor × 10^8 = m1 × 10^(8 + s2) / (m2 × 10^s1); both fit in 128 bits since
-  // each mantissa has at most 18 digits and each scale is at most 18.
-  Int128 numerator = amount.mantissa;
-  for (int k = 0; k < Money::kFractionDigits + divisor.scale; ++k) numerator *= 10;
-  Int128 denominator = divisor.mantissa;
-  for (int k = 0; k < amount.scale; ++k) denominator *= 10;
+  const Status out_of_range = Status::InvalidArgument(
+      amount.ToString() + " / " + divisor.ToString() + " is beyond any amount of USD",
+      std::string(field));
+  // amount/divisor × 10^8 = |m1| × 10^(8 + s2) / (m2 × 10^s1). The powers of ten common to
+  // both sides are cancelled first; then only one side has any, and the product is
+  // checked: 18 + 8 + 18 digits do not fit in 128 bits. Once cancelled, a numerator over
+  // 2^128 means a quotient over 2^128 / 10^18 > INT64_MAX units: out of range, exactly.
+  int up = Money::kFractionDigits + divisor.scale;
+  int down = amount.scale;
+  const int common = std::min(up, down);
+  up -= common;
+  down -= common;
+  const bool negative = amount.mantissa < 0;
+  Uint128 numerator =
+      negative ? -static_cast<Uint128>(amount.mantissa) : static_cast<Uint128>(amount.mantissa);
+  for (int k = 0; k < up; ++k) {
+    if (__builtin_mul_overflow(numerator, Uint128{10}, &numerator)) return out_of_range;
+  }
+  Uint128 denominator = static_cast<Uint128>(divisor.mantissa);  // < 10^18 × 10^18: fits
+  for (int k = 0; k < down; ++k) denominator *= 10;
   if (numerator % denominator != 0) {
     return Status::InvalidArgument(amount.ToString() + " / " + divisor.ToString() +
                                        " is not exact in 8 fractional digits of USD",
                                    std::string(field));
   }
-  const Int128 units = numerator / denominator;
-  if (units > INT64_MAX || units < -INT64_MAX) {
-    return Status::InvalidArgument("amount out of range", std::string(field));
-  }
-  return Money::FromUnits(static_cast<int64_t>(units));
+  const Uint128 units = numerator / denominator;
+  if (units > static_cast<Uint128>(INT64_MAX)) return out_of_range;
+  const int64_t magnitude = static_cast<int64_t>(units);
+  return Money::FromUnits(negative ? -magnitude : magnitude);
 }
 
 // ---- ids ---------------------------------------------------------------------------------
@@ -226,28 +251,35 @@ Document Subset(DocumentView doc, bool (*keep)(std::string_view)) {
 Result<std::string> LegacyUserId(DocumentView doc) {
   auto it = doc.Find("userId");
   if (!it) return Status::InvalidArgument("missing", "userId");
-  std::string text;
+  // Telegram user ids are positive integers; one id has one spelling, so "09001" is not
+  // another user than 9001, and "-" or "9-0-1" are no user at all.
+  const Status not_an_id =
+      Status::InvalidArgument("not a Telegram user id (a positive integer)", "userId");
+  int64_t number = 0;
   if (BSON_ITER_HOLDS_INT32(&*it)) {
-    text = std::to_string(bson_iter_int32(&*it));
+    number = bson_iter_int32(&*it);
   } else if (BSON_ITER_HOLDS_INT64(&*it)) {
-    text = std::to_string(bson_iter_int64(&*it));
+    number = bson_iter_int64(&*it);
   } else if (BSON_ITER_HOLDS_DOUBLE(&*it)) {
     const double d = bson_iter_double(&*it);
-    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) {
-      return Status::InvalidArgument("not an integer Telegram id", "userId");
-    }
-    text = std::to_string(static_cast<int64_t>(d));
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) return not_an_id;
+    number = static_cast<int64_t>(d);
   } else if (BSON_ITER_HOLDS_UTF8(&*it)) {
-    text = bson_iter_utf8(&*it, nullptr);
+    const std::string_view text = bson_iter_utf8(&*it, nullptr);
+    if (text.empty() || text.size() > si::kPlatformUserIdCharsMax || text[0] == '0' ||
+        text.find_first_not_of("0123456789") != std::string_view::npos) {
+      return not_an_id;
+    }
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+    if (ec != std::errc() || end != text.data() + text.size()) return not_an_id;
   } else {
     return Status::InvalidArgument(std::string("expected a number or a string, got ") +
                                        std::string(BsonTypeName(bson_iter_type(&*it))),
                                    "userId");
   }
-  if (text.empty() || text.find_first_not_of("-0123456789") != std::string::npos ||
-      text.size() > si::kPlatformUserIdCharsMax) {
-    return Status::InvalidArgument("not a Telegram user id", "userId");
-  }
+  if (number <= 0) return not_an_id;
+  std::string text = std::to_string(number);
+  if (text.size() > si::kPlatformUserIdCharsMax) return not_an_id;
   return text;
 }
 
@@ -424,7 +456,7 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
   NOEMA_ASSIGN_OR_RETURN(std::optional<Document> existing,
                          tx.FindOne(Collection::kUserCore, Filter().Eq("identityKeys", identity)));
   if (existing) return existing->view().GetObjectId("_id");
-  const ObjectId id = HashObjectId("stationthisbot:telegram:" + uid);
+  const ObjectId id = NewUserId(uid);
   const Timestamp now = ctx_.Now();
   DocumentBuilder user;
   user.Append("_id", id);
@@ -443,9 +475,12 @@ Result<ObjectId> Importer::EnsureUserInTx(Transaction& tx, const std::string& ui
   return id;
 }
 
-Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
-  *created = false;
-  if (auto it = user_ids_.find(uid); it != user_ids_.end()) return it->second;
+ObjectId Importer::NewUserId(const std::string& uid) {
+  return HashObjectId("stationthisbot:telegram:" + uid);
+}
+
+Result<std::optional<ObjectId>> Importer::FindUser(const std::string& uid) {
+  if (auto it = user_ids_.find(uid); it != user_ids_.end()) return std::optional(it->second);
   // The common case, an existing user, is a read.
   std::optional<ObjectId> existing;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
@@ -459,10 +494,14 @@ Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
     }
     return Status::Ok();
   }));
-  if (existing) {
-    user_ids_.emplace(uid, *existing);
-    return *existing;
-  }
+  if (existing) user_ids_.emplace(uid, *existing);
+  return existing;
+}
+
+Result<ObjectId> Importer::EnsureUser(const std::string& uid, bool* created) {
+  *created = false;
+  NOEMA_ASSIGN_OR_RETURN(std::optional<ObjectId> existing, FindUser(uid));
+  if (existing) return *existing;
   ObjectId id;
   bool made = false;
   NOEMA_RETURN_IF_ERROR(RunUnit([&](Transaction& tx) -> Status {
@@ -725,6 +764,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
   }
   // exp → long (the fraction is dropped and reported).
   int64_t exp = 0;
+  std::optional<std::string> exp_note;  // noted once the record is imported
   std::string exp_text = NumberText(doc, "exp").value_or("0");
   {
     Result<ExactDecimal> parsed = ExactDecimal::Parse(exp_text, "exp");
@@ -734,9 +774,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     int64_t whole = parsed->mantissa;
     for (int k = 0; k < parsed->scale; ++k) whole /= 10;
     exp = whole;
-    if (parsed->scale > 0) {
-      Notice(file, line, who + "exp " + exp_text + " stored as " + std::to_string(exp));
-    }
+    if (parsed->scale > 0) exp_note = who + "exp " + exp_text + " stored as " + std::to_string(exp);
   }
   // Usage counters: reported, not migrated.
   for (std::string_view counter : kUsageCounters) {
@@ -752,24 +790,64 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     total = buffer;
   }
 
+  // One economy per user (docs/legacy-import.md): a migrated balance is a ledger record,
+  // so a second record of the user (users.json, then users_economy.json, or an earlier
+  // import) is "unchanged" when it migrates the same values and a skip naming both
+  // when it does not.
+  const ImportedEconomy mine{qoints.ToString(), *usd, exp,
+                             std::string(file) + ":" + std::to_string(line)};
+  auto same_or_skip = [&](const ImportedEconomy& first) {
+    if (first.usd == mine.usd && first.exp == mine.exp) {
+      ++stats.unchanged;
+    } else {
+      Skip(stats, file, line,
+           who + "a second economy record (qoints " + mine.qoints + " = " + mine.usd.ToString() +
+               " USD, exp " + std::to_string(mine.exp) + ") differs from the one imported from " +
+               first.origin + " (qoints " + first.qoints + " = " + first.usd.ToString() +
+               " USD, exp " + std::to_string(first.exp) +
+               "); the migrated balance is a ledger record and is not rewritten");
+    }
+    return Status::Ok();
+  };
+  if (auto seen = economies_.find(*uid); seen != economies_.end()) {
+    return same_or_skip(seen->second);
+  }
   bool created = false;
   Result<ObjectId> id = EnsureUser(*uid, &created);
   if (!id.ok()) return id.status();
   // Already imported? (the marker is written last)
-  bool imported_before = false;
+  std::optional<ImportedEconomy> before;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
-    imported_before = false;
+    before.reset();
     Result<si::EconomyRecord> econ = si::LoadEconomyInTx(tx, *id);
-    if (econ.ok()) imported_before = econ->document.view().Has(kLegacyField);
+    if (!econ.ok()) return Status::Ok();
+    auto marker = econ->document.view().GetDocument(kLegacyField);
+    if (!marker.ok()) return Status::Ok();
+    ImportedEconomy stored;
+    stored.origin = "an earlier import";
+    stored.qoints = NumberText(*marker, "qoints").value_or("0");
+    if (auto q = ExactDecimal::Parse(stored.qoints, "qoints"); q.ok()) {
+      stored.qoints = q->ToString();
+    }
+    if (auto migrated = marker->GetMoney("usdCreditMigrated"); migrated.ok()) {
+      stored.usd = *migrated;
+    }
+    if (auto e = ExactDecimal::Parse(NumberText(*marker, "exp").value_or("0"), "exp"); e.ok()) {
+      stored.exp = e->mantissa;
+      for (int k = 0; k < e->scale; ++k) stored.exp /= 10;
+    }
+    before = std::move(stored);
     return Status::Ok();
   }));
-  if (imported_before) {
-    ++stats.unchanged;
-    return Status::Ok();
+  if (before) {
+    economies_.emplace(*uid, *before);
+    return same_or_skip(*before);
   }
+  if (exp_note) Notice(file, line, std::move(*exp_note));
   if (options_.dry_run) {
     if (usd->IsPositive()) ++report_->ledger_records_written;
     ++(created || dry_run_users_.contains(*uid) ? stats.imported : stats.merged);
+    economies_.emplace(*uid, mine);
     return Status::Ok();
   }
   if (usd->IsPositive()) {
@@ -845,6 +923,7 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     return Status::Ok();
   }
   ++(created ? stats.imported : stats.merged);
+  economies_.emplace(*uid, mine);
   return Status::Ok();
 }
 
@@ -942,7 +1021,12 @@ Status Importer::PreSplitUserStep(DocumentView doc, std::string_view file, size_
   // The economy and preferences parts report their own skips (with this line); the
   // document counts once, by its core part.
   LegacyCollectionStats part;
-  NOEMA_RETURN_IF_ERROR(EconomyStep(economy, file, line, part));
+  // A document with no economy field has no economy to migrate (an empty one would be
+  // imported as 0 and then refuse users_economy's record as a second, different one).
+  bool has_economy = false;
+  for (std::string_view k : kEconomyFields)
+    has_economy = has_economy || (k != "userId" && doc.Has(k));
+  if (has_economy) NOEMA_RETURN_IF_ERROR(EconomyStep(economy, file, line, part));
   NOEMA_RETURN_IF_ERROR(PreferencesStep(prefs, file, line, part));
   return Status::Ok();
 }

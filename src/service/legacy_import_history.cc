@@ -187,6 +187,9 @@ Status Importer::WriteBatch(Batch& batch) {
     // Nothing is written: a document counts as new unless one with its id exists.
     NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
       for (size_t i = 0; i < batch.docs.size(); ++i) {
+        // What InsertMany would refuse is refused here too, so the report is the same.
+        results[i] = CheckDocumentForStore(batch.collection, batch.docs[i]);
+        if (!results[i].ok()) continue;
         NOEMA_ASSIGN_OR_RETURN(ObjectId id, batch.docs[i].view().GetObjectId("_id"));
         Result<Document> have = tx.Get(batch.collection, id);
         results[i] = have.ok() ? Status::AlreadyExists("already imported") : Status::Ok();
@@ -293,10 +296,11 @@ Status Importer::HistoryStep(DocumentView doc, std::string_view file, size_t lin
   const std::string sub = Lower(DataString(doc, data, "eventType").value_or(""));
   const std::string command = DataString(doc, data, "command").value_or("");
 
-  bool created = false;
-  Result<ObjectId> mid = EnsureUser(*uid, &created);
-  if (!mid.ok()) return mid.status();
-  if (created) Notice(file, line, "telegram user " + *uid + " created from history");
+  // Nothing is written until the event is known to be storable: the user's id is the
+  // existing user's, else the one EnsureUser will create it with, and the session is
+  // decided here and changed only once the event passes the store's checks.
+  NOEMA_ASSIGN_OR_RETURN(std::optional<ObjectId> known, FindUser(*uid));
+  const ObjectId predicted_mid = known ? *known : NewUserId(*uid);
 
   // Sessions (LEGACY.md): a gap over 30 minutes, first_join, check_in and /start start
   // one; kicked ends one.
@@ -305,132 +309,160 @@ Status Importer::HistoryStep(DocumentView doc, std::string_view file, size_t lin
   const bool ends = type == "user_state" && sub == "kicked";
   const std::string key = LegacyDocumentKey(doc);
   auto open = open_sessions_.find(*uid);
+  std::string_view close_reason;  // the open session ends before this event
+  bool out_of_order = false;
   if (open != open_sessions_.end() && *ts >= open->second.last) {
     if (*ts - open->second.last > kLegacySessionGapMs) {
-      NOEMA_RETURN_IF_ERROR(CloseSession(*uid, "session_timeout_inactive", open->second.last));
+      close_reason = "session_timeout_inactive";
     } else if (starts && open->second.events > 0) {
-      NOEMA_RETURN_IF_ERROR(CloseSession(*uid, "user_command_quit", open->second.last));
+      close_reason = "user_command_quit";
     }
-    open = open_sessions_.find(*uid);
   } else if (open != open_sessions_.end()) {
-    Notice(file, line,
-           "out of time order for telegram user " + *uid + "; attached to the session in progress");
+    out_of_order = true;
   }
-  if (open == open_sessions_.end()) {
-    OpenSession s;
-    s.session_id = TimedHashObjectId(*ts, std::string(kSourceTag) + ":session:" + key);
-    s.master_account_id = *mid;
-    s.start = *ts;
-    s.last = *ts;
-    open = open_sessions_.emplace(*uid, s).first;
-  }
-  OpenSession& session = open->second;
-  session.last = std::max(session.last, *ts);
-  ++session.events;
-  const ObjectId session_id = session.session_id;
-  const Timestamp session_start = session.start;
+  const bool new_session = open == open_sessions_.end() || !close_reason.empty();
+  const ObjectId session_id =
+      new_session ? TimedHashObjectId(*ts, std::string(kSourceTag) + ":session:" + key)
+                  : open->second.session_id;
+  const Timestamp session_start = new_session ? *ts : open->second.start;
 
   // The event.
   const ObjectId event_id = TimedHashObjectId(*ts, std::string(kSourceTag) + ":history:" + key);
   std::optional<std::string> run_id = DataString(doc, data, "runId");
   // Built in one pass (eventData nested in place, no intermediate copies).
-  DocumentBuilder event;
-  event.Append("_id", event_id)
-      .Append("eventId", event_id)
-      .Append("masterAccountId", *mid)
-      .Append("sessionId", session_id)
-      .Append("timestamp", *ts)
-      .Append("sourcePlatform", kPlatform)
-      .StartDocument("eventData");
-  DocumentBuilder& d = event;
-  std::string event_type;
-  if (type == "command") {
-    event_type = "command_executed";
-    d.Append("commandName", command.empty() ? std::string("unknown") : command)
-        .Append("success", true)
-        .Append("executionTimeMs", int64_t{0})
-        .Append("source", "chat_input");
-  } else if (type == "menu_interaction") {
-    event_type = "menu_item_clicked";
-    const bool custom =
-        data && data->GetBool("isCustomAction").ok() && *data->GetBool("isCustomAction");
-    d.Append("menuName", "telegram_inline_menu")
-        .Append("itemId", DataString(doc, data, "action").value_or("unknown"))
-        .Append("actionType", custom ? "custom_action" : "callback");
-  } else if (type == "generation") {
-    const std::string status = Lower(DataString(doc, data, "status").value_or(""));
-    const ObjectId generation_id = run_id ? GenerationIdForRun(*run_id) : event_id;
-    if (status == "completed" || status == "complete" || status == "success" || status == "done") {
-      event_type = "generation_completed";
-      d.Append("generationId", generation_id)
-          .Append("serviceName", kServiceName)
-          .Append("durationMs", data ? OptMillis(*data, "duration").value_or(0) : int64_t{0})
-          .Append("costUsd", Money::Zero())
-          .Append("status", "success")
-          .Append("artifactCount", int32_t{0});
-    } else if (status == "failed" || status == "error" || status == "cancelled" ||
-               status == "canceled" || status == "timeout") {
-      event_type = "generation_failed";
-      const std::string mapped = status == "timeout" ? "timeout"
-                                 : (status == "cancelled" || status == "canceled")
-                                     ? "cancelled_by_user"
-                                     : "failed";
-      d.Append("generationId", generation_id)
-          .Append("serviceName", kServiceName)
-          .Append("status", mapped)
-          .Append("errorSource", "service_api");
-    } else {
-      event_type = "generation_requested";
-      d.Append("serviceName", kServiceName);
-      if (run_id) d.Append("generationId", generation_id);
+  auto build = [&](const ObjectId& mid) -> Document {
+    DocumentBuilder event;
+    event.Append("_id", event_id)
+        .Append("eventId", event_id)
+        .Append("masterAccountId", mid)
+        .Append("sessionId", session_id)
+        .Append("timestamp", *ts)
+        .Append("sourcePlatform", kPlatform)
+        .StartDocument("eventData");
+    DocumentBuilder& d = event;
+    std::string event_type;
+    if (type == "command") {
+      event_type = "command_executed";
+      d.Append("commandName", command.empty() ? std::string("unknown") : command)
+          .Append("success", true)
+          .Append("executionTimeMs", int64_t{0})
+          .Append("source", "chat_input");
+    } else if (type == "menu_interaction") {
+      event_type = "menu_item_clicked";
+      const bool custom =
+          data && data->GetBool("isCustomAction").ok() && *data->GetBool("isCustomAction");
+      d.Append("menuName", "telegram_inline_menu")
+          .Append("itemId", DataString(doc, data, "action").value_or("unknown"))
+          .Append("actionType", custom ? "custom_action" : "callback");
+    } else if (type == "generation") {
+      const std::string status = Lower(DataString(doc, data, "status").value_or(""));
+      const ObjectId generation_id = run_id ? GenerationIdForRun(*run_id) : event_id;
+      if (status == "completed" || status == "complete" || status == "success" ||
+          status == "done") {
+        event_type = "generation_completed";
+        d.Append("generationId", generation_id)
+            .Append("serviceName", kServiceName)
+            .Append("durationMs", data ? OptMillis(*data, "duration").value_or(0) : int64_t{0})
+            .Append("costUsd", Money::Zero())
+            .Append("status", "success")
+            .Append("artifactCount", int32_t{0});
+      } else if (status == "failed" || status == "error" || status == "cancelled" ||
+                 status == "canceled" || status == "timeout") {
+        event_type = "generation_failed";
+        const std::string mapped = status == "timeout" ? "timeout"
+                                   : (status == "cancelled" || status == "canceled")
+                                       ? "cancelled_by_user"
+                                       : "failed";
+        d.Append("generationId", generation_id)
+            .Append("serviceName", kServiceName)
+            .Append("status", mapped)
+            .Append("errorSource", "service_api");
+      } else {
+        event_type = "generation_requested";
+        d.Append("serviceName", kServiceName);
+        if (run_id) d.Append("generationId", generation_id);
+      }
+    } else if (type == "queue_event" || type == "delivery_event") {
+      event_type = type == "queue_event" ? "generation_queued" : "generation_delivered";
+      if (run_id) d.Append("generationId", GenerationIdForRun(*run_id));
+    } else if (type == "user_state") {
+      if (sub == "first_join" || sub == "check_in") {
+        event_type = "session_started";
+        d.Append("platform", kPlatform).Append("startMethod", sub);
+      } else if (sub == "kicked") {
+        event_type = "session_ended";
+        d.Append("endReason", "session_timeout_inactive").Append("durationMs", *ts - session_start);
+      } else {
+        event_type = "user_state_changed";
+      }
+    } else if (type == "gatekeeping") {
+      event_type = "user_facing_error_displayed";
+      const std::string reason = DataString(doc, data, "reason").value_or("");
+      d.Append("errorType", sub.empty() ? std::string("gatekeeping") : sub)
+          .Append("errorMessage",
+                  reason.empty() ? (sub.empty() ? std::string("gatekeeping") : sub) : reason)
+          .Append("severity", "warning")
+          .Append("component", "gatekeeping");
+    } else if (type == "account_action") {
+      const std::string action = DataString(doc, data, "action").value_or("");
+      if (action == "sign_out") {
+        event_type = "user_logout";
+        d.Append("logoutReason", "sign_out");
+      } else {
+        event_type = "account_action";
+        d.Append("action", action);
+      }
+    } else {  // verification
+      const bool success = data && data->GetBool("success").ok() && *data->GetBool("success");
+      std::string wallet = DataString(doc, data, "wallet").value_or("");
+      if (auto checksummed = ethereum::ChecksumAddress(wallet); checksummed.ok()) {
+        wallet = *checksummed;
+      }
+      event_type = success ? "wallet_verified" : "wallet_verification_failed";
+      d.Append("address", wallet);
     }
-    if (run_id && !runs_.contains(*run_id) && runs_.size() < kLegacyRunIndexMax) {
-      runs_.emplace(*run_id, RunLink{event_id, session_id});
-    }
-  } else if (type == "queue_event" || type == "delivery_event") {
-    event_type = type == "queue_event" ? "generation_queued" : "generation_delivered";
-    if (run_id) d.Append("generationId", GenerationIdForRun(*run_id));
-  } else if (type == "user_state") {
-    if (sub == "first_join" || sub == "check_in") {
-      event_type = "session_started";
-      d.Append("platform", kPlatform).Append("startMethod", sub);
-    } else if (sub == "kicked") {
-      event_type = "session_ended";
-      d.Append("endReason", "session_timeout_inactive").Append("durationMs", *ts - session_start);
-    } else {
-      event_type = "user_state_changed";
-    }
-  } else if (type == "gatekeeping") {
-    event_type = "user_facing_error_displayed";
-    const std::string reason = DataString(doc, data, "reason").value_or("");
-    d.Append("errorType", sub.empty() ? std::string("gatekeeping") : sub)
-        .Append("errorMessage",
-                reason.empty() ? (sub.empty() ? std::string("gatekeeping") : sub) : reason)
-        .Append("severity", "warning")
-        .Append("component", "gatekeeping");
-  } else if (type == "account_action") {
-    const std::string action = DataString(doc, data, "action").value_or("");
-    if (action == "sign_out") {
-      event_type = "user_logout";
-      d.Append("logoutReason", "sign_out");
-    } else {
-      event_type = "account_action";
-      d.Append("action", action);
-    }
-  } else {  // verification
-    const bool success = data && data->GetBool("success").ok() && *data->GetBool("success");
-    std::string wallet = DataString(doc, data, "wallet").value_or("");
-    if (auto checksummed = ethereum::ChecksumAddress(wallet); checksummed.ok()) {
-      wallet = *checksummed;
-    }
-    event_type = success ? "wallet_verified" : "wallet_verification_failed";
-    d.Append("address", wallet);
+    d.StartDocument("legacy");
+    AppendLegacyFields(doc, &d);
+    d.End().End();
+    event.Append("eventType", event_type);
+    return std::move(event).Build();
+  };
+  Document event = build(predicted_mid);
+  // The store's own checks (an empty key, a time before 1970, the size, the schema),
+  // before the event's user or session is written, in a real and a dry run alike.
+  if (Status storable = CheckDocumentForStore(Collection::kUserEvents, event); !storable.ok()) {
+    Skip(stats, file, line, storable.ToString());
+    return Status::Ok();
   }
-  d.StartDocument("legacy");
-  AppendLegacyFields(doc, &d);
-  d.End().End();
-  event.Append("eventType", event_type);
-  NOEMA_RETURN_IF_ERROR(QueueEvent(std::move(event).Build(), file, line, &stats));
+
+  bool created = false;
+  Result<ObjectId> mid = EnsureUser(*uid, &created);
+  if (!mid.ok()) return mid.status();
+  if (*mid != predicted_mid) event = build(*mid);  // created by someone else meanwhile
+  if (created) Notice(file, line, "telegram user " + *uid + " created from history");
+  if (out_of_order) {
+    Notice(file, line,
+           "out of time order for telegram user " + *uid + "; attached to the session in progress");
+  }
+  if (!close_reason.empty()) {
+    NOEMA_RETURN_IF_ERROR(CloseSession(*uid, close_reason, open->second.last));
+  }
+  if (new_session) {
+    OpenSession s;
+    s.session_id = session_id;
+    s.master_account_id = *mid;
+    s.start = *ts;
+    s.last = *ts;
+    open = open_sessions_.insert_or_assign(*uid, s).first;
+  }
+  OpenSession& session = open->second;
+  session.last = std::max(session.last, *ts);
+  ++session.events;
+  if (type == "generation" && run_id && !runs_.contains(*run_id) &&
+      runs_.size() < kLegacyRunIndexMax) {
+    runs_.emplace(*run_id, RunLink{event_id, session_id});
+  }
+  NOEMA_RETURN_IF_ERROR(QueueEvent(std::move(event), file, line, &stats));
   if (ends) NOEMA_RETURN_IF_ERROR(CloseSession(*uid, "session_timeout_inactive", *ts));
   return Status::Ok();
 }
@@ -576,6 +608,17 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     }
   }
 
+  // Two records of one run (or one legacy _id) map to one generation record: the first
+  // is imported, the second is reported, and writes nothing (no event either). A record
+  // imported by an earlier run is found by its id at insert ("unchanged").
+  if (auto first = generation_lines_.find(generation_id); first != generation_lines_.end()) {
+    Skip(stats, file, line,
+         (run_id ? "runId " + *run_id : "legacy record " + key) +
+             ": a second gens record of the same generation (the first is " + std::string(file) +
+             ":" + std::to_string(first->second) + "); not imported");
+    return Status::Ok();
+  }
+
   bool created = false;
   Result<ObjectId> mid = EnsureUser(*uid, &created);
   if (!mid.ok()) return mid.status();
@@ -656,6 +699,7 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
       .AppendDocument("legacy", legacy)
       .End();
   generations_.push_back(std::move(g).Build());
+  if (generation_lines_.size() < kLegacyRunIndexMax) generation_lines_.emplace(generation_id, line);
   generation_origins_.emplace_back(std::string(file), line);
   generation_stats_.push_back(&stats);
   if (generations_.size() >= kInsertManyBatchMax) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -17,6 +19,7 @@
 
 #include "noema/bson.h"
 #include "noema/ejson_reader.h"
+#include "noema/money.h"
 #include "noema/object_id.h"
 #include "noema/service/context.h"
 #include "noema/service/legacy_import.h"
@@ -67,6 +70,24 @@ struct Batch {
   int64_t* written = nullptr;
 };
 
+// The economy migrated for a user (this run or an earlier one): a second record of the
+// user is compared with it.
+struct ImportedEconomy {
+  std::string qoints;
+  Money usd;
+  int64_t exp = 0;
+  std::string origin;  // "file:line", or "an earlier import"
+};
+
+// For ids derived from SHA-256 (their bytes are already uniform).
+struct DerivedIdHash {
+  size_t operator()(const ObjectId& id) const {
+    size_t h = 0;
+    std::memcpy(&h, id.raw().bytes + 4, sizeof h);
+    return h;
+  }
+};
+
 struct RunLink {
   ObjectId event_id;
   ObjectId session_id;
@@ -107,6 +128,10 @@ class Importer {
                                   std::optional<Timestamp> created_at, bool* created);
   // EnsureUserInTx in its own unit of work, with the id cache (bounded by users).
   Result<ObjectId> EnsureUser(const std::string& uid, bool* created);
+  // The user of the telegram id, if there is one (a read, cached); nothing is created.
+  Result<std::optional<ObjectId>> FindUser(const std::string& uid);
+  // The id EnsureUserInTx gives a user it creates.
+  static ObjectId NewUserId(const std::string& uid);
   // Runs `fn` as a unit of work that commits unless this is a dry run.
   Status RunUnit(const TransactionFn& fn, const TransactionOptions& options = {});
 
@@ -159,9 +184,14 @@ class Importer {
   std::thread writer_;
 
   std::unordered_map<std::string, ObjectId> user_ids_;
+  // By telegram id (bounded by the users, as user_ids_).
+  std::unordered_map<std::string, ImportedEconomy> economies_;
   std::unordered_set<std::string> dry_run_users_;
   std::unordered_map<std::string, OpenSession> open_sessions_;
   std::unordered_map<std::string, RunLink> runs_;
+  // The generation ids queued by this run's gens, with their line (at most
+  // kLegacyRunIndexMax): a second record of the same id is a skip, not "unchanged".
+  std::unordered_map<ObjectId, size_t, DerivedIdHash> generation_lines_;
 
   std::vector<Document> events_;
   std::vector<std::pair<std::string, size_t>> event_origins_;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "noema/api_key_format.h"
@@ -42,10 +43,11 @@ class LegacyImportTest : public ::testing::Test {
  protected:
   LegacyImportTest() : clock_(kTestEpoch), ctx_(MakeContext(temp_.store(), clock_)) {}
 
-  LegacyImportReport Import(const std::string& dir, bool dry_run = false) {
+  LegacyImportReport Import(const std::string& dir, bool dry_run = false,
+                            std::string_view rate = "2500") {
     LegacyImportOptions options;
     options.dir = dir;
-    options.qoints_per_usd = Rate("2500");
+    options.qoints_per_usd = Rate(rate);
     options.dry_run = dry_run;
     Result<LegacyImportReport> report = ImportLegacy(ctx_, options);
     EXPECT_TRUE(report.ok()) << report.status().ToString();
@@ -89,6 +91,12 @@ class LegacyImportTest : public ::testing::Test {
     return found.empty() ? Document() : std::move(found[0]);
   }
 
+  // The user's usdCredit, as text.
+  std::string Usd(std::string_view telegram_id) {
+    const Document economy = Economy(UserId(telegram_id));
+    return economy.view().GetMoney("usdCredit")->ToString();
+  }
+
   // Every document of every collection, as canonical JSON.
   std::vector<std::string> Snapshot() {
     std::vector<std::string> out;
@@ -96,6 +104,18 @@ class LegacyImportTest : public ::testing::Test {
       for (const Document& d : All(c)) out.push_back(d.ToJson(JsonMode::kCanonical));
     }
     return out;
+  }
+
+  // A directory under the test's temp dir holding `files` (name → lines).
+  std::string WriteDir(std::string_view name,
+                       const std::vector<std::pair<std::string, std::vector<std::string>>>& files) {
+    const std::string dir = temp_.dir() + "/" + std::string(name);
+    std::filesystem::create_directories(dir);
+    for (const auto& [file, lines] : files) {
+      std::ofstream out(dir + "/" + file);
+      for (const std::string& l : lines) out << l << "\n";
+    }
+    return dir;
   }
 
   bool HasIssue(const std::vector<LegacyIssue>& list, std::string_view file, size_t line,
@@ -132,6 +152,222 @@ TEST(ExactDecimalTest, ParsesAndDividesExactly) {
   // 1e-8 USD is the smallest amount: 0.00001 / 1000 = 1e-8 is exact, / 2500 is not.
   EXPECT_EQ(DivideExactly(Rate("0.00001"), Rate("1000"), "q")->units(), 1);
   EXPECT_FALSE(DivideExactly(Rate("0.00001"), Rate("2500"), "q").ok());
+}
+
+// An exponent is bounded before any digit is expanded: "1e2000000000" took 3 GB (or
+// ended the import with bad_alloc) and "1e-2147483648" overflowed the scale.
+TEST_F(LegacyImportTest, AHugeExponentIsASkipNotAnAllocation) {
+  const std::string dir =
+      WriteDir("exp", {{"users_economy.json",
+                        {R"({"userId": 7001, "qoints": "1e2000000000", "exp": 1})",
+                         R"({"userId": 7002, "qoints": 100, "exp": "1e-2147483648"})",
+                         R"({"userId": 7003, "qoints": "1e-2147483648"})",
+                         R"({"userId": 7004, "qoints": "-1e9223372036854775807"})",
+                         R"({"userId": 7005, "qoints": "1e99999999999999999999999"})",
+                         R"({"userId": 7006, "qoints": "25e2", "exp": "0.001e5"})"}}});
+  LegacyImportReport report = Import(dir);
+  const LegacyCollectionStats& econ = report.collections["users_economy"];
+  EXPECT_EQ(econ.read, 6);
+  EXPECT_EQ(econ.skipped, 5);
+  EXPECT_EQ(econ.imported, 1);
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "qoints: expected a decimal"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 2, "exp: expected a decimal"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 3, "significant digits"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 4, "significant digits"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 5, "significant digits"));
+  const Document e = Economy(UserId("7006"));
+  EXPECT_EQ(e.view().GetMoney("usdCredit")->ToString(), "1.00");
+  EXPECT_EQ(*e.view().GetInt64("exp"), 100);
+  EXPECT_EQ(All(Collection::kTransactions).size(), 1u);
+  // The same bounds, at their edges, through the parser.
+  EXPECT_EQ(Rate("1e17").ToString(), "100000000000000000");
+  EXPECT_EQ(Rate("1e-18").ToString(), "0.000000000000000001");
+  EXPECT_EQ(Rate("100e-20").ToString(), "0.000000000000000001");
+  EXPECT_EQ(Rate("0e5").ToString(), "0");
+  EXPECT_FALSE(ExactDecimal::Parse("1e18", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e-19", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e+-5", "x").ok());
+  EXPECT_FALSE(ExactDecimal::Parse("1e+", "x").ok());
+}
+
+// qoints × 10^(8 + the rate's scale) has up to 18 + 8 + 18 digits, more than 128 bits
+// hold: 965479756841109493 qoints at 0.000000000067108864 per USD (~1.44e28 USD) was
+// credited as 27717.35069709 USD. Now an overflow is out of range, and a quotient that
+// fits is exact even when the product before the division would not have.
+TEST_F(LegacyImportTest, AQuotientBeyond128BitsIsASkipNeverAWrongCredit) {
+  const std::string big =
+      WriteDir("big", {{"users_economy.json",
+                        {R"({"userId": 7101, "qoints": 965479756841109493})",
+                         R"({"userId": 7102, "qoints": "965479756841109493"})",
+                         R"({"userId": 7103, "qoints": "0.000000000067108864"})"}}});
+  LegacyImportReport report = Import(big, false, "0.000000000067108864");
+  EXPECT_EQ(report.collections["users_economy"].skipped, 2);
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "beyond any amount of USD"));
+  EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 2, "beyond any amount of USD"));
+  EXPECT_EQ(Usd("7103"), "1.00");
+  std::vector<Document> records = All(Collection::kTransactions);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].view().GetMoney("amountUsd")->ToString(), "1.00");
+
+  const std::string same = WriteDir(
+      "same", {{"users_economy.json", {R"({"userId": 7104, "qoints": "0.123456789012345678"})"}}});
+  report = Import(same, false, "0.123456789012345678");
+  EXPECT_EQ(report.collections["users_economy"].skipped, 0);
+  EXPECT_EQ(Usd("7104"), "1.00");
+
+  EXPECT_FALSE(DivideExactly(Rate("965479756841109493"), Rate("0.000000000067108864"), "q").ok());
+  EXPECT_FALSE(DivideExactly(Rate("999999999999999999"), Rate("0.000000000000000001"), "q").ok());
+  EXPECT_EQ(
+      DivideExactly(Rate("-0.123456789012345678"), Rate("0.123456789012345678"), "q")->ToString(),
+      "-1.00");
+  // Either side of INT64_MAX units (9223372036854775807).
+  EXPECT_EQ(DivideExactly(Rate("92233720368.5477580"), Rate("1"), "q")->units(),
+            9223372036854775800);
+  EXPECT_FALSE(DivideExactly(Rate("92233720368.5477581"), Rate("1"), "q").ok());
+}
+
+// A second economy record of a user (users.json, then the post-split users_economy.json)
+// was counted "unchanged" and the first value silently kept. The migrated balance is a
+// ledger record, so it is not rewritten: a second record that migrates other values is a
+// skip naming both, an identical one is unchanged, in a real and a dry run alike, and
+// again on a second import.
+TEST_F(LegacyImportTest, ASecondDifferingEconomyRecordIsASkipNamingBothValues) {
+  const std::string dir =
+      WriteDir("econ2", {{"users.json",
+                          {R"({"userId": 7001, "qoints": 1000, "exp": 5})",
+                           R"({"userId": 7002, "qoints": 2500, "exp": 1})",
+                           R"({"userId": 7003, "prompt": "no economy here"})"}},
+                         {"users_economy.json",
+                          {R"({"userId": 7001, "qoints": 9000, "exp": 50})",
+                           R"({"userId": 7002, "qoints": "2500.0", "exp": 1.5})",
+                           R"({"userId": 7003, "qoints": 5000, "exp": 3})"}}});
+  for (int run = 0; run < 3; ++run) {
+    const bool dry_run = run == 0;
+    LegacyImportReport report = Import(dir, dry_run);
+    const LegacyCollectionStats& econ = report.collections["users_economy"];
+    EXPECT_EQ(econ.skipped, 1) << dry_run;
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1,
+                         "a second economy record (qoints 9000 = 3.60 USD, exp 50) differs "
+                         "from the one imported from"))
+        << dry_run;
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "(qoints 1000 = 0.40 USD, exp 5)"))
+        << dry_run;
+    // 7002: the same values, spelt otherwise; on the third run 7003 (imported) too.
+    EXPECT_EQ(econ.unchanged, run == 2 ? 2 : 1) << run;
+  }
+  EXPECT_EQ(Usd("7001"), "0.40");
+  const Document e1 = Economy(UserId("7001"));
+  EXPECT_EQ(*e1.view().GetInt64("exp"), 5);
+  EXPECT_EQ(Usd("7003"), "2.00");
+  EXPECT_EQ(All(Collection::kTransactions).size(), 3u);
+}
+
+// Two gens records of one runId (different _id, different status) map to one generation
+// id: the second was counted "unchanged" (an AlreadyExists within the run) and its
+// generation_requested event was still written. Now it is a skip naming the runId that
+// writes nothing; a second import still finds the first record unchanged.
+TEST_F(LegacyImportTest, ASecondGensRecordOfARunIsASkipAndWritesNoEvent) {
+  const std::string dir = WriteDir(
+      "runs", {{"gens.json",
+                {R"({"_id": "g1", "userId": 9, "timestamp": 1727000000000, "runId": "r1", )"
+                 R"("status": "success"})",
+                 R"({"_id": "g2", "userId": 9, "timestamp": 1727000060000, "runId": "r1", )"
+                 R"("status": "failed"})",
+                 R"({"_id": "g3", "userId": 9, "timestamp": 1727000120000, "runId": "r2", )"
+                 R"("status": "success"})"}}});
+  for (int run = 0; run < 3; ++run) {
+    const bool dry_run = run == 0;
+    LegacyImportReport report = Import(dir, dry_run);
+    const LegacyCollectionStats& gens = report.collections["gens"];
+    EXPECT_EQ(gens.imported, run == 2 ? 0 : 2) << run;
+    EXPECT_EQ(gens.unchanged, run == 2 ? 2 : 0) << run;
+    EXPECT_EQ(gens.skipped, 1) << run;
+    EXPECT_TRUE(HasIssue(report.skips, "gens.json", 2,
+                         "runId r1: a second gens record of the same generation (the first is "
+                         "gens.json:1)"))
+        << run;
+    EXPECT_EQ(report.events_written, run == 2 ? 0 : 2) << run;
+  }
+  std::vector<Document> records = All(Collection::kGenerationOutputs);
+  ASSERT_EQ(records.size(), 2u);
+  std::vector<Document> r1 =
+      All(Collection::kGenerationOutputs, Filter().Eq("platformSpecificRunId", "r1"));
+  ASSERT_EQ(r1.size(), 1u);
+  EXPECT_EQ(*r1[0].view().GetString("status"), "success");
+  std::vector<Document> events = All(Collection::kUserEvents);
+  ASSERT_EQ(events.size(), 2u);
+  for (const Document& e : events) {
+    EXPECT_NE(*e.view().GetDate("timestamp"), Timestamp::FromMillis(1727000060000)) << e.ToJson();
+  }
+}
+
+// A history line the store refuses (an empty key, a time before 1970) created its user
+// and a session with eventCount 1 and no event, and the dry run (which never ran the
+// store's checks) reported it imported. Now the event is checked first: the line is a
+// skip that leaves nothing behind, and the dry run reports what the real run does.
+TEST_F(LegacyImportTest, AnUnstorableHistoryLineLeavesNothingBehind) {
+  const std::string dir = WriteDir(
+      "unstorable",
+      {{"history.json",
+        {R"({"type": "command", "userId": 8001, "timestamp": 1733824800000, )"
+         R"("data": {"command": "/make", "": 1}})",
+         R"({"type": "command", "userId": 8002, "timestamp": -1000, "data": {"command": "/make"}})",
+         R"({"type": "command", "userId": 8003, "timestamp": 1733824800000, )"
+         R"("data": {"command": "/make"}})",
+         R"({"type": "command", "userId": 8003, "timestamp": 1733825100000, )"
+         R"("data": {"command": "/make", "": 2}})"}}});
+  const LegacyImportReport dry = Import(dir, /*dry_run=*/true);
+  const LegacyImportReport real = Import(dir);
+  for (const LegacyImportReport* report : {&dry, &real}) {
+    const LegacyCollectionStats& history = report->collections.at("history");
+    EXPECT_EQ(history.imported, 1) << report->dry_run;
+    EXPECT_EQ(history.skipped, 3) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 1, "not storable")) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 2, "before 1970")) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "history.json", 4, "not storable")) << report->dry_run;
+    EXPECT_EQ(report->users_created, 1) << report->dry_run;
+    EXPECT_EQ(report->sessions_written, 1) << report->dry_run;
+    EXPECT_EQ(report->events_written, 1) << report->dry_run;
+  }
+  ASSERT_EQ(dry.skips.size(), real.skips.size());
+  for (size_t i = 0; i < dry.skips.size(); ++i) {
+    EXPECT_EQ(dry.skips[i].line, real.skips[i].line);
+    EXPECT_EQ(dry.skips[i].reason, real.skips[i].reason);
+  }
+  EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8001")).empty());
+  EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8002")).empty());
+  std::vector<Document> sessions = All(Collection::kUserSessions);
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(*sessions[0].view().GetInt64("metadata.eventCount"), 1);
+  EXPECT_EQ(*sessions[0].view().GetObjectId("masterAccountId"), UserId("8003"));
+  EXPECT_EQ(All(Collection::kUserEvents).size(), 1u);
+}
+
+// Telegram user ids are positive integers with one spelling: "-" and "9-0-1" created
+// funded users, and "09001" was another user than 9001.
+TEST_F(LegacyImportTest, OnlyACanonicalPositiveIntegerIsATelegramId) {
+  const std::string dir = WriteDir(
+      "ids", {{"users_economy.json",
+               {R"({"userId": "-", "qoints": 2500})", R"({"userId": "9-0-1", "qoints": 2500})",
+                R"({"userId": "09001", "qoints": 2500})", R"({"userId": 0, "qoints": 2500})",
+                R"({"userId": -5, "qoints": 2500})", R"({"userId": " 9001", "qoints": 2500})",
+                R"({"userId": "+9001", "qoints": 2500})", R"({"userId": 1.5, "qoints": 2500})",
+                R"({"userId": "9001", "qoints": 2500})",
+                R"({"userId": {"$numberLong": "9002"}, "qoints": 2500})",
+                R"({"userId": 9003.0, "qoints": 2500})"}}});
+  LegacyImportReport report = Import(dir);
+  const LegacyCollectionStats& econ = report.collections["users_economy"];
+  EXPECT_EQ(econ.skipped, 8);
+  EXPECT_EQ(econ.imported, 3);
+  for (size_t line = 1; line <= 8; ++line) {
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", line, "not a Telegram user id"))
+        << line;
+  }
+  EXPECT_EQ(report.users_created, 3);
+  for (std::string_view id : {"9001", "9002", "9003"}) {
+    EXPECT_EQ(Usd(id), "1.00") << id;
+  }
+  EXPECT_EQ(All(Collection::kUserCore).size(), 3u);
 }
 
 TEST_F(LegacyImportTest, UsersWalletsKeysEconomyAndPreferences) {

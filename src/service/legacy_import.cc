@@ -433,6 +433,7 @@ Status Importer::RunSteps() {
   NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[0], &Importer::PreSplitUserStep));
   NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[1], &Importer::UserCoreStep));
   NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[2], &Importer::EconomyStep));
+  NOEMA_RETURN_IF_ERROR(PreSplitEconomies());
   NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[3], &Importer::PreferencesStep));
   NOEMA_RETURN_IF_ERROR(ReadFile(kLegacyFileStems[4], &Importer::HistoryStep));
   NOEMA_RETURN_IF_ERROR(CloseAllSessions());
@@ -740,6 +741,25 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
   Result<std::string> uid = LegacyUserId(doc);
   if (!uid.ok()) return Skip(stats, file, line, uid.status().ToString()), Status::Ok();
   const std::string who = "telegram user " + *uid + ": ";
+  if (!reading_pre_split_economies_) {
+    split_economy_users_.insert(*uid);
+  } else if (split_economy_users_.contains(*uid)) {
+    // users_economy.json has a record of this user: it is the newer one (LEGACY.md: users
+    // was split in December 2024) and decides, whether it was migrated, found migrated or
+    // skipped. The pre-split value is only noted.
+    std::string decided = " (skipped: see its line)";
+    if (auto seen = economies_.find(*uid); seen != economies_.end()) {
+      decided = " (qoints " + seen->second.qoints + " = " + seen->second.usd.ToString() +
+                " USD, exp " + std::to_string(seen->second.exp) + ", from " + seen->second.origin +
+                ")";
+    }
+    Notice(file, line,
+           who + "the pre-split economy (qoints " + NumberText(doc, "qoints").value_or("0") +
+               ", exp " + NumberText(doc, "exp").value_or("0") +
+               ") is superseded by users_economy.json's record" + decided + "; not migrated");
+    ++stats.unchanged;
+    return Status::Ok();
+  }
   // qoints → usdCredit, exactly.
   ExactDecimal qoints;
   if (auto text = NumberText(doc, "qoints")) {
@@ -1026,8 +1046,20 @@ Status Importer::PreSplitUserStep(DocumentView doc, std::string_view file, size_
   bool has_economy = false;
   for (std::string_view k : kEconomyFields)
     has_economy = has_economy || (k != "userId" && doc.Has(k));
-  if (has_economy) NOEMA_RETURN_IF_ERROR(EconomyStep(economy, file, line, part));
+  if (has_economy) pre_split_economies_.push_back({std::move(economy), std::string(file), line});
   NOEMA_RETURN_IF_ERROR(PreferencesStep(prefs, file, line, part));
+  return Status::Ok();
+}
+
+Status Importer::PreSplitEconomies() {
+  reading_pre_split_economies_ = true;
+  std::vector<DeferredEconomy> deferred = std::move(pre_split_economies_);
+  pre_split_economies_.clear();
+  for (const DeferredEconomy& economy : deferred) {
+    LegacyCollectionStats part;  // the document counted once, by its core part
+    NOEMA_RETURN_IF_ERROR(EconomyStep(economy.doc.view(), economy.file, economy.line, part));
+  }
+  reading_pre_split_economies_ = false;
   return Status::Ok();
 }
 

@@ -79,6 +79,14 @@ struct ImportedEconomy {
   std::string origin;  // "file:line", or "an earlier import"
 };
 
+// The economy part of a pre-split `users` document, read after users_economy.json (whose
+// record of the same user is newer and wins: docs/legacy-import.md).
+struct DeferredEconomy {
+  Document doc;
+  std::string file;
+  size_t line = 0;
+};
+
 // For ids derived from SHA-256 (their bytes are already uniform).
 struct DerivedIdHash {
   size_t operator()(const ObjectId& id) const {
@@ -122,6 +130,8 @@ class Importer {
                          LegacyCollectionStats& stats);
   Status PreSplitUserStep(DocumentView doc, std::string_view file, size_t line,
                           LegacyCollectionStats& stats);
+  // The economy parts PreSplitUserStep deferred, after users_economy.json.
+  Status PreSplitEconomies();
   // The user of the telegram id, created (userCore, userEconomy, userPreferences) when
   // there is none. `*created` tells which.
   Result<ObjectId> EnsureUserInTx(Transaction& tx, const std::string& uid,
@@ -186,6 +196,10 @@ class Importer {
   std::unordered_map<std::string, ObjectId> user_ids_;
   // By telegram id (bounded by the users, as user_ids_).
   std::unordered_map<std::string, ImportedEconomy> economies_;
+  std::vector<DeferredEconomy> pre_split_economies_;
+  bool reading_pre_split_economies_ = false;  // PreSplitEconomies is running
+  // The telegram ids users_economy.json has a record of in this run (bounded by the users).
+  std::unordered_set<std::string> split_economy_users_;
   std::unordered_set<std::string> dry_run_users_;
   std::unordered_map<std::string, OpenSession> open_sessions_;
   std::unordered_map<std::string, RunLink> runs_;

@@ -226,40 +226,53 @@ TEST_F(LegacyImportTest, AQuotientBeyond128BitsIsASkipNeverAWrongCredit) {
   EXPECT_FALSE(DivideExactly(Rate("92233720368.5477581"), Rate("1"), "q").ok());
 }
 
-// A second economy record of a user (users.json, then the post-split users_economy.json)
-// was counted "unchanged" and the first value silently kept. The migrated balance is a
-// ledger record, so it is not rewritten: a second record that migrates other values is a
-// skip naming both, an identical one is unchanged, in a real and a dry run alike, and
-// again on a second import.
-TEST_F(LegacyImportTest, ASecondDifferingEconomyRecordIsASkipNamingBothValues) {
+// A second economy record of a user was counted "unchanged" and the first value silently
+// kept — with users.json read first, the stale pre-split balance. The post-split
+// users_economy.json record is the newer one and decides; the pre-split value is noted.
+// The migrated balance is a ledger record, so it is never rewritten: a second record in
+// users_economy.json that migrates other values is a skip naming both, an identical one
+// is unchanged, in a real and a dry run alike, and again on a second import.
+TEST_F(LegacyImportTest, TheSplitEconomyRecordWinsAndASecondDifferingOneIsASkip) {
   const std::string dir =
       WriteDir("econ2", {{"users.json",
                           {R"({"userId": 7001, "qoints": 1000, "exp": 5})",
                            R"({"userId": 7002, "qoints": 2500, "exp": 1})",
-                           R"({"userId": 7003, "prompt": "no economy here"})"}},
+                           R"({"userId": 7003, "prompt": "no economy here"})",
+                           R"({"userId": 7004, "qoints": 4000, "exp": 2})"}},
                          {"users_economy.json",
                           {R"({"userId": 7001, "qoints": 9000, "exp": 50})",
                            R"({"userId": 7002, "qoints": "2500.0", "exp": 1.5})",
-                           R"({"userId": 7003, "qoints": 5000, "exp": 3})"}}});
+                           R"({"userId": 7003, "qoints": 5000, "exp": 3})",
+                           R"({"userId": 7003, "qoints": 6000, "exp": 3})"}}});
   for (int run = 0; run < 3; ++run) {
     const bool dry_run = run == 0;
     LegacyImportReport report = Import(dir, dry_run);
     const LegacyCollectionStats& econ = report.collections["users_economy"];
-    EXPECT_EQ(econ.skipped, 1) << dry_run;
-    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1,
-                         "a second economy record (qoints 9000 = 3.60 USD, exp 50) differs "
+    // users_economy is the newer record (the split of December 2024): 7001's pre-split
+    // balance is superseded, noted, and not migrated.
+    EXPECT_TRUE(HasIssue(report.notices, "users.json", 1,
+                         "the pre-split economy (qoints 1000, exp 5) is superseded by "
+                         "users_economy.json's record (qoints 9000 = 3.60 USD, exp 50"))
+        << run;
+    EXPECT_TRUE(HasIssue(report.notices, "users.json", 2, "is superseded")) << run;
+    // A second record in users_economy.json itself that differs is a skip naming both.
+    EXPECT_EQ(econ.skipped, 1) << run;
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 4,
+                         "a second economy record (qoints 6000 = 2.40 USD, exp 3) differs "
                          "from the one imported from"))
-        << dry_run;
-    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 1, "(qoints 1000 = 0.40 USD, exp 5)"))
-        << dry_run;
-    // 7002: the same values, spelt otherwise; on the third run 7003 (imported) too.
-    EXPECT_EQ(econ.unchanged, run == 2 ? 2 : 1) << run;
+        << run;
+    EXPECT_TRUE(HasIssue(report.skips, "users_economy.json", 4, "(qoints 5000 = 2.00 USD, exp 3)"))
+        << run;
+    // The third run finds every record of the first real one.
+    EXPECT_EQ(econ.unchanged, run == 2 ? 3 : 0) << run;
   }
-  EXPECT_EQ(Usd("7001"), "0.40");
+  EXPECT_EQ(Usd("7001"), "3.60");
   const Document e1 = Economy(UserId("7001"));
-  EXPECT_EQ(*e1.view().GetInt64("exp"), 5);
+  EXPECT_EQ(*e1.view().GetInt64("exp"), 50);
+  EXPECT_EQ(Usd("7002"), "1.00");
   EXPECT_EQ(Usd("7003"), "2.00");
-  EXPECT_EQ(All(Collection::kTransactions).size(), 3u);
+  EXPECT_EQ(Usd("7004"), "1.60") << "a pre-split record without a newer one is migrated";
+  EXPECT_EQ(All(Collection::kTransactions).size(), 4u);
 }
 
 // Two gens records of one runId (different _id, different status) map to one generation

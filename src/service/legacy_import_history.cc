@@ -619,6 +619,65 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     return Status::Ok();
   }
 
+  // The record, built once with stand-in ids to be checked and once with the real ones.
+  auto build = [&](const ObjectId& mid, const ObjectId& session_id, const ObjectId& event_id) {
+    DocumentBuilder g;
+    g.Append("_id", generation_id)
+        .Append("generationId", generation_id)
+        .Append("masterAccountId", mid)
+        .Append("sessionId", session_id)
+        .Append("initiatingEventId", event_id)
+        .Append("serviceName", kServiceName);
+    if (run_id) {
+      g.Append("platformSpecificRunId", *run_id);
+    } else {
+      g.AppendNull("platformSpecificRunId");
+    }
+    g.Append("requestTimestamp", *ts);
+    if (std::optional<int64_t> duration = OptMillis(doc, "duration")) {
+      g.Append("responseTimestamp", *ts + *duration).Append("durationMs", *duration);
+    }
+    g.Append("status", status.empty() ? std::string("failed") : status);
+    if (!request.empty()) g.AppendDocument("requestPayload", request);
+    if (!response.empty()) g.AppendDocument("responsePayload", response);
+    if (!artifacts.empty()) {
+      g.StartArray("artifactUrls");
+      for (const auto& [url, type] : artifacts) {
+        g.StartDocument(g.NextArrayKey()).Append("url", url).Append("type", type).End();
+      }
+      g.End();
+    }
+    if (status.empty()) {
+      g.StartDocument("errorDetails")
+          .Append("errorCode", "legacy_status")
+          .Append("errorMessage", status_present ? "unknown legacy status '" + legacy_status + "'"
+                                                 : std::string("no legacy status"))
+          .Append("errorSource", "legacy_import");
+      g.StartDocument("additionalContext");
+      if (status_present) {
+        g.Append("legacyStatus", legacy_status);
+      } else {
+        g.AppendNull("legacyStatus");
+      }
+      g.End().End();
+    }
+    g.StartDocument("metadata")
+        .Append("source", kSourceTag)
+        .Append("legacyShape", old_shape ? "2024-09" : "2024-12")
+        .AppendDocument("legacy", legacy)
+        .End();
+    return std::move(g).Build();
+  };
+  // The store's own checks (an empty key in promptObj, the size, the schema), before the
+  // record's user, session or generation_requested event is written, in a real and a dry
+  // run alike (the ids do not change the outcome: any ObjectId passes).
+  const Document probe = build(ObjectId(), ObjectId(), ObjectId());
+  if (Status storable = CheckDocumentForStore(Collection::kGenerationOutputs, probe);
+      !storable.ok()) {
+    Skip(stats, file, line, storable.ToString());
+    return Status::Ok();
+  }
+
   bool created = false;
   Result<ObjectId> mid = EnsureUser(*uid, &created);
   if (!mid.ok()) return mid.status();
@@ -653,52 +712,7 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     ++report_->generation_requests_written;
   }
 
-  DocumentBuilder g;
-  g.Append("_id", generation_id)
-      .Append("generationId", generation_id)
-      .Append("masterAccountId", *mid)
-      .Append("sessionId", session_id)
-      .Append("initiatingEventId", event_id)
-      .Append("serviceName", kServiceName);
-  if (run_id) {
-    g.Append("platformSpecificRunId", *run_id);
-  } else {
-    g.AppendNull("platformSpecificRunId");
-  }
-  g.Append("requestTimestamp", *ts);
-  if (std::optional<int64_t> duration = OptMillis(doc, "duration")) {
-    g.Append("responseTimestamp", *ts + *duration).Append("durationMs", *duration);
-  }
-  g.Append("status", status.empty() ? std::string("failed") : status);
-  if (!request.empty()) g.AppendDocument("requestPayload", request);
-  if (!response.empty()) g.AppendDocument("responsePayload", response);
-  if (!artifacts.empty()) {
-    g.StartArray("artifactUrls");
-    for (const auto& [url, type] : artifacts) {
-      g.StartDocument(g.NextArrayKey()).Append("url", url).Append("type", type).End();
-    }
-    g.End();
-  }
-  if (status.empty()) {
-    g.StartDocument("errorDetails")
-        .Append("errorCode", "legacy_status")
-        .Append("errorMessage", status_present ? "unknown legacy status '" + legacy_status + "'"
-                                               : std::string("no legacy status"))
-        .Append("errorSource", "legacy_import");
-    g.StartDocument("additionalContext");
-    if (status_present) {
-      g.Append("legacyStatus", legacy_status);
-    } else {
-      g.AppendNull("legacyStatus");
-    }
-    g.End().End();
-  }
-  g.StartDocument("metadata")
-      .Append("source", kSourceTag)
-      .Append("legacyShape", old_shape ? "2024-09" : "2024-12")
-      .AppendDocument("legacy", legacy)
-      .End();
-  generations_.push_back(std::move(g).Build());
+  generations_.push_back(build(*mid, session_id, event_id));
   if (generation_lines_.size() < kLegacyRunIndexMax) generation_lines_.emplace(generation_id, line);
   generation_origins_.emplace_back(std::string(file), line);
   generation_stats_.push_back(&stats);

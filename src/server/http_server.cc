@@ -220,6 +220,14 @@ class Session : public std::enable_shared_from_this<Session> {
           "body");
     }
     if (ec == http::error::header_limit) {
+      // The limit was reached before the request line was complete (the parser has no
+      // method yet): the target alone is too long (414), not the header block (431).
+      if (parser_->get().method_string().empty()) {
+        return Refuse(414, "uri_too_long",
+                      "the request target is longer than the " +
+                          std::to_string(server_->options.header_bytes_max) + "-byte header limit",
+                      "target");
+      }
       return Refuse(431, "headers_too_large", "request headers too large", "headers");
     }
     if (ec) return Refuse(400, "bad_request", "malformed HTTP request: " + ec.message(), "");

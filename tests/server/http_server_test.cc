@@ -341,6 +341,15 @@ TEST_F(HttpServerTest, OversizedHeadersGet431) {
   auto r = client.Send("GET", "/", "", {{"X-Big", std::string(4096, 'a')}});
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.status, 431);
+  // A target that alone is over the limit is 414 (RFC 9110 15.5.15), naming the target.
+  testing::HttpClient other(server_->port());
+  auto long_target = other.Send("GET", "/v1/" + std::string(4096, 'a'));
+  ASSERT_TRUE(long_target.ok);
+  EXPECT_EQ(long_target.status, 414);
+  EXPECT_NE(long_target.body.find(R"("field":"target")"), std::string::npos) << long_target.body;
+  // Just under it, with a short header block, the request is served.
+  testing::HttpClient fits(server_->port());
+  EXPECT_EQ(fits.Send("GET", "/v1/" + std::string(900, 'a')).status, 200);
 }
 
 // Bytes that are not HTTP/1.1 get 400 bad_request, never reach the handler, and the

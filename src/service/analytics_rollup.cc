@@ -9,6 +9,8 @@
 #include <string_view>
 #include <utility>
 
+#include "service/event_catalog.h"
+
 namespace noema::service_internal {
 namespace {
 
@@ -29,6 +31,17 @@ std::string RollupKey(const Map& map, std::string_view name, size_t keys_max) {
 
 void Count(std::map<std::string, int64_t>* counts, std::string_view name, int64_t n = 1) {
   (*counts)[RollupKey(*counts, name, kRollupKeysMax)] += n;
+}
+
+// By event type: the catalog's types are always counted by name (the measures read them
+// by name, and there are few); only types outside it (--unknown-events accept) share the
+// bound, so a client's own types can never push a catalog type into kRollupOtherKey.
+void CountType(std::map<std::string, int64_t>* by_type, std::string_view type, int64_t n = 1) {
+  if (DefaultEventCatalog().IsKnown(type)) {
+    (*by_type)[std::string(type)] += n;
+  } else {
+    Count(by_type, type, n);
+  }
 }
 
 GenerationRollup& ServiceRollup(DailyRollup* rollup, std::string_view service) {
@@ -118,7 +131,7 @@ Status ApplyEventToRollup(DocumentView event, DailyRollup* rollup) {
   NOEMA_ASSIGN_OR_RETURN(std::string_view type, event.GetString("eventType"));
   std::string event_type(type);
   rollup->events += 1;
-  Count(&rollup->by_type, event_type);
+  CountType(&rollup->by_type, event_type);
   if (auto platform = OptString(event, "sourcePlatform")) Count(&rollup->by_platform, *platform);
   DocumentView data = event;
   Result<DocumentView> event_data = event.GetDocument("eventData");
@@ -173,15 +186,29 @@ void MergeSorted(const std::vector<int64_t>& from, std::vector<int64_t>* into) {
   for (int64_t value : from) InsertSorted(into, value);
 }
 
-void MergeCounts(const std::map<std::string, int64_t>& from, std::map<std::string, int64_t>* into) {
-  for (const auto& [key, n] : from) Count(into, key, n);
+// Merges counts name by name, kRollupOtherKey last (it sorts first, and would otherwise
+// take a place of its own among the kRollupKeysMax names).
+void MergeCounts(
+    const std::map<std::string, int64_t>& from, std::map<std::string, int64_t>* into,
+    void (*count)(std::map<std::string, int64_t>*, std::string_view,
+                  int64_t) = [](std::map<std::string, int64_t>* counts, std::string_view name,
+                                int64_t n) { Count(counts, name, n); }) {
+  for (const auto& [key, n] : from) {
+    if (key != kRollupOtherKey) count(into, key, n);
+  }
+  if (auto other = from.find(std::string(kRollupOtherKey)); other != from.end()) {
+    (*into)[std::string(kRollupOtherKey)] += other->second;
+  }
 }
 
 }  // namespace
 
 Status MergeRollup(const DailyRollup& from, DailyRollup* into) {
   into->events += from.events;
-  MergeCounts(from.by_type, &into->by_type);
+  MergeCounts(from.by_type, &into->by_type,
+              [](std::map<std::string, int64_t>* counts, std::string_view name, int64_t n) {
+                CountType(counts, name, n);
+              });
   MergeCounts(from.by_platform, &into->by_platform);
   MergeCounts(from.commands, &into->commands);
   MergeCounts(from.new_accounts, &into->new_accounts);

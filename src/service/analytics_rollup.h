@@ -5,7 +5,9 @@
 // durations, generation outcomes/durations/cost by serviceName, and credit added/spent.
 // WriteEvent keeps it up to date in the same unit of work as the event
 // (UpdateRollupInTx); RebuildRollups (noema/service/analytics.h) recomputes it from
-// userEvents with the same ApplyEventToRollup, so both paths give identical documents.
+// userEvents with the same ApplyEventToRollup, so both paths give identical documents
+// (except, past kRollupKeysMax names in one map, which names keep a count of their own
+// and which are summed under kRollupOtherKey; the totals are the same).
 #pragma once
 
 #include <array>

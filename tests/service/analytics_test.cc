@@ -551,5 +551,32 @@ TEST(RollupTest, NamesAreBoundedInLengthAndNumberSoTheDocumentStaysSmall) {
   EXPECT_EQ(merged_count, 2 * kEvents);
 }
 
+// Event types outside the catalog (--unknown-events accept) share the bound; the
+// catalog's own types never go to "(other)": the measures read them by name, and a user's
+// 256 custom types sent first must not hide their commands and sessions of the day.
+TEST(RollupTest, CatalogEventTypesAreAlwaysCountedByName) {
+  namespace si = service_internal;
+  si::DailyRollup rollup;
+  auto apply = [&](const std::string& type) {
+    DocumentBuilder event;
+    event.Append("eventType", type).Append("sourcePlatform", "web");
+    event.StartDocument("eventData").Append("commandName", "make").End();
+    Document doc = std::move(event).Build();
+    ASSERT_TRUE(si::ApplyEventToRollup(doc.view(), &rollup).ok());
+  };
+  for (size_t i = 0; i < si::kRollupKeysMax + 10; ++i) apply("zz_custom_" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) apply("command_executed");
+  EXPECT_EQ(rollup.Type("command_executed"), 3);
+  EXPECT_EQ(rollup.Type(std::string(si::kRollupOtherKey)), 10);
+  EXPECT_EQ(rollup.commands.at("make"), 3);
+  si::DailyRollup merged;
+  ASSERT_TRUE(si::MergeRollup(rollup, &merged).ok());
+  ASSERT_TRUE(si::MergeRollup(rollup, &merged).ok());
+  EXPECT_EQ(merged.Type("command_executed"), 6);
+  int64_t merged_events = 0;
+  for (const auto& [type, n] : merged.by_type) merged_events += n;
+  EXPECT_EQ(merged_events, 2 * static_cast<int64_t>(si::kRollupKeysMax + 10 + 3));
+}
+
 }  // namespace
 }  // namespace noema

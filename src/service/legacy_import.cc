@@ -747,16 +747,17 @@ Status Importer::EconomyStep(DocumentView doc, std::string_view file, size_t lin
     // users_economy.json has a record of this user: it is the newer one (LEGACY.md: users
     // was split in December 2024) and decides, whether it was migrated, found migrated or
     // skipped. The pre-split value is only noted.
-    std::string decided = " (skipped: see its line)";
+    std::string kept = "users_economy.json's record of this user was skipped (see its line)";
     if (auto seen = economies_.find(*uid); seen != economies_.end()) {
-      decided = " (qoints " + seen->second.qoints + " = " + seen->second.usd.ToString() +
-                " USD, exp " + std::to_string(seen->second.exp) + ", from " + seen->second.origin +
-                ")";
+      kept = "the economy migrated from " + seen->second.origin + " stays (qoints " +
+             seen->second.qoints + " = " + seen->second.usd.ToString() + " USD, exp " +
+             std::to_string(seen->second.exp) + ")";
     }
     Notice(file, line,
            who + "the pre-split economy (qoints " + NumberText(doc, "qoints").value_or("0") +
                ", exp " + NumberText(doc, "exp").value_or("0") +
-               ") is superseded by users_economy.json's record" + decided + "; not migrated");
+               ") is superseded by users_economy.json, which has a record of this user; " + kept +
+               "; not migrated");
     ++stats.unchanged;
     return Status::Ok();
   }

@@ -677,6 +677,37 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     Skip(stats, file, line, storable.ToString());
     return Status::Ok();
   }
+  // The generation_requested event written for a record without a history event of its
+  // run, checked the same way (a time before 1970 passes the record's check, not the
+  // event's): refused at insert, it left a record pointing at no event.
+  const ObjectId request_event_id =
+      TimedHashObjectId(*ts, std::string(kSourceTag) + ":gens-request:" + key);
+  auto build_event = [&](const ObjectId& mid, const ObjectId& session_id) {
+    DocumentBuilder d;
+    d.Append("serviceName", kServiceName).Append("generationId", generation_id);
+    d.StartDocument("legacy").Append("source", "gens");
+    if (run_id) d.Append("runId", *run_id);
+    d.End();
+    const Document event_data = std::move(d).Build();
+    DocumentBuilder event;
+    event.Append("_id", request_event_id)
+        .Append("eventId", request_event_id)
+        .Append("masterAccountId", mid)
+        .Append("sessionId", session_id)
+        .Append("timestamp", *ts)
+        .Append("eventType", "generation_requested")
+        .AppendDocument("eventData", event_data)
+        .Append("sourcePlatform", kPlatform);
+    return std::move(event).Build();
+  };
+  if (!(run_id && runs_.contains(*run_id))) {
+    const Document event_probe = build_event(ObjectId(), ObjectId());
+    if (Status storable = CheckDocumentForStore(Collection::kUserEvents, event_probe);
+        !storable.ok()) {
+      Skip(stats, file, line, storable.ToString());
+      return Status::Ok();
+    }
+  }
 
   bool created = false;
   Result<ObjectId> mid = EnsureUser(*uid, &created);
@@ -692,23 +723,8 @@ Status Importer::GensStep(DocumentView doc, std::string_view file, size_t line,
     session_id = link->second.session_id;
   } else {
     NOEMA_ASSIGN_OR_RETURN(session_id, SessionForGeneration(*mid, *ts, key));
-    event_id = TimedHashObjectId(*ts, std::string(kSourceTag) + ":gens-request:" + key);
-    DocumentBuilder d;
-    d.Append("serviceName", kServiceName).Append("generationId", generation_id);
-    d.StartDocument("legacy").Append("source", "gens");
-    if (run_id) d.Append("runId", *run_id);
-    d.End();
-    const Document event_data = std::move(d).Build();
-    DocumentBuilder event;
-    event.Append("_id", event_id)
-        .Append("eventId", event_id)
-        .Append("masterAccountId", *mid)
-        .Append("sessionId", session_id)
-        .Append("timestamp", *ts)
-        .Append("eventType", "generation_requested")
-        .AppendDocument("eventData", event_data)
-        .Append("sourcePlatform", kPlatform);
-    NOEMA_RETURN_IF_ERROR(QueueEvent(std::move(event).Build(), file, line, nullptr));
+    event_id = request_event_id;
+    NOEMA_RETURN_IF_ERROR(QueueEvent(build_event(*mid, session_id), file, line, nullptr));
     ++report_->generation_requests_written;
   }
 

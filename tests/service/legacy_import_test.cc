@@ -252,7 +252,8 @@ TEST_F(LegacyImportTest, TheSplitEconomyRecordWinsAndASecondDifferingOneIsASkip)
     // balance is superseded, noted, and not migrated.
     EXPECT_TRUE(HasIssue(report.notices, "users.json", 1,
                          "the pre-split economy (qoints 1000, exp 5) is superseded by "
-                         "users_economy.json's record (qoints 9000 = 3.60 USD, exp 50"))
+                         "users_economy.json, which has a record of this user; the economy "
+                         "migrated from"))
         << run;
     EXPECT_TRUE(HasIssue(report.notices, "users.json", 2, "is superseded")) << run;
     // A second record in users_economy.json itself that differs is a skip naming both.
@@ -366,18 +367,25 @@ TEST_F(LegacyImportTest, AnUnstorableGensRecordLeavesNothingBehind) {
                  {R"({"_id": "g1", "userId": 8101, "timestamp": 1733824800000, "runId": "r1", )"
                   R"("status": "success", "promptObj": {"prompt": "a cat", "": 1}})",
                   R"({"_id": "g2", "userId": 8102, "timestamp": 1733824800000, "runId": "r2", )"
-                  R"("status": "success", "promptObj": {"prompt": "a dog"}})"}}});
+                  R"("status": "success", "promptObj": {"prompt": "a dog"}})",
+                  // Before 1970: the record passes its own check, its generation_requested
+                  // event does not (refused at insert, it left the record pointing at no
+                  // event, and the user and session behind).
+                  R"({"_id": "g3", "userId": 8103, "timestamp": -86400000, "runId": "r3", )"
+                  R"("status": "success", "promptObj": {"prompt": "a bird"}})"}}});
   const LegacyImportReport dry = Import(dir, /*dry_run=*/true);
   const LegacyImportReport real = Import(dir);
   for (const LegacyImportReport* report : {&dry, &real}) {
     const LegacyCollectionStats& gens = report->collections.at("gens");
     EXPECT_EQ(gens.imported, 1) << report->dry_run;
-    EXPECT_EQ(gens.skipped, 1) << report->dry_run;
+    EXPECT_EQ(gens.skipped, 2) << report->dry_run;
     EXPECT_TRUE(HasIssue(report->skips, "gens.json", 1, "not storable")) << report->dry_run;
+    EXPECT_TRUE(HasIssue(report->skips, "gens.json", 3, "before 1970")) << report->dry_run;
     EXPECT_EQ(report->users_created, 1) << report->dry_run;
     EXPECT_EQ(report->events_written, 1) << report->dry_run;
   }
   EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8101")).empty());
+  EXPECT_TRUE(All(Collection::kUserCore, Filter().Eq("identityKeys", "telegram:8103")).empty());
   EXPECT_EQ(All(Collection::kUserSessions).size(), 1u);
   EXPECT_EQ(All(Collection::kUserEvents).size(), 1u);
   EXPECT_EQ(All(Collection::kGenerationOutputs).size(), 1u);

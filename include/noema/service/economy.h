@@ -78,9 +78,9 @@ struct MoneyMovement {
   std::optional<Document> metadata;  // <= config.ledger_metadata_bytes_max
   // Printable ASCII, 1..config.idempotency_key_chars_max characters.
   std::optional<std::string> idempotency_key;
-  // The credential that sent the request (CredentialId in noema/service/context.h): part
-  // of the request's fingerprint, so that one credential's key is never taken as
-  // another's retry (docs/decisions.md "Idempotency").
+  // The credential that sent the request (CredentialId in noema/service/context.h): stored
+  // with the record beside the request's fingerprint (requestCredential), so that one
+  // credential's key is never taken as another's retry (docs/decisions.md "Idempotency").
   std::string credential = std::string(kCliCredential);
 };
 

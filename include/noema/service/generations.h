@@ -98,7 +98,8 @@ struct CreateGenerationRequest {
   // the first one made and places nothing more; the same key with another request is
   // Conflict (field idempotencyKey). See docs/decisions.md.
   std::optional<std::string> idempotency_key;
-  // The credential that sent the request: part of the fingerprint, as for MoneyMovement.
+  // The credential that sent the request: stored beside the fingerprint, as for
+  // MoneyMovement.
   std::string credential = std::string(kCliCredential);
 };
 

@@ -186,15 +186,18 @@ void MergeSorted(const std::vector<int64_t>& from, std::vector<int64_t>* into) {
   for (int64_t value : from) InsertSorted(into, value);
 }
 
-// Merges counts name by name, kRollupOtherKey last (it sorts first, and would otherwise
-// take a place of its own among the kRollupKeysMax names).
-void MergeCounts(
-    const std::map<std::string, int64_t>& from, std::map<std::string, int64_t>* into,
-    void (*count)(std::map<std::string, int64_t>*, std::string_view,
-                  int64_t) = [](std::map<std::string, int64_t>* counts, std::string_view name,
-                                int64_t n) { Count(counts, name, n); }) {
+// Merges counts name by name (by_type: `types`, the catalog's types by name), with
+// kRollupOtherKey last (it sorts first, and would otherwise take a place of its own among
+// the kRollupKeysMax names).
+void MergeCounts(const std::map<std::string, int64_t>& from, std::map<std::string, int64_t>* into,
+                 bool types = false) {
   for (const auto& [key, n] : from) {
-    if (key != kRollupOtherKey) count(into, key, n);
+    if (key == kRollupOtherKey) continue;
+    if (types) {
+      CountType(into, key, n);
+    } else {
+      Count(into, key, n);
+    }
   }
   if (auto other = from.find(std::string(kRollupOtherKey)); other != from.end()) {
     (*into)[std::string(kRollupOtherKey)] += other->second;
@@ -205,10 +208,7 @@ void MergeCounts(
 
 Status MergeRollup(const DailyRollup& from, DailyRollup* into) {
   into->events += from.events;
-  MergeCounts(from.by_type, &into->by_type,
-              [](std::map<std::string, int64_t>* counts, std::string_view name, int64_t n) {
-                CountType(counts, name, n);
-              });
+  MergeCounts(from.by_type, &into->by_type, /*types=*/true);
   MergeCounts(from.by_platform, &into->by_platform);
   MergeCounts(from.commands, &into->commands);
   MergeCounts(from.new_accounts, &into->new_accounts);

@@ -222,24 +222,19 @@ class ActiveUsersAcc {
   ByUser<std::vector<int64_t>> user_days_;
 };
 
-class NewAccountsAcc {
+// Per day of a range: a total and the counts by name (platform, event type) behind it,
+// rendered as the reply's "days" array of {day, total, <by>: {name: count}}.
+class DailyCountsByName {
  public:
-  static constexpr unsigned kParts = si::kRollupNewAccounts;
+  explicit DailyCountsByName(const DayRange& range)
+      : range_(range), by_name_(DayCount(range)), total_(DayCount(range)) {}
 
-  explicit NewAccountsAcc(const DayRange& range)
-      : range_(range), by_platform_(DayCount(range)), total_(DayCount(range)) {}
-
-  Status Add(const View& r) {
-    if (!InRange(r.day, range_)) return Status::Ok();
-    const size_t i = DayIndex(r.day, range_);
-    for (const auto& [platform, count] : r.new_accounts) {
-      AddCount(&by_platform_[i], platform, count);
-      total_[i] += count;
-    }
-    return Status::Ok();
+  void AddTotal(size_t day_index, int64_t n) { total_[day_index] += n; }
+  void AddName(size_t day_index, std::string_view name, int64_t n) {
+    AddCount(&by_name_[day_index], name, n);
   }
 
-  Document Build() const {
+  Document Build(std::string_view by) const {
     DocumentBuilder b;
     AppendRange(b, range_);
     b.StartArray("days");
@@ -247,7 +242,7 @@ class NewAccountsAcc {
       b.StartDocument(b.NextArrayKey())
           .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
           .Append("total", total_[i]);
-      AppendCountMap(b, "byPlatform", by_platform_[i]);
+      AppendCountMap(b, by, by_name_[i]);
       b.End();
     }
     b.End();
@@ -256,8 +251,31 @@ class NewAccountsAcc {
 
  private:
   DayRange range_;
-  std::vector<CountMap> by_platform_;
+  std::vector<CountMap> by_name_;
   std::vector<int64_t> total_;
+};
+
+class NewAccountsAcc {
+ public:
+  static constexpr unsigned kParts = si::kRollupNewAccounts;
+
+  explicit NewAccountsAcc(const DayRange& range) : range_(range), days_(range) {}
+
+  Status Add(const View& r) {
+    if (!InRange(r.day, range_)) return Status::Ok();
+    const size_t i = DayIndex(r.day, range_);
+    for (const auto& [platform, count] : r.new_accounts) {
+      days_.AddName(i, platform, count);
+      days_.AddTotal(i, count);
+    }
+    return Status::Ok();
+  }
+
+  Document Build() const { return days_.Build("byPlatform"); }
+
+ private:
+  DayRange range_;
+  DailyCountsByName days_;
 };
 
 class SessionsAcc {
@@ -311,36 +329,21 @@ class EventsAcc {
  public:
   static constexpr unsigned kParts = si::kRollupTypes;
 
-  explicit EventsAcc(const DayRange& range)
-      : range_(range), by_type_(DayCount(range)), total_(DayCount(range)) {}
+  explicit EventsAcc(const DayRange& range) : range_(range), days_(range) {}
 
   Status Add(const View& r) {
     if (!InRange(r.day, range_)) return Status::Ok();
     const size_t i = DayIndex(r.day, range_);
-    total_[i] += r.events;
-    for (const auto& [type, count] : r.by_type) AddCount(&by_type_[i], type, count);
+    days_.AddTotal(i, r.events);
+    for (const auto& [type, count] : r.by_type) days_.AddName(i, type, count);
     return Status::Ok();
   }
 
-  Document Build() const {
-    DocumentBuilder b;
-    AppendRange(b, range_);
-    b.StartArray("days");
-    for (size_t i = 0; i < total_.size(); ++i) {
-      b.StartDocument(b.NextArrayKey())
-          .Append("day", DayString(range_.from_day + static_cast<int64_t>(i)))
-          .Append("total", total_[i]);
-      AppendCountMap(b, "byType", by_type_[i]);
-      b.End();
-    }
-    b.End();
-    return std::move(b).Build();
-  }
+  Document Build() const { return days_.Build("byType"); }
 
  private:
   DayRange range_;
-  std::vector<CountMap> by_type_;
-  std::vector<int64_t> total_;
+  DailyCountsByName days_;
 };
 
 class CommandsAcc {

@@ -60,11 +60,16 @@ Method ParseMethod(std::string_view name) {
 }
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
+  // Empty segments are kept: "/a/b/" is {"a", "b", ""} and "/a//b" {"a", "", "b"}, so that
+  // they match no route (a route's parameter never matches an empty segment). Dropping
+  // them made "PUT /v1/users/{id}/preferences/" (an empty scope) the PUT of every scope.
   std::vector<std::string_view> out;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  if (path.empty()) return out;
   for (size_t start = 0; start <= path.size();) {
     size_t slash = path.find('/', start);
     if (slash == std::string_view::npos) slash = path.size();
-    if (slash > start) out.push_back(path.substr(start, slash - start));
+    out.push_back(path.substr(start, slash - start));
     start = slash + 1;
   }
   return out;

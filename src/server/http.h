@@ -19,8 +19,9 @@ enum class Method { kGet, kPost, kPut, kPatch, kDelete, kHead, kOptions, kOther 
 std::string_view MethodName(Method method);
 Method ParseMethod(std::string_view name);
 
-// The segments of a path, split at '/', empty ones dropped ("/v1//users/" → v1, users).
-// The router splits route patterns and request paths with it.
+// The segments of a path after its leading '/', split at '/', empty ones kept
+// ("/v1//users/" → v1, "", users, ""; "/" → none). The router splits route patterns and
+// request paths with it; a path with an empty segment matches no route.
 std::vector<std::string_view> SplitPath(std::string_view path);
 
 struct HttpResponse;

@@ -109,6 +109,7 @@ class Router {
     for (size_t i = 0; i < pattern.size(); ++i) {
       const std::string& seg = pattern[i];
       if (IsParameter(seg)) {
+        if (parts[i].empty()) return false;
         if (params != nullptr) (*params)[seg.substr(1, seg.size() - 2)] = parts[i];
       } else if (seg != parts[i]) {
         return false;

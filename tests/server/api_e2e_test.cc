@@ -1082,6 +1082,17 @@ TEST_F(ApiE2ETest, ThePreferencesObjectIsPutMergePatchedAndDeletedWhole) {
   EXPECT_EQ(Send("DELETE", base, "", other_key).status, 404);
   EXPECT_EQ(Get(base).body, before);
 
+  // An empty segment (a client's "preferences/" + an empty scope, a doubled slash) matches
+  // no route: it is not the whole object's PUT or DELETE.
+  for (const std::string& path :
+       std::vector<std::string>{base + "/", base + "//", "/v1/users/" + user + "//preferences",
+                                "/v1/users//preferences"}) {
+    EXPECT_EQ(Send("PUT", path, R"({"tool_x":{"on":true}})").status, 404) << path;
+    EXPECT_EQ(Send("PATCH", path, R"({"tool_x":null})").status, 404) << path;
+    EXPECT_EQ(Send("DELETE", path).status, 404) << path;
+  }
+  EXPECT_EQ(Get(base).body, before);
+
   Reply deleted = Send("DELETE", base);
   EXPECT_EQ(deleted.status, 200) << deleted;
   EXPECT_EQ(Get(base).body, "{}");

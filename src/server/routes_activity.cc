@@ -38,11 +38,12 @@ HttpResponse SessionReply(int status, const Session& s) {
   return JsonReply(status, RenderJson(SessionDocument(s)));
 }
 
-// A session the caller may act for (an API key only for its own user's sessions).
+// A session the caller may act for (an API key only for its own user's sessions). Another
+// user's session answers exactly as an absent one.
 Result<Session> OwnedSession(Call& call) {
   NOEMA_ASSIGN_OR_RETURN(ObjectId id, call.IdParam("id"));
   NOEMA_ASSIGN_OR_RETURN(Session session, call.services.sessions.Get(id));
-  NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(session.master_account_id));
+  if (!call.principal.CanActFor(session.master_account_id).ok()) return SessionNotFound();
   return session;
 }
 

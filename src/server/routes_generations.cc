@@ -12,10 +12,12 @@ HttpResponse GenerationReply(int status, const Generation& generation) {
   return JsonReply(status, RenderJson(generation.document.view(), "generationId"));
 }
 
+// A generation the caller may act for (an API key only for its own user's). Another user's
+// generation answers exactly as an absent one.
 Result<Generation> OwnedGeneration(Call& call) {
   NOEMA_ASSIGN_OR_RETURN(ObjectId id, call.IdParam("id"));
   NOEMA_ASSIGN_OR_RETURN(Generation generation, call.services.generations.Get(id));
-  NOEMA_RETURN_IF_ERROR(call.principal.CanActFor(generation.master_account_id));
+  if (!call.principal.CanActFor(generation.master_account_id).ok()) return GenerationNotFound();
   return generation;
 }
 

@@ -44,6 +44,10 @@ Result<GenerationStatus> ParseGenerationStatus(std::string_view text) {
       "must be one of pending, processing, success, failed, cancelled_by_user, timeout", "status");
 }
 
+Status GenerationNotFound() {
+  return {StatusCode::kNotFound, "no such generation", "generationId"};
+}
+
 bool IsFinal(GenerationStatus status) {
   return status != GenerationStatus::kPending && status != GenerationStatus::kProcessing;
 }
@@ -91,7 +95,7 @@ Result<Generation> LoadInTx(Transaction& tx, const ObjectId& generation_id) {
   Result<Document> doc = tx.Get(Collection::kGenerationOutputs, generation_id);
   if (!doc.ok()) {
     if (doc.status().IsNotFound()) {
-      return Status::NotFound("no generation " + generation_id.ToHex());
+      return GenerationNotFound();
     }
     return doc.status();
   }

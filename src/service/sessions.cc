@@ -31,7 +31,11 @@ constexpr std::string_view kEndReasonTimeout = "session_timeout_inactive";
 constexpr std::string_view kEndReasonErrorLimit = "session_error_limit_exceeded";
 constexpr std::string_view kStartMethodExplicit = "explicit";
 
+}  // namespace
+
 Status SessionNotFound() { return {StatusCode::kNotFound, "no such session", "sessionId"}; }
+
+namespace {
 
 Result<Document> LoadSession(Transaction& tx, const ObjectId& session_id) {
   Result<Document> session = tx.Get(Collection::kUserSessions, session_id);

@@ -1531,6 +1531,16 @@ TEST_F(ApiE2ETest, AnApiKeySeesOnlyItsOwnUserAndOthersAre404) {
   EXPECT_EQ(session.status, 404) << session;
   Reply read_theirs = Get("/v1/generations/" + their_generation, key);
   EXPECT_EQ(read_theirs.status, 404) << read_theirs;
+  // Another user's session or generation answers exactly as an absent one: its id cannot
+  // be told from an unknown id.
+  const std::string absent = ObjectId::Generate().ToHex();
+  EXPECT_EQ(read_theirs.body, Get("/v1/generations/" + absent, key).body);
+  EXPECT_EQ(read_theirs.Field(), "generationId");
+  Reply session_theirs = Get("/v1/sessions/" + their_session, key);
+  EXPECT_EQ(session_theirs.status, 404);
+  EXPECT_EQ(session_theirs.body, Get("/v1/sessions/" + absent, key).body);
+  EXPECT_EQ(end.body,
+            Post("/v1/sessions/" + absent + "/end", R"({"reason":"user_logout"})", key).body);
   Reply prefs = Send("PUT", "/v1/users/" + theirs + "/preferences/globalSettings", "{}", key);
   EXPECT_EQ(prefs.status, 404);
   EXPECT_EQ(Snapshot(theirs), before);

@@ -139,6 +139,10 @@ struct GenerationPage {
   std::string next_cursor;
 };
 
+// NotFound on the field `generationId`: what an absent generation answers, and what a
+// generation the caller may not see must answer too (so that ids cannot be probed).
+Status GenerationNotFound();
+
 class GenerationService {
  public:
   // REQUIRES: ctx.store != nullptr, and ctx outlives the service.

@@ -76,6 +76,10 @@ struct SessionPage {
   std::string next_cursor;     // empty on the last page
 };
 
+// NotFound on the field `sessionId`: what an absent session answers, and what a session the
+// caller may not see must answer too (so that ids cannot be probed).
+Status SessionNotFound();
+
 class SessionService {
  public:
   // REQUIRES: ctx (and its store and clock) outlive the service.

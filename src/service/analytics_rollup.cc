@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "noema/utf8.h"
 #include "service/event_catalog.h"
 
 namespace noema::service_internal {
@@ -19,12 +20,7 @@ namespace {
 // map is full and does not have it.
 template <typename Map>
 std::string RollupKey(const Map& map, std::string_view name, size_t keys_max) {
-  if (name.size() > kRollupKeyBytesMax) {
-    size_t cut = kRollupKeyBytesMax;
-    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
-    name = name.substr(0, cut);
-  }
-  std::string key(name);
+  std::string key(Utf8Prefix(name, kRollupKeyBytesMax));
   if (map.size() >= keys_max && !map.contains(key)) return std::string(kRollupOtherKey);
   return key;
 }

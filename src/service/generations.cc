@@ -7,6 +7,7 @@
 #include <limits>
 #include <utility>
 
+#include "noema/utf8.h"
 #include "service/award_rules.h"
 #include "service/economy_internal.h"
 #include "service/event_writer.h"
@@ -365,7 +366,7 @@ std::optional<std::string_view> ErrorDetail(const FinishGenerationRequest& reque
   if (!request.error_details) return std::nullopt;
   Result<std::string_view> value = request.error_details->view().GetString(field);
   if (!value.ok()) return std::nullopt;
-  return *value;
+  return Utf8Prefix(*value, kGenerationEventErrorTextBytesMax);
 }
 
 std::string_view DefaultErrorSource(GenerationStatus status) {

@@ -418,6 +418,41 @@ TEST_F(GenerationsTest, FailureReleasesTheHoldAndChargesNothing) {
   EXPECT_FALSE(HasAward(user, "first_generation"));
 }
 
+// errorDetails may hold up to 256 KiB; its copy into the generation_failed event is cut so
+// that the event stays under the 64 KiB eventData limit. A long message used to fail the
+// whole report (413 on "eventData"), leaving the record pending and its hold in place.
+TEST_F(GenerationsTest, AFailureWithALongErrorMessageIsRecordedAndItsEventCopyIsCut) {
+  TestUser user = MakeUser();
+  Fund(user, "10");
+  auto created = generations_->Create(Request(user, "3"));
+  ASSERT_TRUE(created.ok());
+  std::string message(kGenerationEventErrorTextBytesMax - 1, 'x');
+  message += "\u00e9";  // two bytes in UTF-8, the second past the cut
+  message += std::string(100 * 1024, 'y');
+  FinishGenerationRequest failure;
+  failure.status = GenerationStatus::kFailed;
+  failure.error_details =
+      Document::FromJson(R"({"errorCode":"E1","errorMessage":")" + message + R"("})").value();
+  auto failed = generations_->Finish(created->generation_id, failure);
+  ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+  EXPECT_EQ(failed->status, GenerationStatus::kFailed);
+  EXPECT_EQ(failed->document.view().GetString("errorDetails.errorMessage").value().size(),
+            kGenerationEventErrorTextBytesMax + 1 + 100 * 1024);  // kept whole
+  EXPECT_EQ(BalanceOf(user).usd_held, Money::Zero());
+  std::string copied;
+  ASSERT_TRUE(store_
+                  ->RunReadOnly([&](Transaction& tx) -> Status {
+                    Filter filter;
+                    filter.Eq("masterAccountId", user.id).Eq("eventType", "generation_failed");
+                    NOEMA_ASSIGN_OR_RETURN(auto event, tx.FindOne(Collection::kUserEvents, filter));
+                    if (!event) return Status::NotFound("no generation_failed event");
+                    copied = std::string(event->view().GetString("eventData.errorMessage").value());
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(copied, std::string(kGenerationEventErrorTextBytesMax - 1, 'x'));  // cut before é
+}
+
 TEST_F(GenerationsTest, CancelReleasesTheHoldWithoutAResponseTimestamp) {
   TestUser user = MakeUser();
   Fund(user, "10");

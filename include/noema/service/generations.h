@@ -64,6 +64,10 @@ bool IsFinal(GenerationStatus status);
 inline constexpr size_t kServiceNameCharsMax = 128;
 inline constexpr size_t kPlatformRunIdCharsMax = 256;
 inline constexpr size_t kArtifactUrlCharsMax = 2048;
+// The generation_failed event copies errorDetails' errorSource, errorCode and errorMessage,
+// each cut to this many bytes (at a UTF-8 boundary): the record keeps errorDetails whole
+// (up to its 256 KiB), and the event stays well under the events' 64 KiB eventData limit.
+inline constexpr size_t kGenerationEventErrorTextBytesMax = 4096;
 // Records handled per store page by SweepStuck.
 inline constexpr size_t kSweepBatchSize = 100;
 

@@ -94,8 +94,10 @@ int ShowUser(Store& store, const std::string& who, bool json) {
   Line("status", StringOr(user, "status", "active"));
   Line("created", DateOr(user, "userCreationTimestamp"));
   Line("updated", DateOr(user, "updatedAt"));
-  Line("lastLogin",
-       DateOr(user, "lastLoginTimestamp") + " on " + StringOr(user, "lastSeenPlatform"));
+  // Two separate facts: the last login, and the platform of the last interaction (which
+  // may be a later one, on another platform, than the login).
+  Line("lastLogin", DateOr(user, "lastLoginTimestamp"));
+  Line("lastSeenPlatform", StringOr(user, "lastSeenPlatform"));
 
   std::vector<std::string> identities;
   auto map = user.GetDocument("platformIdentities");

@@ -170,10 +170,17 @@ Result<ObjectId> StartSessionInTx(Transaction& tx, const ServiceContext& ctx, Do
   NOEMA_ASSIGN_OR_RETURN(ObjectId master_account_id, user.GetObjectId("_id"));
   Timestamp now = ctx.Now();
 
-  // Touching the user record serialises concurrent starts for this user.
+  // Touching the user record serialises concurrent starts for this user. A session a
+  // service action starts is not the user's interaction: lastSeenPlatform stays.
   DocumentBuilder user_update;
+  const bool by_user = start_method != kStartMethodServiceAction;
   CopyFieldsExcept(user, {"lastSeenPlatform", "updatedAt"}, &user_update);
-  user_update.Append("lastSeenPlatform", platform).Append("updatedAt", now);
+  if (by_user) {
+    user_update.Append("lastSeenPlatform", platform);
+  } else if (auto seen = user.GetString("lastSeenPlatform"); seen.ok()) {
+    user_update.Append("lastSeenPlatform", *seen);
+  }
+  user_update.Append("updatedAt", now);
   Document updated_user = std::move(user_update).Build();
   NOEMA_RETURN_IF_ERROR(tx.Replace(Collection::kUserCore, master_account_id, updated_user));
 
@@ -243,14 +250,15 @@ Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
   if (active.has_value() && !SessionExpired(ctx, active->view(), now)) {
     return active->view().GetObjectId("_id");
   }
-  // Checked before any write, so that a refusal leaves `tx` untouched. A service action on
-  // a user who is not active is still logged, in a session marked as the service's.
+  // Checked before any write, so that a refusal leaves `tx` untouched. A service action
+  // (on any user, active or not) is logged in a session marked as the service's, so that
+  // it is never taken for the user's own activity.
   Document user;
   if (cause == EventCause::kUserActivity) {
     NOEMA_ASSIGN_OR_RETURN(user, LoadActiveUser(tx, master_account_id));
   } else {
     NOEMA_ASSIGN_OR_RETURN(user, LoadUser(tx, master_account_id));
-    if (!IsActiveUser(user.view())) start_method = kStartMethodServiceAction;
+    start_method = kStartMethodServiceAction;
   }
   *wrote = true;
   if (active.has_value()) {

@@ -29,7 +29,9 @@ namespace noema::service_internal {
 //                   active user starts a session; otherwise FailedPrecondition.
 //   kServiceAction  noema or an operator changed the user's account (a credit, a revoked
 //                   key, a removed wallet, an award): any user's change is logged; when no
-//                   session is active, one is started with startMethod "service_action".
+//                   session is active on the platform, one is started with startMethod
+//                   "service_action" (whatever the user's status), which does not move
+//                   the user's lastSeenPlatform.
 enum class EventCause { kUserActivity, kServiceAction };
 
 inline constexpr std::string_view kStartMethodServiceAction = "service_action";
@@ -53,8 +55,8 @@ Result<ObjectId> WriteEvent(Transaction& tx, const ServiceContext& ctx, const Ev
 
 // The user's active session on `platform`, started (with its session_started event) when
 // there is none. For kUserActivity, FailedPrecondition when the user is not active
-// (DECISIONS.md 14) and a session would have to be started; for kServiceAction a
-// non-active user's session is started with startMethod "service_action".
+// (DECISIONS.md 14) and a session would have to be started; for kServiceAction the
+// session is started with startMethod "service_action".
 Result<ObjectId> ActiveSessionFor(Transaction& tx, const ServiceContext& ctx,
                                   const ObjectId& master_account_id, std::string_view platform,
                                   std::string_view start_method,

@@ -73,6 +73,10 @@ expect "import exits 1 (skips reported)" 1 $?
 expect_output "table header" "$work/run.out" "collection  *read  *imported"
 expect_output "users_core row" "$work/run.out" "^users_core  *5  *3 "
 expect_output "skip of users_core line 3" "$work/run.out" "users_core.json:3: malformed"
+"$noema" users show telegram:1001 --store "$store" >"$work/show.out" 2>&1
+expect "users show of an imported user" 0 $?
+expect_output "users show: the last login on a line of its own" "$work/show.out" "^lastLogin  *-$"
+expect_output "users show: the last platform seen on another" "$work/show.out" "^lastSeenPlatform  *-$"
 python3 - "$work/report.json" "$work/dry.json" <<'PY' && echo "ok: JSON reports agree" ||
 import json, sys
 real, dry = (json.load(open(p)) for p in sys.argv[1:3])

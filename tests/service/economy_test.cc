@@ -439,6 +439,49 @@ TEST_F(EconomyTest, CreditToSuspendedUserWithoutSessionIsLoggedInAServiceSession
   EXPECT_EQ(RecordsOf(user), 1);
 }
 
+// A credit a service sends for an active user (a payment webhook, no platform of the user's)
+// is logged in a session marked "service_action" too, and does not move the user's
+// lastSeenPlatform: it must not look like the user's own activity on "api".
+TEST_F(EconomyTest, ACreditForAnActiveUserIsLoggedInAServiceSessionAndKeepsLastSeenPlatform) {
+  ObjectId user = MakeUser();
+  ASSERT_TRUE(store_
+                  ->RunTransaction([&](Transaction& tx) -> Status {
+                    DocumentBuilder b;
+                    b.Append("_id", user)
+                        .StartDocument("platformIdentities")
+                        .Append("test", user.ToHex())
+                        .End();
+                    b.Append("userCreationTimestamp", clock_.Now())
+                        .Append("updatedAt", clock_.Now())
+                        .Append("status", "active")
+                        .Append("lastSeenPlatform", "web");
+                    Document doc = std::move(b).Build();
+                    return tx.Replace(Collection::kUserCore, user, doc);
+                  })
+                  .ok());
+  Origin origin;
+  origin.platform = "api";
+  ASSERT_TRUE(economy_->Credit(user, Movement("2", "deposit"), origin).ok());
+  std::optional<Document> started;
+  std::string last_seen;
+  ASSERT_TRUE(
+      store_
+          ->RunReadOnly([&](Transaction& tx) -> Status {
+            NOEMA_ASSIGN_OR_RETURN(
+                started,
+                tx.FindOne(
+                    Collection::kUserEvents,
+                    Filter().Eq("masterAccountId", user).Eq("eventType", "session_started")));
+            NOEMA_ASSIGN_OR_RETURN(Document doc, tx.Get(Collection::kUserCore, user));
+            last_seen = std::string(doc.view().GetString("lastSeenPlatform").value());
+            return Status::Ok();
+          })
+          .ok());
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(*started->view().GetString("eventData.startMethod"), "service_action");
+  EXPECT_EQ(last_seen, "web");
+}
+
 TEST_F(EconomyTest, InvalidRequestsNameTheFieldAndWriteNothing) {
   ObjectId user = MakeUser();
   Fund(user, "10");

@@ -16,4 +16,14 @@ inline std::string_view Utf8Prefix(std::string_view text, size_t max_bytes) {
   return text.substr(0, cut);
 }
 
+// The number of code points of UTF-8 `text` (its bytes that are not continuation bytes):
+// what the documented "characters" limits count.
+inline size_t Utf8CodePoints(std::string_view text) {
+  size_t count = 0;
+  for (unsigned char c : text) {
+    if ((c & 0xC0) != 0x80) ++count;
+  }
+  return count;
+}
+
 }  // namespace noema

@@ -5,16 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "noema/utf8.h"
+
 namespace noema::server {
 namespace {
-
-size_t CountCodePoints(std::string_view text) {
-  size_t count = 0;
-  for (unsigned char c : text) {
-    if ((c & 0xC0) != 0x80) ++count;
-  }
-  return count;
-}
 
 // The HTTP API takes plain JSON (API.md: "Plain JSON, not Extended JSON"). libbson's
 // parser reads relaxed Extended JSON ({"$date": ...} becomes a BSON date), keeps a key
@@ -146,7 +140,7 @@ Result<std::optional<std::string>> BodyReader::OptionalString(std::string_view n
   if (!body_.Has(name) || body_.IsNull(name)) return std::optional<std::string>();
   auto value = body_.GetString(name);
   if (!value.ok()) return Status::InvalidArgument("expected a string", FieldPath(name));
-  if (CountCodePoints(*value) > chars_max) {
+  if (Utf8CodePoints(*value) > chars_max) {
     return Status::InvalidArgument("longer than " + std::to_string(chars_max) + " characters",
                                    FieldPath(name));
   }

@@ -67,6 +67,11 @@ void AddGenerationRoutes(Api& api) {
         NOEMA_ASSIGN_OR_RETURN(std::string status_text, reader.String("status", 32));
         NOEMA_ASSIGN_OR_RETURN(auto run_id, reader.OptionalString("platformSpecificRunId", 256));
         NOEMA_ASSIGN_OR_RETURN(GenerationStatus status, ParseGenerationStatus(status_text));
+        if (status == GenerationStatus::kPending) {
+          return Status::InvalidArgument(
+              "must be processing or a final state: success, failed, cancelled_by_user or timeout",
+              "status");
+        }
         if (status == GenerationStatus::kProcessing) {
           NOEMA_RETURN_IF_ERROR(reader.Finish());
           NOEMA_ASSIGN_OR_RETURN(Generation g, call.services.generations.MarkProcessing(

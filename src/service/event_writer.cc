@@ -134,13 +134,14 @@ bool IsActiveUser(DocumentView user) { return UserStatusOf(user) == kStatusActiv
 
 }  // namespace
 
-Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id) {
+Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id,
+                                std::string_view refused, std::string_view field) {
   NOEMA_ASSIGN_OR_RETURN(Document user, LoadUser(tx, master_account_id));
   if (!IsActiveUser(user.view())) {
     return Status::FailedPrecondition("the user's status is " +
                                           std::string(UserStatusOf(user.view())) +
-                                          "; only active users can start sessions",
-                                      "masterAccountId");
+                                          "; only active users can " + std::string(refused),
+                                      std::string(field));
   }
   return user;
 }

@@ -107,8 +107,11 @@ Result<WrittenEvent> InsertPreparedEvent(
     EventCause cause = EventCause::kUserActivity);
 
 // The userCore document of an active user (status absent or "active"). NotFound on
-// "masterAccountId" when there is no such user, FailedPrecondition when not active.
-Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id);
+// "masterAccountId" when there is no such user; FailedPrecondition when not active, saying
+// "the user's status is S; only active users can <refused>" on `field`.
+Result<Document> LoadActiveUser(Transaction& tx, const ObjectId& master_account_id,
+                                std::string_view refused = "start sessions",
+                                std::string_view field = "masterAccountId");
 
 // The userCore document of any user, whatever its status. NotFound on "masterAccountId".
 Result<Document> LoadUser(Transaction& tx, const ObjectId& master_account_id);

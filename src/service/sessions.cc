@@ -4,6 +4,7 @@
 #include <array>
 #include <utility>
 
+#include "noema/utf8.h"
 #include "service/event_writer.h"
 #include "service/user_core_doc.h"
 
@@ -91,7 +92,7 @@ Result<StartedSession> SessionService::Start(const ObjectId& master_account_id,
                                              std::optional<std::string_view> user_agent,
                                              std::optional<DocumentView> metadata) {
   NOEMA_RETURN_IF_ERROR(ValidatePlatformName(platform, "platform"));
-  if (user_agent.has_value() && user_agent->size() > kSessionUserAgentCharsMax) {
+  if (user_agent.has_value() && Utf8CodePoints(*user_agent) > kSessionUserAgentCharsMax) {
     return Status::InvalidArgument(
         "userAgent is longer than " + std::to_string(kSessionUserAgentCharsMax) + " characters",
         "userAgent");
@@ -156,7 +157,9 @@ Result<Session> SessionService::RecordActivity(const ObjectId& session_id,
     if (!active) return SessionEnded();
     // A user who is not active keeps no session alive (DECISIONS.md 14): it times out.
     NOEMA_ASSIGN_OR_RETURN(ObjectId owner, session.view().GetObjectId("masterAccountId"));
-    NOEMA_RETURN_IF_ERROR(LoadActiveUser(tx, owner).status());
+    NOEMA_RETURN_IF_ERROR(
+        LoadActiveUser(tx, owner, "keep a session alive with their activity", "sessionId")
+            .status());
     NOEMA_ASSIGN_OR_RETURN(expired, EndIfExpired(tx, *ctx_, session.view()));
     if (expired) return Status::Ok();  // commit the end, then report it
     NOEMA_ASSIGN_OR_RETURN(Timestamp last, session.view().GetDate("lastUserActivityTimestamp"));

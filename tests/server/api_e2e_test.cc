@@ -599,6 +599,16 @@ TEST_F(ApiE2ETest, ReadingAndPatchingAUser) {
   Reply session =
       Post("/v1/sessions", R"({"masterAccountId":")" + user + R"(","platform":"discord"})");
   EXPECT_EQ(session.status, 409) << session;
+  // Activity on the session opened before the suspension is refused, saying so, on the
+  // session (the request names no masterAccountId).
+  Reply open = Get("/v1/users/" + user + "/sessions?isActive=true");
+  ASSERT_EQ(open.status, 200) << open;
+  Reply activity = Post("/v1/sessions/" + open.Str("items.0.sessionId") + "/activity", "");
+  EXPECT_EQ(activity.status, 409) << activity;
+  EXPECT_EQ(activity.Field(), "sessionId");
+  EXPECT_NE(activity.Message().find("only active users can keep a session alive"),
+            std::string::npos)
+      << activity;
 }
 
 TEST_F(ApiE2ETest, LinkingAndUnlinkingIdentities) {
@@ -1274,6 +1284,10 @@ TEST_F(ApiE2ETest, GenerationsHoldSettleOnceAndNeverChangeAFinalState) {
   Reply read = Get("/v1/generations/" + id);
   EXPECT_EQ(read.status, 200);
   EXPECT_EQ(read.Str("status"), "pending");
+  Reply back = Post("/v1/generations/" + id + "/status", R"({"status":"pending"})");
+  EXPECT_EQ(back.status, 400) << back;
+  EXPECT_EQ(back.Field(), "status");
+  EXPECT_NE(back.Message().find("must be processing or a final state"), std::string::npos) << back;
   Reply processing = Post("/v1/generations/" + id + "/status",
                           R"({"status":"processing","platformSpecificRunId":"run-1"})");
   EXPECT_EQ(processing.status, 200) << processing;
@@ -1987,6 +2001,14 @@ TEST_F(ApiE2ETest, TextAndSizeLimitsAtTheirEdges) {
        [&](bool over) {
          return R"({"masterAccountId":")" + user + R"(","platform":"ua)" + next() +
                 R"(","userAgent":")" + text(1024 + over) + R"("})";
+       },
+       400, "userAgent"},
+      {"session userAgent 1024 characters of two bytes", "POST", "/v1/sessions", kServiceToken,
+       [&](bool over) {
+         std::string agent;
+         for (size_t i = 0; i < (over ? 1025u : 1024u); ++i) agent += "\u00e9";
+         return R"({"masterAccountId":")" + user + R"(","platform":"ub)" + next() +
+                R"(","userAgent":")" + agent + R"("})";
        },
        400, "userAgent"},
       {"session metadata 16 KiB", "POST", "/v1/sessions", kServiceToken,

@@ -80,10 +80,27 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string verb;
-    for (const auto* sub : app.get_subcommands()) verb = sub->get_name();
-    std::cerr << "noema: " << e.what() << " (run 'noema " << (verb.empty() ? "" : verb + " ")
-              << "--help')\n";
+    // The deepest verb given ("ledger" in "noema ledger audit"), for the help hint.
+    const CLI::App* deepest = &app;
+    std::string verbs;
+    for (bool descended = true; descended;) {
+      descended = false;
+      for (const CLI::App* sub : deepest->get_subcommands()) {
+        deepest = sub;
+        verbs += sub->get_name() + " ";
+        descended = true;
+        break;
+      }
+    }
+    // A word where a verb is required that names none ("noema ledger audit") is reported
+    // as the unknown verb it is, not as a missing one.
+    std::string what = e.what();
+    const std::vector<std::string> rest = deepest->remaining();
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !rest.empty() &&
+        deepest->get_require_subcommand_min() > 0 && deepest->get_subcommands().empty()) {
+      what = "unknown verb '" + rest.front() + "'";
+    }
+    std::cerr << "noema: " << what << " (run 'noema " << verbs << "--help')\n";
     return kExitUsage;
   }
   for (const Command& command : commands) {

@@ -31,6 +31,11 @@ done
 [ "$(wc -l <"$work/out")" -eq 1 ] && echo "ok: bad flag gives one line" ||
   { echo "FAIL: bad flag output is not one line"; cat "$work/out"; failures=$((failures + 1)); }
 "$noema" >"$work/out" 2>&1; expect "no verb exits 2" 2 $?
+expect_output "no verb says a verb is required" "$work/out" "A subcommand is required"
+"$noema" frobnicate >"$work/out" 2>&1; expect "unknown verb exits 2" 2 $?
+expect_output "an unknown verb is named" "$work/out" "^noema: unknown verb 'frobnicate' (run 'noema --help')"
+"$noema" ledger audit >"$work/out" 2>&1; expect "unknown sub-verb exits 2" 2 $?
+expect_output "an unknown sub-verb is named" "$work/out" "^noema: unknown verb 'audit' (run 'noema ledger --help')"
 "$noema" init --store "postgres://x" >"$work/out" 2>&1; expect "unknown store scheme exits 2" 2 $?
 
 store="sqlite:$work/data/noema.db"

@@ -122,8 +122,9 @@ Result<IssuedApiKey> ApiKeyService::Issue(const ObjectId& master_account_id, std
     }
     if (active >= ctx_.config.api_keys_max) {
       return Status::ResourceExhausted("a user has at most " +
-                                       std::to_string(ctx_.config.api_keys_max) +
-                                       " active API keys; revoke one first");
+                                           std::to_string(ctx_.config.api_keys_max) +
+                                           " active API keys; revoke one first",
+                                       "apiKeys");
     }
     apikey::GeneratedKey generated = apikey::Generate();
     for (int attempt = 1;

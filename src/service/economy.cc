@@ -685,6 +685,9 @@ Result<Balance> EconomyService::AddExp(const ObjectId& master_account_id, int64_
                                        std::optional<std::string> reason,
                                        const Origin& origin) const {
   if (amount <= 0) return Status::InvalidArgument("must be greater than zero", "amount");
+  if (amount > kExpGrantMax) {
+    return Status::InvalidArgument("must be at most " + std::to_string(kExpGrantMax), "amount");
+  }
   if (reason) NOEMA_RETURN_IF_ERROR(si::CheckText(*reason, 1, kExpReasonCharsMax, "reason"));
   std::optional<Balance> balance;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunTransaction([&](Transaction& tx) -> Status {

@@ -77,7 +77,7 @@ FieldWriter DocumentArrayField(std::string key, std::vector<Document> items) {
 Result<Document> LoadUserCore(Transaction& tx, const ObjectId& id) {
   auto user = tx.Get(Collection::kUserCore, id);
   if (!user.ok() && user.status().IsNotFound()) {
-    return Status::NotFound("user " + id.ToHex() + " not found");
+    return Status(StatusCode::kNotFound, "user " + id.ToHex() + " not found", "masterAccountId");
   }
   return user;
 }

@@ -745,6 +745,23 @@ TEST_F(ApiE2ETest, ApiKeysAreIssuedOnceListedWithoutSecretsAndRevoked) {
 
 // ---- economy -------------------------------------------------------------------------
 
+// One exp grant gives 1 to kExpGrantMax; beyond it, 400 on amount and nothing granted.
+TEST_F(ApiE2ETest, ExpGrantsAreBoundedAtTheirEdges) {
+  std::string user = NewUser();
+  const std::string path = "/v1/users/" + user + "/exp";
+  const std::string max = std::to_string(kExpGrantMax);
+  const std::string over = std::to_string(kExpGrantMax + 1);
+  for (const std::string& amount : {over, std::string("9223372036854775807"), std::string("0")}) {
+    Reply refused = Post(path, R"({"amount":)" + amount + "}");
+    EXPECT_EQ(refused.status, 400) << amount << " " << refused;
+    EXPECT_EQ(refused.Field(), "amount");
+  }
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Int("exp"), 0);
+  Reply granted = Post(path, R"({"amount":)" + max + "}");
+  ASSERT_EQ(granted.status, 200) << granted;
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Int("exp"), kExpGrantMax);
+}
+
 TEST_F(ApiE2ETest, CreditsDebitsExpAndTheLedger) {
   std::string user = NewUser();
   Reply credit = Post("/v1/users/" + user + "/credits",
@@ -1380,10 +1397,10 @@ TEST_F(ApiE2ETest, AwardsAreGrantedByTheAdminOnceAndListed) {
   Reply bad = Post(path, R"({"awardId":"Early Bird"})", kAdminToken);
   EXPECT_EQ(bad.status, 400) << bad;
   EXPECT_EQ(bad.Field(), "awardId");
-  EXPECT_EQ(Post("/v1/users/" + ObjectId::Generate().ToHex() + "/awards", R"({"awardId":"x"})",
-                 kAdminToken)
-                .status,
-            404);
+  Reply unknown = Post("/v1/users/" + ObjectId::Generate().ToHex() + "/awards",
+                       R"({"awardId":"x"})", kAdminToken);
+  EXPECT_EQ(unknown.status, 404) << unknown;
+  EXPECT_EQ(unknown.Field(), "masterAccountId");
   Reply list = Get(path);
   EXPECT_EQ(list.status, 200);
   EXPECT_EQ(list.Count("items"), 1u);
@@ -2239,6 +2256,7 @@ TEST_F(ApiE2ETest, ApiKeysAndWalletsPerUserAreLimited) {
       Post("/v1/users/" + user + "/api-keys", R"({"label":"26","scopes":["events:write"]})");
   EXPECT_EQ(key.status, 413) << key;
   EXPECT_EQ(key.Code(), "limit_exceeded");
+  EXPECT_EQ(key.Field(), "apiKeys");
   for (int i = 0; i < 20; ++i) {
     auto pair = GenerateKeyPairForTest();
     ASSERT_EQ(

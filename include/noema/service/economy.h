@@ -55,6 +55,9 @@ inline constexpr size_t kExternalTransactionIdCharsMax = 256;
 inline constexpr size_t kCommandNameCharsMax = 128;
 inline constexpr size_t kSubscriptionIdCharsMax = 256;
 inline constexpr size_t kExpReasonCharsMax = 200;
+// The most exp one grant (POST /v1/users/{id}/exp) may give: a hundred times what the
+// largest generation cost earns (amount_max 1,000,000 USD × exp_per_usd 100 = 1e8).
+inline constexpr int64_t kExpGrantMax = 10'000'000'000;
 
 // transactions.relatedItems (ADR-002: no other fields allowed).
 struct RelatedItems {

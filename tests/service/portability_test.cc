@@ -931,5 +931,102 @@ TEST_F(PortabilityTest, BackupAndRestoreRefuseWhatWouldLoseData) {
   EXPECT_EQ(CountOf(**reopened, Collection::kUserCore), 1);
 }
 
+// Defect: the store lock was named from the path as typed, so a restore through a symlink
+// to the store (or to its directory) replaced the file under a store open by its real
+// name. The lock is taken on the resolved path, by every user of the store.
+TEST_F(PortabilityTest, RestoreThroughASymlinkIsRefusedWhileTheStoreIsOpen) {
+  Seed(*source_, 1);
+  const std::string real = dir_ + "/source/noema.db";
+  const std::string out = dir_ + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + real, out).ok());
+  fs::create_symlink(real, dir_ + "/link.db");
+  fs::create_directory_symlink(dir_ + "/source", dir_ + "/linkdir");
+  for (const std::string& name :
+       {dir_ + "/link.db", dir_ + "/linkdir/noema.db", dir_ + "/source/../source/noema.db"}) {
+    auto busy = RestoreSqliteStore(out, "sqlite:" + name, true);
+    EXPECT_EQ(busy.status().code(), StatusCode::kFailedPrecondition)
+        << name << ": " << busy.status().ToString();
+    EXPECT_NE(busy.status().message().find("open in another process"), std::string::npos);
+  }
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/link.db"));
+  EXPECT_EQ(CountOf(*source_, Collection::kUserCore), 1);
+  // The other way round: a store open through the symlink holds the real file's lock.
+  source_.reset();
+  auto through_link = OpenStore("sqlite:" + dir_ + "/link.db");
+  ASSERT_TRUE(through_link.ok()) << through_link.status().ToString();
+  EXPECT_EQ(RestoreSqliteStore(out, "sqlite:" + real, true).status().code(),
+            StatusCode::kFailedPrecondition);
+  through_link->reset();
+  // Once nothing has it open, a restore through the symlink replaces the file it points
+  // to and leaves the symlink a symlink.
+  auto restored = RestoreSqliteStore(out, "sqlite:" + dir_ + "/link.db", true);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/link.db"));
+  // A hard link cannot be resolved by path: a restore refuses a store file that has one.
+  fs::create_hard_link(real, dir_ + "/hard.db");
+  auto linked = RestoreSqliteStore(out, "sqlite:" + real, true);
+  EXPECT_EQ(linked.status().code(), StatusCode::kFailedPrecondition) << linked.status().ToString();
+  EXPECT_NE(linked.status().message().find("hard links"), std::string::npos);
+}
+
+// Defect: restore opened the old store as a database and copied into it, so a damaged
+// store could not be replaced. It is now replaced by a rename, and the old store's -wal,
+// -shm and -journal go with it.
+TEST_F(PortabilityTest, RestoreForceReplacesADamagedStore) {
+  Seed(*source_, 2);
+  const std::string out = dir_ + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + dir_ + "/source/noema.db", out).ok());
+  std::string random(64 * 1024, '\0');
+  for (size_t i = 0; i < random.size(); ++i) random[i] = static_cast<char>((i * 7919 + 13) % 251);
+  std::string zeroed_header = ReadFile(out);
+  std::fill(zeroed_header.begin(), zeroed_header.begin() + 100, '\0');
+  int n = 0;
+  for (const std::string& damage : {random, zeroed_header}) {
+    const std::string target = dir_ + "/damaged" + std::to_string(n++) + "/noema.db";
+    fs::create_directories(fs::path(target).parent_path());
+    WriteFile(target, damage);
+    WriteFile(target + "-journal", damage.substr(0, 4096));
+    auto restored = RestoreSqliteStore(out, "sqlite:" + target, true);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_FALSE(fs::exists(target + "-journal"));
+    EXPECT_FALSE(fs::exists(target + ".restoring"));
+    auto store = OpenStore("sqlite:" + target);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_EQ(CountOf(**store, Collection::kUserCore), 2);
+    ServiceContext ctx;
+    ctx.store = store->get();
+    auto audit = EconomyService(ctx).Audit();
+    ASSERT_TRUE(audit.ok());
+    EXPECT_TRUE(audit->ok());
+  }
+}
+
+// Defect: backups kept the store's WAL mode, so reading one needed a -shm beside it (no
+// read-only media) and restore left -wal/-shm files next to the backup.
+TEST_F(PortabilityTest, ABackupIsOneFileInRollbackModeAndIsReadWithoutWritingBesideIt) {
+  Seed(*source_, 1);
+  const std::string shelf = dir_ + "/shelf";
+  fs::create_directories(shelf);
+  const std::string out = shelf + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + dir_ + "/source/noema.db", out).ok());
+  const std::string header = ReadFile(out).substr(0, 20);
+  EXPECT_EQ(header[18], 1) << "read format version: 2 is WAL";
+  EXPECT_EQ(header[19], 1) << "write format version: 2 is WAL";
+  // Read-only media: a directory nobody may write to (root may, so this part also checks
+  // that nothing was written beside the backup).
+  fs::permissions(shelf, fs::perms::owner_read | fs::perms::owner_exec);
+  auto restored = RestoreSqliteStore(out, "sqlite:" + dir_ + "/restored/noema.db", false);
+  fs::permissions(shelf, fs::perms::owner_all);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  std::vector<std::string> beside;
+  for (const auto& entry : fs::directory_iterator(shelf)) {
+    beside.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(beside, std::vector<std::string>{"backup.db"});
+  auto store = OpenStore("sqlite:" + dir_ + "/restored/noema.db");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(CountOf(**store, Collection::kUserCore), 1);
+}
+
 }  // namespace
 }  // namespace noema

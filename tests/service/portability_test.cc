@@ -1185,6 +1185,22 @@ TEST_F(PortabilityTest, TheAuditCountsEveryBrokenUserAndEveryUserWithoutAnEconom
   ASSERT_TRUE(audit->first_break.has_value());
 }
 
+// Defect: the empty-key refusal did not say where the empty key was.
+TEST_F(PortabilityTest, AnEmptyKeyIsRefusedNamingItsPath) {
+  const std::string event =
+      R"({"_id":{"$oid":"65f1a2b3c4d5e6f708192d01"},"eventId":{"$oid":"65f1a2b3c4d5e6f708192d01"},"masterAccountId":{"$oid":"65f1a2b3c4d5e6f708192a3b"},"sessionId":{"$oid":"65f1a2b3c4d5e6f708192c01"},"timestamp":{"$date":"2025-05-07T12:00:00Z"},"eventType":"command_executed","sourcePlatform":"test","eventData":{"args":[{"":1}]}})";
+  auto doc = Document::FromJson(event);
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  Status storable = CheckStorable(Collection::kUserEvents, doc->view());
+  EXPECT_EQ(storable.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(storable.field(), "eventData.args.0.<empty>") << storable.ToString();
+  EXPECT_EQ(CheckDocumentForStore(Collection::kUserEvents, doc->view()).field(),
+            "eventData.args.0.<empty>");
+  auto top = Document::FromJson(R"({"":1})");
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(CheckStorable(Collection::kUserEvents, top->view()).field(), "<empty>");
+}
+
 // Defect: a relaxed export of a busy user-day (activityDaily.sessionDurationsMs with more
 // int32-sized values than kImportWideningsMax) could not be imported again.
 TEST_F(PortabilityTest, ARelaxedExportOfARollupOfManySessionsImportsAgain) {

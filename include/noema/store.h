@@ -182,8 +182,15 @@ class CheckedBatch {
   std::vector<Document> docs_;
 };
 
-// The checks of CheckedBatch::Add (size, schema), which every store runs on every write.
+// The checks of CheckedBatch::Add, which every store runs on every write:
+// CheckStorable, then the collection's schema.
 Status CheckDocumentForStore(Collection collection, DocumentView doc);
+
+// The checks of CheckDocumentForStore other than the schema: the size (kDocumentBytesMax),
+// no empty key (InvalidArgument whose field is the empty key's path, the empty key
+// written `<empty>`: `eventData.<empty>`, `items.2.<empty>`, `<empty>` at the top level),
+// and no userEvents timestamp before 1970. `noema validate` runs these and the schema.
+Status CheckStorable(Collection collection, DocumentView doc);
 
 // A load of many documents into one collection by one writer (`noema import`), begun by
 // Store::BeginBulkLoad. Insert has the contract of Store::InsertMany (each document

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -58,7 +59,8 @@ class ProgressLine {
   std::string unit_;
 };
 
-// "userCore,userEvents" -> collections; InvalidArgument naming the unknown one.
+// "userCore,userEvents" -> collections; InvalidArgument naming an unknown one or one listed
+// twice (an export would write its file twice and count it double).
 inline Result<std::vector<Collection>> ParseCollections(const std::string& list) {
   std::vector<Collection> out;
   std::stringstream in(list);
@@ -74,6 +76,9 @@ inline Result<std::vector<Collection>> ParseCollections(const std::string& list)
       }
       return Status::InvalidArgument("unknown collection '" + name + "' (one of: " + names + ")",
                                      "collections");
+    }
+    if (std::find(out.begin(), out.end(), *collection) != out.end()) {
+      return Status::InvalidArgument("collection '" + name + "' is listed twice", "collections");
     }
     out.push_back(*collection);
   }

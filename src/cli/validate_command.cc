@@ -1,5 +1,6 @@
-// `noema validate <collection> <file|->`: check Extended JSON documents against a
-// collection's validator without touching any store. Prints each invalid document's line
+// `noema validate <collection> <file|->`: check Extended JSON documents as import and the
+// stores do (the collection's validator, and CheckStorable's size, empty-key and pre-1970
+// checks) without touching any store. Prints each invalid document's line
 // and errors; exits 0 when all are valid, 1 otherwise, 2 on usage errors.
 #include <iostream>
 #include <memory>
@@ -7,6 +8,7 @@
 #include "cli/command.h"
 #include "noema/ejson_reader.h"
 #include "noema/schema_catalog.h"
+#include "noema/store.h"
 
 namespace noema::cli {
 namespace {
@@ -38,7 +40,13 @@ int RunValidate(const ValidateFlags& flags) {
     if (!item->doc) {
       errors.push_back(item->error);
     } else {
-      errors = schema.ValidateAll(item->doc->view());
+      // What import and every store refuse beyond the schema (size, empty keys, events
+      // before 1970), then every schema error.
+      if (Status storable = CheckStorable(*collection, item->doc->view()); !storable.ok()) {
+        errors.push_back(storable);
+      }
+      std::vector<Status> schema_errors = schema.ValidateAll(item->doc->view());
+      errors.insert(errors.end(), schema_errors.begin(), schema_errors.end());
     }
     if (errors.empty()) continue;
     ++invalid;

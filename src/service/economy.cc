@@ -952,11 +952,11 @@ Result<AuditReport> EconomyService::Audit() const {
         }
         return Status::Ok();
       }));
-  if (report.first_break) return report;
-
   // Records of users without an economy record are in no chain. Counting is cheap; the
   // scan that finds such a record runs only when the counts disagree (which concurrent
-  // writes during the audit can also cause, so the scan decides).
+  // writes during the audit, or a broken chain whose records were not all counted, can
+  // also cause, so the scan decides). It runs whether or not a chain is broken and counts
+  // every such user, so that the report is whole.
   int64_t total = 0;
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
     NOEMA_ASSIGN_OR_RETURN(total, tx.Count(Collection::kTransactions, Filter{}));
@@ -965,7 +965,14 @@ Result<AuditReport> EconomyService::Audit() const {
   if (total == report.records_checked) return report;
   Query records;
   records.limit = kAuditBatchSize;
-  while (!report.first_break) {
+  // Users found without an economy record, each counted once (kept for the whole scan;
+  // users with one are remembered per page only, to bound memory).
+  std::unordered_set<std::string> ownerless_users;
+  auto broken = [&](AuditFinding finding) {
+    ++report.users_broken;
+    if (!report.first_break) report.first_break = std::move(finding);
+  };
+  while (true) {
     std::string next_cursor;
     NOEMA_RETURN_IF_ERROR(ctx_.store->RunReadOnly([&](Transaction& tx) -> Status {
       std::unordered_set<std::string> known_users;
@@ -974,20 +981,20 @@ Result<AuditReport> EconomyService::Audit() const {
         Result<ObjectId> user = doc.view().GetObjectId("masterAccountId");
         Result<ObjectId> id = doc.view().GetObjectId("_id");
         if (!user.ok() || !id.ok()) {
-          report.first_break = AuditFinding{ObjectId(), id.ok() ? std::optional(*id) : std::nullopt,
-                                            "record without a masterAccountId"};
-          return Status::Ok();
+          broken(AuditFinding{ObjectId(), id.ok() ? std::optional(*id) : std::nullopt,
+                              "record without a masterAccountId"});
+          continue;
         }
-        if (known_users.contains(user->ToHex())) continue;
+        const std::string hex = user->ToHex();
+        if (known_users.contains(hex) || ownerless_users.contains(hex)) continue;
         Result<si::EconomyRecord> econ = si::LoadEconomyInTx(tx, *user);
         if (!econ.ok()) {
           if (!econ.status().IsNotFound()) return econ.status();
-          report.first_break =
-              AuditFinding{*user, *id, "record of a user who has no economy record"};
-          ++report.users_broken;
-          return Status::Ok();
+          ownerless_users.insert(hex);
+          broken(AuditFinding{*user, *id, "record of a user who has no economy record"});
+          continue;
         }
-        known_users.insert(user->ToHex());
+        known_users.insert(hex);
       }
       next_cursor = std::move(page.next_cursor);
       return Status::Ok();

@@ -22,6 +22,7 @@
 #include "noema/schema_catalog.h"
 #include "noema/service/analytics.h"
 #include "noema/service/context.h"
+#include "noema/service/generations.h"
 
 namespace noema {
 namespace {
@@ -82,8 +83,9 @@ Status ScanStore(Store& store, const std::vector<Collection>& collections,
 
 // ---- relaxed Extended JSON: restoring the schema's int64 ------------------------------
 
-// Copies `src` into `dst`, turning the int32 at dotted `path` into an int64.
-void CopyWidening(const bson_t* src, std::string_view path, bson_t* dst) {
+// Copies `src` into `dst`, turning the int32 at dotted `path` into an int64; when
+// `path` names an array and `elements` is set, every int32 element of that array.
+void CopyWidening(const bson_t* src, std::string_view path, bson_t* dst, bool elements = false) {
   size_t dot = path.find('.');
   std::string_view head = path.substr(0, dot);
   std::string_view rest = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
@@ -96,6 +98,31 @@ void CopyWidening(const bson_t* src, std::string_view path, bson_t* dst) {
       if (rest.empty() && BSON_ITER_HOLDS_INT32(&iter)) {
         bson_append_int64(dst, key, key_len, bson_iter_int32(&iter));
         continue;
+      }
+      if (rest.empty() && elements && BSON_ITER_HOLDS_ARRAY(&iter)) {
+        const uint8_t* data = nullptr;
+        uint32_t len = 0;
+        bson_iter_array(&iter, &len, &data);
+        bson_t child;
+        if (bson_init_static(&child, data, len)) {
+          bson_t out;
+          bson_append_array_begin(dst, key, key_len, &out);
+          bson_iter_t element;
+          if (bson_iter_init(&element, &child)) {
+            while (bson_iter_next(&element)) {
+              if (BSON_ITER_HOLDS_INT32(&element)) {
+                bson_append_int64(&out, bson_iter_key(&element),
+                                  static_cast<int>(bson_iter_key_len(&element)),
+                                  bson_iter_int32(&element));
+              } else {
+                bson_append_iter(&out, bson_iter_key(&element),
+                                 static_cast<int>(bson_iter_key_len(&element)), &element);
+              }
+            }
+          }
+          bson_append_array_end(dst, &out);
+          continue;
+        }
       }
       bool is_doc = BSON_ITER_HOLDS_DOCUMENT(&iter);
       if (!rest.empty() && (is_doc || BSON_ITER_HOLDS_ARRAY(&iter))) {
@@ -128,8 +155,13 @@ void CopyWidening(const bson_t* src, std::string_view path, bson_t* dst) {
 
 // Runs `check` (the collection's validation) on `doc`; where the only objection to a value
 // is that an int32 stands where the schema wants something else, tries it as an int64
-// (relaxed Extended JSON cannot tell a small long from an int). Returns the first error
-// that widening does not cure. `check` may take the document when it passes
+// (relaxed Extended JSON cannot tell a small long from an int). An objection to an array
+// element (`sessionDurationsMs.3`) widens every int32 element of that array in one
+// attempt: the schema types an array's items alike, and noema's own rollups hold up to
+// kRollupDurationsMax durations in one array. Each attempt copies and validates the whole
+// document again, hence at most kImportWideningsMax attempts (a document of many int32s
+// where longs are wanted in separate fields would otherwise cost attempts × its size).
+// Returns the first error that widening does not cure. `check` may take the document when it passes
 // (CheckedBatch::Add); it leaves a failing one alone.
 template <typename Check>
 Status Conform(Document* doc, bool* widened, Check&& check) {
@@ -139,8 +171,20 @@ Status Conform(Document* doc, bool* widened, Check&& check) {
     if (attempt >= kImportWideningsMax || status.field().empty()) return status;
     std::optional<bson_iter_t> at = doc->view().Find(status.field());
     if (!at || !BSON_ITER_HOLDS_INT32(&*at)) return status;
+    // An array element: the whole array at once.
+    std::string_view path = status.field();
+    bool elements = false;
+    if (size_t dot = path.rfind('.');
+        dot != std::string_view::npos && dot + 1 < path.size() &&
+        path.find_first_not_of("0123456789", dot + 1) == std::string_view::npos) {
+      std::optional<bson_iter_t> parent = doc->view().Find(path.substr(0, dot));
+      if (parent && BSON_ITER_HOLDS_ARRAY(&*parent)) {
+        path = path.substr(0, dot);
+        elements = true;
+      }
+    }
     Document candidate;
-    CopyWidening(doc->get(), status.field(), candidate.mutable_get());
+    CopyWidening(doc->get(), path, candidate.mutable_get(), elements);
     Status after = check(&candidate);
     // Keep the widening only if it cured this path.
     if (!after.ok() && after.field() == status.field()) return status;
@@ -248,6 +292,27 @@ bool SameContent(DocumentView stored, DocumentView read) {
   return same;
 }
 
+// Whether a document needs its user's economy record: a ledger record (its chain sums to
+// usdCredit), or a generation that holds money (pending or processing with heldUsd, which
+// usdHeld sums).
+bool NeedsEconomy(Collection collection, DocumentView doc) {
+  if (collection == Collection::kTransactions) return true;
+  if (collection != Collection::kGenerationOutputs || !doc.Has("heldUsd")) return false;
+  Result<std::string_view> status = doc.GetString("status");
+  if (!status.ok()) return false;
+  Result<GenerationStatus> parsed = ParseGenerationStatus(*status);
+  return parsed.ok() && !IsFinal(*parsed);
+}
+
+// The final status of a stored generation record, or empty when it is still open.
+std::string FinalStatusOf(DocumentView generation) {
+  Result<std::string_view> status = generation.GetString("status");
+  if (!status.ok()) return "";
+  Result<GenerationStatus> parsed = ParseGenerationStatus(*status);
+  if (!parsed.ok() || !IsFinal(*parsed)) return "";
+  return std::string(*status);
+}
+
 Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView doc) {
   NOEMA_ASSIGN_OR_RETURN(ObjectId id, doc.GetObjectId("_id"));
   Result<Document> existing = tx.Get(collection, id);
@@ -268,6 +333,25 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
                    "adjustment or refund record)"
                  : "events are append-only and never replaced"),
         "_id");
+  }
+  if (collection == Collection::kUserEconomy) {
+    // A balance only changes through the ledger: replacing the record with another one
+    // (an older export's) would move usdCredit, usdHeld or ledgerSequence away from the
+    // chain of records that sums to them.
+    return Status::Conflict("userEconomy " + id.ToHex() +
+                                " is already stored with other content; a balance only changes "
+                                "through the ledger and is never replaced by an import",
+                            "_id");
+  }
+  if (collection == Collection::kGenerationOutputs) {
+    // DECISIONS.md 5: a final state never changes (a pending or processing record may
+    // still be replaced).
+    if (std::string final_status = FinalStatusOf(existing->view()); !final_status.empty()) {
+      return Status::Conflict("generationOutputs " + id.ToHex() +
+                                  " is already stored in its final state '" + final_status +
+                                  "', which never changes; it is not replaced",
+                              "_id");
+    }
   }
   NOEMA_RETURN_IF_ERROR(tx.Replace(collection, id, doc));
   return Outcome::kReplaced;
@@ -332,9 +416,10 @@ struct ParsedBatch {
   std::vector<size_t> lines;
   std::vector<bool> widened;
   std::vector<std::pair<size_t, Status>> rejected;
-  std::vector<ObjectId> rejected_ids;  // the _id of each rejected document that has one
-  int64_t read = 0;                    // items read (documents and unparsable lines)
-  int64_t bytes_done = 0;              // the file's position after the batch
+  std::vector<ObjectId> rejected_ids;     // the _id of each rejected document that has one
+  std::vector<ObjectId> rejected_owners;  // the masterAccountId of each that has one
+  int64_t read = 0;                       // items read (documents and unparsable lines)
+  int64_t bytes_done = 0;                 // the file's position after the batch
 };
 
 // A written batch with which of its documents were inserted, for the rollup thread.
@@ -345,10 +430,13 @@ struct WrittenBatch {
 
 // Reads `in` to the end, queueing batches; closes the queue when done. A document of a
 // user in `rejected_users` (whose userCore line was refused) is refused too: no economy,
-// ledger or history of a user the store does not have. `rejected_users` is not changed
-// while this runs (the users' file is imported first, to its end).
+// ledger or history of a user the store does not have; so is a document that needs the
+// economy (NeedsEconomy) of a user in `rejected_economies` (whose userEconomy line was
+// refused): no money of a user whose balance was not imported. Neither set is changed
+// while this runs (userCore and userEconomy are imported first, each to its end).
 void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t file_bytes,
-                  const std::set<ObjectId>& rejected_users, BoundedQueue<ParsedBatch>& queue) {
+                  const std::set<ObjectId>& rejected_users,
+                  const std::set<ObjectId>& rejected_economies, BoundedQueue<ParsedBatch>& queue) {
   const JsonSchema& schema = ValidatorFor(collection);
   ExtendedJsonReader reader(&in);
   ParsedBatch batch(collection);
@@ -369,15 +457,23 @@ void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t 
       continue;
     }
     Document doc = std::move(*item->doc);
-    if (collection != Collection::kUserCore && !rejected_users.empty()) {
-      Result<ObjectId> user = doc.view().GetObjectId("masterAccountId");
-      if (user.ok() && rejected_users.count(*user) > 0) {
-        batch.rejected.emplace_back(
-            item->line,
-            Status::FailedPrecondition("not imported: its user " + user->ToHex() + " was rejected",
-                                       "masterAccountId"));
-        continue;
-      }
+    Result<ObjectId> owner = doc.view().GetObjectId("masterAccountId");
+    if (collection != Collection::kUserCore && owner.ok() && rejected_users.count(*owner) > 0) {
+      batch.rejected.emplace_back(
+          item->line,
+          Status::FailedPrecondition("not imported: its user " + owner->ToHex() + " was rejected",
+                                     "masterAccountId"));
+      batch.rejected_owners.push_back(*owner);
+      continue;
+    }
+    if (owner.ok() && rejected_economies.count(*owner) > 0 &&
+        NeedsEconomy(collection, doc.view())) {
+      batch.rejected.emplace_back(
+          item->line, Status::FailedPrecondition("not imported: the userEconomy of its user " +
+                                                     owner->ToHex() + " was rejected",
+                                                 "masterAccountId"));
+      batch.rejected_owners.push_back(*owner);
+      continue;
     }
     if (doc.size_bytes() > kImportDocumentBytesMax) {
       batch.rejected.emplace_back(
@@ -394,6 +490,7 @@ void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t 
     if (!conform.ok()) {
       batch.rejected.emplace_back(item->line, conform);
       if (auto id = doc.view().GetObjectId("_id"); id.ok()) batch.rejected_ids.push_back(*id);
+      if (owner.ok()) batch.rejected_owners.push_back(*owner);
       continue;
     }
     if (upsert) batch.docs.push_back(std::move(doc));
@@ -555,6 +652,9 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   // Users whose userCore document was refused: their other documents are refused too
   // (ParseBatches). Filled while userCore.json is imported, read-only afterwards.
   std::set<ObjectId> rejected_users;
+  // Users whose userEconomy document was refused: their ledger records (and generations
+  // holding money) are refused too. Filled while userEconomy.json is imported.
+  std::set<ObjectId> rejected_economies;
   std::unique_ptr<RollupRebuild> import_rollups;
   bool import_rollups_valid = false;  // written by the rollup thread while it runs
   for (const auto& [collection, path] : files) {
@@ -605,7 +705,7 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
     // JSON work overlaps the store's.
     BoundedQueue<ParsedBatch> queue(kImportQueuedBatchesMax);
     std::thread parser([&, collection = collection] {
-      ParseBatches(*in, collection, upsert, file_bytes, rejected_users, queue);
+      ParseBatches(*in, collection, upsert, file_bytes, rejected_users, rejected_economies, queue);
     });
     std::vector<std::pair<size_t, Status>> pending;
     std::vector<Status> statuses;
@@ -632,6 +732,9 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
       if (collection == Collection::kUserCore) {
         for (const ObjectId& id : batch->rejected_ids) rejected_users.insert(id);
       }
+      if (collection == Collection::kUserEconomy) {
+        for (const ObjectId& id : batch->rejected_owners) rejected_economies.insert(id);
+      }
       for (size_t i = 0; i < written; ++i) {
         if (!results[i].ok()) {
           const Status& refused = results[i].status();
@@ -641,6 +744,14 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
               !(refused.code() == StatusCode::kAlreadyExists && refused.field() == "_id")) {
             const Document& doc = upsert ? batch->docs[i] : batch->checked.docs()[i];
             if (auto id = doc.view().GetObjectId("_id"); id.ok()) rejected_users.insert(*id);
+          }
+          // An economy refused for any reason (other content stored, a duplicate, ...)
+          // holds back the user's ledger: the file's records chain to the file's balance.
+          if (collection == Collection::kUserEconomy) {
+            const Document& doc = upsert ? batch->docs[i] : batch->checked.docs()[i];
+            if (auto owner = doc.view().GetObjectId("masterAccountId"); owner.ok()) {
+              rejected_economies.insert(*owner);
+            }
           }
           pending.emplace_back(batch->lines[i], refused);
           continue;
@@ -748,6 +859,9 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
   // ledger, sessions, events, ... — are not copied either, so that the target holds no
   // money or history of a user it does not have. userCore comes first in the scan.
   std::set<ObjectId> rejected_users;
+  // Users whose userEconomy the target refused: their ledger records and generations
+  // holding money are not copied (NeedsEconomy). userEconomy comes before both.
+  std::set<ObjectId> rejected_economies;
   auto reject = [&](Collection collection, const Document& doc, const Status& status) {
     ++report.collections.back().rejected;
     if (!options.on_rejection) return;
@@ -774,6 +888,14 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
                                           "masterAccountId"));
         continue;
       }
+      if (user.ok() && rejected_economies.count(*user) > 0 &&
+          NeedsEconomy(collection, doc.view())) {
+        reject(collection, doc,
+               Status::FailedPrecondition(
+                   "not copied: the userEconomy of its user " + user->ToHex() + " was rejected",
+                   "masterAccountId"));
+        continue;
+      }
       kept.push_back(std::move(doc));
     }
     WriteBatch(target, collection, kept, upsert, &results);
@@ -785,6 +907,11 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
       reject(collection, kept[i], results[i].status());
       if (collection == Collection::kUserCore) {
         if (auto id = kept[i].view().GetObjectId("_id"); id.ok()) rejected_users.insert(*id);
+      }
+      if (collection == Collection::kUserEconomy) {
+        if (auto owner = kept[i].view().GetObjectId("masterAccountId"); owner.ok()) {
+          rejected_economies.insert(*owner);
+        }
       }
     }
     if (options.progress) options.progress(collection, counts.copied, counts.source_count);

@@ -931,5 +931,316 @@ TEST_F(PortabilityTest, BackupAndRestoreRefuseWhatWouldLoseData) {
   EXPECT_EQ(CountOf(**reopened, Collection::kUserCore), 1);
 }
 
+// Defect: the store lock was named from the path as typed, so a restore through a symlink
+// to the store (or to its directory) replaced the file under a store open by its real
+// name. The lock is taken on the resolved path, by every user of the store.
+TEST_F(PortabilityTest, RestoreThroughASymlinkIsRefusedWhileTheStoreIsOpen) {
+  Seed(*source_, 1);
+  const std::string real = dir_ + "/source/noema.db";
+  const std::string out = dir_ + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + real, out).ok());
+  fs::create_symlink(real, dir_ + "/link.db");
+  fs::create_directory_symlink(dir_ + "/source", dir_ + "/linkdir");
+  for (const std::string& name :
+       {dir_ + "/link.db", dir_ + "/linkdir/noema.db", dir_ + "/source/../source/noema.db"}) {
+    auto busy = RestoreSqliteStore(out, "sqlite:" + name, true);
+    EXPECT_EQ(busy.status().code(), StatusCode::kFailedPrecondition)
+        << name << ": " << busy.status().ToString();
+    EXPECT_NE(busy.status().message().find("open in another process"), std::string::npos);
+  }
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/link.db"));
+  EXPECT_EQ(CountOf(*source_, Collection::kUserCore), 1);
+  // The other way round: a store open through the symlink holds the real file's lock.
+  source_.reset();
+  auto through_link = OpenStore("sqlite:" + dir_ + "/link.db");
+  ASSERT_TRUE(through_link.ok()) << through_link.status().ToString();
+  EXPECT_EQ(RestoreSqliteStore(out, "sqlite:" + real, true).status().code(),
+            StatusCode::kFailedPrecondition);
+  through_link->reset();
+  // Once nothing has it open, a restore through the symlink replaces the file it points
+  // to and leaves the symlink a symlink.
+  auto restored = RestoreSqliteStore(out, "sqlite:" + dir_ + "/link.db", true);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/link.db"));
+  // A hard link cannot be resolved by path: a restore refuses a store file that has one.
+  fs::create_hard_link(real, dir_ + "/hard.db");
+  auto linked = RestoreSqliteStore(out, "sqlite:" + real, true);
+  EXPECT_EQ(linked.status().code(), StatusCode::kFailedPrecondition) << linked.status().ToString();
+  EXPECT_NE(linked.status().message().find("hard links"), std::string::npos);
+}
+
+// Defect: restore opened the old store as a database and copied into it, so a damaged
+// store could not be replaced. It is now replaced by a rename, and the old store's -wal,
+// -shm and -journal go with it.
+TEST_F(PortabilityTest, RestoreForceReplacesADamagedStore) {
+  Seed(*source_, 2);
+  const std::string out = dir_ + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + dir_ + "/source/noema.db", out).ok());
+  std::string random(64 * 1024, '\0');
+  for (size_t i = 0; i < random.size(); ++i) random[i] = static_cast<char>((i * 7919 + 13) % 251);
+  std::string zeroed_header = ReadFile(out);
+  std::fill(zeroed_header.begin(), zeroed_header.begin() + 100, '\0');
+  int n = 0;
+  for (const std::string& damage : {random, zeroed_header}) {
+    const std::string target = dir_ + "/damaged" + std::to_string(n++) + "/noema.db";
+    fs::create_directories(fs::path(target).parent_path());
+    WriteFile(target, damage);
+    WriteFile(target + "-journal", damage.substr(0, 4096));
+    auto restored = RestoreSqliteStore(out, "sqlite:" + target, true);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_FALSE(fs::exists(target + "-journal"));
+    EXPECT_FALSE(fs::exists(target + ".restoring"));
+    auto store = OpenStore("sqlite:" + target);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_EQ(CountOf(**store, Collection::kUserCore), 2);
+    ServiceContext ctx;
+    ctx.store = store->get();
+    auto audit = EconomyService(ctx).Audit();
+    ASSERT_TRUE(audit.ok());
+    EXPECT_TRUE(audit->ok());
+  }
+}
+
+// Defect: backups kept the store's WAL mode, so reading one needed a -shm beside it (no
+// read-only media) and restore left -wal/-shm files next to the backup.
+TEST_F(PortabilityTest, ABackupIsOneFileInRollbackModeAndIsReadWithoutWritingBesideIt) {
+  Seed(*source_, 1);
+  const std::string shelf = dir_ + "/shelf";
+  fs::create_directories(shelf);
+  const std::string out = shelf + "/backup.db";
+  ASSERT_TRUE(BackupSqliteStore("sqlite:" + dir_ + "/source/noema.db", out).ok());
+  const std::string header = ReadFile(out).substr(0, 20);
+  EXPECT_EQ(header[18], 1) << "read format version: 2 is WAL";
+  EXPECT_EQ(header[19], 1) << "write format version: 2 is WAL";
+  // Read-only media: a directory nobody may write to (root may, so this part also checks
+  // that nothing was written beside the backup).
+  fs::permissions(shelf, fs::perms::owner_read | fs::perms::owner_exec);
+  auto restored = RestoreSqliteStore(out, "sqlite:" + dir_ + "/restored/noema.db", false);
+  fs::permissions(shelf, fs::perms::owner_all);
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  std::vector<std::string> beside;
+  for (const auto& entry : fs::directory_iterator(shelf)) {
+    beside.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(beside, std::vector<std::string>{"backup.db"});
+  auto store = OpenStore("sqlite:" + dir_ + "/restored/noema.db");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(CountOf(**store, Collection::kUserCore), 1);
+}
+
+// Defect: upsert replaced a userEconomy document (rolling a balance back under its ledger)
+// and a finished generation record (reopening a final state, DECISIONS.md 5).
+TEST_F(PortabilityTest, UpsertNeverReplacesABalanceOrAFinishedGeneration) {
+  Seed(*source_, 1);
+  const ObjectId user = [&] {
+    ObjectId id;
+    EXPECT_TRUE(source_
+                    ->RunReadOnly([&](Transaction& tx) -> Status {
+                      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> doc,
+                                             tx.FindOne(Collection::kUserCore, Filter{}));
+                      id = doc->view().GetObjectId("_id").value();
+                      return Status::Ok();
+                    })
+                    .ok());
+    return id;
+  }();
+  auto generation = [&](const ObjectId& id, const std::string& status) {
+    return R"({"_id":{"$oid":")" + id.ToHex() + R"("},"generationId":{"$oid":")" + id.ToHex() +
+           R"("},"masterAccountId":{"$oid":")" + user.ToHex() +
+           R"("},"sessionId":{"$oid":"65f1a2b3c4d5e6f708192c01"},"initiatingEventId":{"$oid":"65f1a2b3c4d5e6f708192c02"},"serviceName":"comfy","requestTimestamp":{"$date":"2025-05-07T12:00:00Z"},"status":")" +
+           status + R"("})";
+  };
+  const ObjectId finished = ObjectId::Generate();
+  const ObjectId open = ObjectId::Generate();
+  for (const ObjectId& id : {finished, open}) {
+    const Document doc =
+        Document::FromJson(generation(id, id == finished ? "success" : "pending")).value();
+    ASSERT_TRUE(InsertOne(*source_, Collection::kGenerationOutputs, doc).ok());
+  }
+  ASSERT_TRUE(Export(*source_, "old", JsonMode::kCanonical).ok());
+  // Later: more credit (the balance moves on) and the open generation finishes.
+  EconomyService economy(ctx_);
+  ASSERT_TRUE(economy.Credit(user, Movement("5", "deposit")).ok());
+  fs::create_directories(dir_ + "/edit");
+  WriteFile(dir_ + "/edit/generationOutputs.json",
+            generation(finished, "pending") + "\n" + generation(open, "processing") + "\n");
+  ASSERT_TRUE(Export(*source_, "before", JsonMode::kCanonical).ok());
+
+  auto report = Import(*source_, "old", ImportMode::kUpsert);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_GE(report->rejections.size(), 1u);
+  EXPECT_EQ(report->rejections[0].collection, Collection::kUserEconomy);
+  EXPECT_EQ(report->rejections[0].reason.code(), StatusCode::kConflict);
+  EXPECT_NE(report->rejections[0].reason.message().find(user.ToHex()), std::string::npos);
+  EXPECT_NE(report->rejections[0].reason.message().find("only changes through the ledger"),
+            std::string::npos)
+      << report->rejections[0].reason.ToString();
+  EXPECT_TRUE(report->audit.ok()) << report->audit.first_break->reason;
+
+  auto edit = Import(*source_, "edit", ImportMode::kUpsert);
+  ASSERT_TRUE(edit.ok()) << edit.status().ToString();
+  ASSERT_EQ(edit->rejections.size(), 1u);
+  EXPECT_EQ(edit->rejections[0].line, 1u);
+  EXPECT_EQ(edit->rejections[0].reason.code(), StatusCode::kConflict);
+  EXPECT_NE(edit->rejections[0].reason.message().find("final state 'success'"), std::string::npos)
+      << edit->rejections[0].reason.ToString();
+  EXPECT_EQ(edit->collections[0].replaced, 1);  // the pending record may still change
+
+  ASSERT_TRUE(Export(*source_, "after", JsonMode::kCanonical).ok());
+  EXPECT_EQ(ReadFile(dir_ + "/after/userEconomy.json"),
+            ReadFile(dir_ + "/before/userEconomy.json"));
+  EXPECT_NE(ReadFile(dir_ + "/after/generationOutputs.json").find("\"success\""),
+            std::string::npos);
+
+  // migrate --allow-non-empty upserts the same way.
+  auto target = Open("target");
+  ASSERT_NE(target, nullptr);
+  auto old_import = Import(*target, "old", ImportMode::kInsert);
+  ASSERT_TRUE(old_import.ok());
+  MigrateOptions options;
+  options.allow_non_empty_target = true;
+  std::vector<std::string> refused;
+  options.on_rejection = [&](Collection collection, const Status& status) {
+    refused.push_back(std::string(CollectionName(collection)) + ": " + status.ToString());
+  };
+  auto migrated = MigrateStore(*source_, *target, options);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_FALSE(refused.empty());
+  EXPECT_NE(refused[0].find("userEconomy: "), std::string::npos) << refused[0];
+  EXPECT_TRUE(migrated->audit.ok()) << migrated->audit.first_break->reason;
+}
+
+// Defect: a refused userEconomy line did not hold back the user's ledger, which then went
+// in without the balance it sums to.
+TEST_F(PortabilityTest, ImportHoldsBackTheLedgerOfAUserWhoseEconomyWasRefused) {
+  Seed(*source_, 2);
+  ASSERT_TRUE(Export(*source_, "good", JsonMode::kCanonical).ok());
+  std::vector<std::string> economies;
+  std::stringstream in(ReadFile(dir_ + "/good/userEconomy.json"));
+  for (std::string line; std::getline(in, line);) economies.push_back(line);
+  ASSERT_EQ(economies.size(), 2u);
+  const std::string refused_hex =
+      Document::FromJson(economies[0])->view().GetObjectId("masterAccountId")->ToHex();
+  std::string broken = economies[0];
+  broken.replace(broken.find("\"usdCredit\""), 11, "\"usdCreditX\"");
+  fs::copy(dir_ + "/good", dir_ + "/broken", fs::copy_options::recursive);
+  WriteFile(dir_ + "/broken/userEconomy.json", broken + "\n" + economies[1] + "\n");
+  for (ImportMode mode : {ImportMode::kInsert, ImportMode::kUpsert}) {
+    auto target = Open(mode == ImportMode::kInsert ? "insert" : "upsert");
+    std::vector<ImportRejection> rejections;
+    auto report = Import(*target, "broken", mode, &rejections);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_EQ(rejections.size(), 3u);  // the economy and its two ledger records
+    EXPECT_EQ(rejections[0].collection, Collection::kUserEconomy);
+    for (size_t i = 1; i < rejections.size(); ++i) {
+      EXPECT_EQ(rejections[i].collection, Collection::kTransactions);
+      EXPECT_NE(rejections[i].reason.message().find("userEconomy of its user " + refused_hex),
+                std::string::npos)
+          << rejections[i].reason.ToString();
+    }
+    EXPECT_EQ(CountOf(*target, Collection::kTransactions), 2);
+    EXPECT_TRUE(report->audit.ok()) << report->audit.first_break->reason;
+  }
+}
+
+// Defect: the audit stopped at the first user without an economy record, and skipped that
+// scan altogether when a chain was broken: it now reports every one.
+TEST_F(PortabilityTest, TheAuditCountsEveryBrokenUserAndEveryUserWithoutAnEconomy) {
+  Seed(*source_, 4);
+  std::vector<ObjectId> users;
+  ASSERT_TRUE(source_
+                  ->RunReadOnly([&](Transaction& tx) -> Status {
+                    users.clear();
+                    return tx.Scan(Collection::kUserEconomy, Filter{}, [&](DocumentView doc) {
+                      users.push_back(doc.GetObjectId("_id").value());
+                      return Status::Ok();
+                    });
+                  })
+                  .ok());
+  ASSERT_EQ(users.size(), 4u);
+  ASSERT_TRUE(source_
+                  ->RunTransaction([&](Transaction& tx) -> Status {
+                    // users[0]: a balance its records do not sum to.
+                    DocumentBuilder changed;
+                    changed.Append("_id", users[0])
+                        .Append("masterAccountId", users[0])
+                        .Append("usdCredit", Usd("999"))
+                        .Append("usdHeld", Money::Zero())
+                        .Append("exp", int64_t{0})
+                        .Append("ledgerSequence", int64_t{2})
+                        .Append("createdAt", clock_.Now())
+                        .Append("updatedAt", clock_.Now());
+                    const Document replacement = std::move(changed).Build();
+                    NOEMA_RETURN_IF_ERROR(
+                        tx.Replace(Collection::kUserEconomy, users[0], replacement));
+                    // users[1] and users[2]: records without an economy.
+                    NOEMA_RETURN_IF_ERROR(tx.Delete(Collection::kUserEconomy, users[1]));
+                    return tx.Delete(Collection::kUserEconomy, users[2]);
+                  })
+                  .ok());
+  auto audit = EconomyService(ctx_).Audit();
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(audit->users_checked, 2);
+  EXPECT_EQ(audit->users_broken, 3);
+  ASSERT_TRUE(audit->first_break.has_value());
+}
+
+// Defect: the empty-key refusal did not say where the empty key was.
+TEST_F(PortabilityTest, AnEmptyKeyIsRefusedNamingItsPath) {
+  const std::string event =
+      R"({"_id":{"$oid":"65f1a2b3c4d5e6f708192d01"},"eventId":{"$oid":"65f1a2b3c4d5e6f708192d01"},"masterAccountId":{"$oid":"65f1a2b3c4d5e6f708192a3b"},"sessionId":{"$oid":"65f1a2b3c4d5e6f708192c01"},"timestamp":{"$date":"2025-05-07T12:00:00Z"},"eventType":"command_executed","sourcePlatform":"test","eventData":{"args":[{"":1}]}})";
+  auto doc = Document::FromJson(event);
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  Status storable = CheckStorable(Collection::kUserEvents, doc->view());
+  EXPECT_EQ(storable.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(storable.field(), "eventData.args.0.<empty>") << storable.ToString();
+  EXPECT_EQ(CheckDocumentForStore(Collection::kUserEvents, doc->view()).field(),
+            "eventData.args.0.<empty>");
+  auto top = Document::FromJson(R"({"":1})");
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ(CheckStorable(Collection::kUserEvents, top->view()).field(), "<empty>");
+}
+
+// Defect: a relaxed export of a busy user-day (activityDaily.sessionDurationsMs with more
+// int32-sized values than kImportWideningsMax) could not be imported again.
+TEST_F(PortabilityTest, ARelaxedExportOfARollupOfManySessionsImportsAgain) {
+  Seed(*source_, 1);
+  const ObjectId user = ObjectId::Generate();
+  DocumentBuilder rollup;
+  rollup.Append("_id", ObjectId::Generate())
+      .Append("day", Timestamp::FromMillis(1'746'576'000'000))
+      .Append("masterAccountId", user)
+      .Append("events", int64_t{400});
+  rollup.StartArray("byType").End();
+  rollup.StartArray("byPlatform").End();
+  rollup.StartArray("commands").End();
+  rollup.StartArray("sessionDurationsMs");
+  for (int i = 0; i < 200; ++i) rollup.Append(rollup.NextArrayKey(), int64_t{60'000 + i});
+  rollup.End();
+  rollup.StartArray("generations").End();
+  rollup.Append("creditAddedUsd", Money::Zero()).Append("creditSpentUsd", Money::Zero());
+  Document rollup_doc = std::move(rollup).Build();
+  ASSERT_TRUE(InsertOne(*source_, Collection::kActivityDaily, rollup_doc).ok());
+  ASSERT_TRUE(Export(*source_, "relaxed", JsonMode::kRelaxed).ok());
+  ASSERT_TRUE(Export(*source_, "canonical", JsonMode::kCanonical).ok());
+  auto target = Open("target");
+  ASSERT_NE(target, nullptr);
+  auto report = Import(*target, "relaxed", ImportMode::kInsert);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->rejected, 0) << report->rejections[0].reason.ToString();
+  ASSERT_TRUE(Export(*target, "again", JsonMode::kCanonical).ok());
+  // The rollup comes back with every duration an int64, as stored. (The untyped counters
+  // of the other rollups, `byType.n`, stay int32: docs/operations.md.)
+  auto line_of = [&](const std::string& file) {
+    std::stringstream lines(ReadFile(dir_ + "/" + file + "/activityDaily.json"));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(user.ToHex()) != std::string::npos) return line;
+    }
+    return std::string();
+  };
+  ASSERT_FALSE(line_of("canonical").empty());
+  EXPECT_TRUE(line_of("again") == line_of("canonical"));
+}
+
 }  // namespace
 }  // namespace noema

@@ -1,9 +1,15 @@
 // Hot backup and restore of the embedded store with SQLite's online backup API
 // (sqlite3_backup_*). See include/noema/backup.h.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -46,6 +52,66 @@ Result<Db> OpenDb(const std::string& path, int flags) {
   }
   sqlite3_busy_timeout(db.get(), kBackupBusyTimeoutMs);
   return db;
+}
+
+// Whether the file's header says WAL mode (bytes 18 and 19, the read and write format
+// versions, are 2; docs/storage.md).
+bool HeaderSaysWal(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char header[20] = {};
+  if (!in.read(header, sizeof header)) return false;
+  return header[18] == 2 || header[19] == 2;
+}
+
+// Opens a backup file to read it, creating nothing beside it: a file not in WAL mode (what
+// `noema backup` writes) is opened with the `immutable` URI parameter, which needs no
+// lock, -shm or -journal file, so read-only media work. A WAL-mode file (an older backup)
+// is opened read-only as before.
+Result<Db> OpenBackupReadOnly(const std::string& path) {
+  if (HeaderSaysWal(path)) return OpenDb(path, SQLITE_OPEN_READONLY);
+  std::string uri = "file:";
+  for (unsigned char c : fs::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
+      char escaped[4];
+      std::snprintf(escaped, sizeof escaped, "%%%02X", c);
+      uri += escaped;
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  uri += "?immutable=1";
+  NOEMA_ASSIGN_OR_RETURN(Db db, OpenDb(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI));
+  return db;
+}
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::Unavailable(what + " '" + path + "': " + std::strerror(errno));
+}
+
+// fsync(2) of a file or a directory.
+Status SyncPath(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", path);
+  int rc = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  errno = error;
+  if (rc != 0) return Errno("cannot sync", path);
+  return Status::Ok();
+}
+
+std::string DirectoryOf(const std::string& path) {
+  std::string parent = fs::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+Status Exec(sqlite3* db, const std::string& sql, const std::string& what) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  if (rc != SQLITE_OK) return Status::Unavailable(what + ": " + message);
+  return Status::Ok();
 }
 
 // Runs a query whose first row's first column is an integer or text; returns the text.
@@ -137,9 +203,16 @@ Result<BackupReport> BackupSqliteStore(std::string_view store_uri, const std::st
     NOEMA_ASSIGN_OR_RETURN(Db dest, OpenDb(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
     NOEMA_ASSIGN_OR_RETURN(BackupReport copied,
                            Copy(source.get(), dest.get(), "backing up '" + path + "'"));
+    // The copy takes the source's WAL mode with its pages; a backup is a file on its own
+    // (it may go to read-only media) and needs no -wal or -shm beside it.
+    NOEMA_RETURN_IF_ERROR(
+        Exec(dest.get(), "PRAGMA journal_mode=DELETE", "backing up '" + path + "'"));
     NOEMA_RETURN_IF_ERROR(CheckNoemaDatabase(dest.get(), partial));
     return copied;
   }();
+  if (report.ok()) {
+    if (Status synced = SyncPath(partial, false); !synced.ok()) report = synced;
+  }
   if (!report.ok()) {
     fs::remove(partial, ec);
     return report.status();
@@ -149,6 +222,7 @@ Result<BackupReport> BackupSqliteStore(std::string_view store_uri, const std::st
     fs::remove(partial, ec);
     return Status::Unavailable("cannot rename the backup to '" + out_path + "'");
   }
+  NOEMA_RETURN_IF_ERROR(SyncPath(DirectoryOf(out_path), true));
   report->bytes = static_cast<int64_t>(fs::file_size(out_path, ec));
   return report;
 }
@@ -158,7 +232,7 @@ Result<BackupReport> RestoreSqliteStore(const std::string& backup_path, std::str
   NOEMA_ASSIGN_OR_RETURN(std::string path, SqlitePath(store_uri));
   std::error_code ec;
   if (!fs::exists(backup_path, ec)) return Status::NotFound("no backup at '" + backup_path + "'");
-  NOEMA_ASSIGN_OR_RETURN(Db backup, OpenDb(backup_path, SQLITE_OPEN_READONLY));
+  NOEMA_ASSIGN_OR_RETURN(Db backup, OpenBackupReadOnly(backup_path));
   NOEMA_RETURN_IF_ERROR(CheckNoemaDatabase(backup.get(), backup_path));
   if (fs::exists(path, ec) && !replace_existing) {
     return Status::FailedPrecondition("a store exists at '" + path +
@@ -170,11 +244,60 @@ Result<BackupReport> RestoreSqliteStore(const std::string& backup_path, std::str
   // would go on with the old data and lose what it acknowledged after the backup.
   NOEMA_ASSIGN_OR_RETURN(sqlite::StoreLock alone,
                          sqlite::StoreLock::Acquire(path, sqlite::StoreLock::Mode::kExclusive));
-  NOEMA_ASSIGN_OR_RETURN(Db target, OpenDb(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
-  NOEMA_ASSIGN_OR_RETURN(BackupReport report,
-                         Copy(backup.get(), target.get(), "restoring into '" + path + "'"));
-  NOEMA_RETURN_IF_ERROR(CheckNoemaDatabase(target.get(), path));
-  report.bytes = static_cast<int64_t>(fs::file_size(path, ec));
+  // The file itself is replaced, not the name typed (which may be a symlink to it).
+  const std::string target = sqlite::StoreLock::ResolvedPath(path);
+  if (struct stat st{};
+      ::lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+    return Status::FailedPrecondition(
+        "the store '" + path + "' has " + std::to_string(st.st_nlink) +
+        " hard links; another name may be in use by a running server that restore cannot "
+        "detect (docs/storage.md): remove the other links first");
+  }
+  // The backup is copied into a new file beside the store, which is then renamed over it:
+  // the old file's content is never read, so a damaged store is replaced like any other,
+  // and a crash leaves the old store or the new one, never a mixture.
+  const std::string temporary = target + ".restoring";
+  fs::remove(temporary, ec);
+  Result<BackupReport> report = [&]() -> Result<BackupReport> {
+    NOEMA_ASSIGN_OR_RETURN(Db fresh, OpenDb(temporary, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    NOEMA_ASSIGN_OR_RETURN(BackupReport copied,
+                           Copy(backup.get(), fresh.get(), "restoring into '" + path + "'"));
+    NOEMA_RETURN_IF_ERROR(
+        Exec(fresh.get(), "PRAGMA journal_mode=DELETE", "restoring into '" + path + "'"));
+    NOEMA_RETURN_IF_ERROR(CheckNoemaDatabase(fresh.get(), temporary));
+    return copied;
+  }();
+  if (report.ok()) {
+    if (Status synced = SyncPath(temporary, false); !synced.ok()) report = synced;
+  }
+  if (!report.ok()) {
+    fs::remove(temporary, ec);
+    return report.status();
+  }
+  // The old store's -wal, -shm and -journal belong to the old file: left beside the new
+  // one, SQLite would replay them into it. A readable old store is checkpointed first, so
+  // that a crash before the rename leaves it whole (a damaged one has nothing to keep).
+  if (fs::exists(target, ec)) {
+    sqlite3* old = nullptr;
+    if (sqlite3_open_v2(target.c_str(), &old, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+      sqlite3_exec(old, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    }
+    sqlite3_close_v2(old);
+  }
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    if (::unlink((target + suffix).c_str()) != 0 && errno != ENOENT) {
+      Status failed = Errno("cannot remove", target + suffix);
+      fs::remove(temporary, ec);
+      return failed;
+    }
+  }
+  if (::rename(temporary.c_str(), target.c_str()) != 0) {
+    Status failed = Errno("cannot rename the restored store to", target);
+    fs::remove(temporary, ec);
+    return failed;
+  }
+  NOEMA_RETURN_IF_ERROR(SyncPath(DirectoryOf(target), true));
+  report->bytes = static_cast<int64_t>(fs::file_size(target, ec));
   return report;
 }
 

@@ -1,10 +1,15 @@
 #include "store/sqlite/sqlite_init.h"
 
+#include <sqlite3.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include "noema/object_id.h"
 
@@ -380,6 +385,39 @@ Status RestoreInterruptedBulkLoads(Connection& connection,
     }
     NOEMA_RETURN_IF_ERROR(RestoreIndexes(connection, *layout));
     lines->push_back("built the indexes of " + name + " left out by an unfinished bulk load");
+  }
+  return Status::Ok();
+}
+
+Status CheckNotAnotherDatabase(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+    return Status::Ok();
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  int64_t version = -1;
+  int64_t tables = -1;
+  if (rc == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 1000);
+    for (auto [sql, out] :
+         {std::pair{"PRAGMA user_version", &version},
+          std::pair{"SELECT count(*) FROM sqlite_schema WHERE type = 'table'", &tables}}) {
+      sqlite3_stmt* statement = nullptr;
+      if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) == SQLITE_OK &&
+          sqlite3_step(statement) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(statement, 0);
+      }
+      sqlite3_finalize(statement);
+    }
+  }
+  sqlite3_close_v2(db);
+  if (version == 0 && tables > 0) {
+    return Status::FailedPrecondition(
+        "'" + path + "' is a SQLite database with " + std::to_string(tables) +
+            " table(s) and no noema schema version: not a noema store (check --store); "
+            "nothing was changed",
+        "store");
   }
   return Status::Ok();
 }

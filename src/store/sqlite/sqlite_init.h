@@ -21,6 +21,13 @@ namespace noema::sqlite {
 // The layout version kept in PRAGMA user_version.
 inline constexpr int kSchemaVersion = 1;
 
+// FailedPrecondition when the file at `path` is a SQLite database that holds tables but no
+// noema schema version (user_version 0): another program's database, named by a --store
+// typo, which noema must neither convert to WAL mode nor add its tables to. Reads the file
+// read-only and creates nothing; OK when there is no such file, it is empty, or it cannot
+// be read (opening it proper then says why).
+Status CheckNotAnotherDatabase(const std::string& path);
+
 // FailedPrecondition when the file was written by a newer layout than this build's.
 Status CheckSchemaVersion(Connection& connection);
 

@@ -461,6 +461,8 @@ Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
     return Status::InvalidArgument("the SQLite store needs a file path, e.g. ./noema-data/noema.db",
                                    "store");
   }
+  // Another program's database is left as it is (not even put in WAL mode).
+  NOEMA_RETURN_IF_ERROR(sqlite::CheckNotAnotherDatabase(path));
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::error_code error;

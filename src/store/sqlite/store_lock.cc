@@ -5,13 +5,40 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <utility>
 
 namespace noema::sqlite {
+namespace {
+
+// realpath(3), or nullopt when `path` cannot be resolved (it does not exist).
+std::optional<std::string> RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) return std::nullopt;
+  return std::string(resolved);
+}
+
+}  // namespace
+
+std::string StoreLock::ResolvedPath(const std::string& database_path) {
+  if (std::optional<std::string> file = RealPath(database_path)) return *file;
+  // Not created yet: its directory resolved, plus its name.
+  std::filesystem::path typed(database_path);
+  std::string parent = typed.parent_path().string();
+  if (std::optional<std::string> dir = RealPath(parent.empty() ? "." : parent)) {
+    return (std::filesystem::path(*dir) / typed.filename()).string();
+  }
+  return database_path;
+}
 
 Result<StoreLock> StoreLock::Acquire(const std::string& database_path, Mode mode) {
-  const std::string path = database_path + ".lock";
+  // Named from the file's resolved path, so that every name of the store that resolves
+  // to one file (a symlink, `dir/../x.db`, a relative path) takes the same lock.
+  const std::string path = ResolvedPath(database_path) + ".lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     return Status::Unavailable("cannot open '" + path + "': " + std::strerror(errno));

@@ -1,5 +1,6 @@
 // Who has an embedded store open, across processes. Every SqliteStore holds a shared
-// flock(2) on "<database>.lock" for its whole life; `noema restore`, which replaces the
+// flock(2) on "<database>.lock" for its whole life (<database> resolved: a symlink to
+// the store takes the lock of the file it points to); `noema restore`, which replaces the
 // database under everyone, takes it exclusively and is refused while anyone else holds
 // it — a running `noema serve` above all, whose acknowledged writes a restore would
 // otherwise silently discard. The kernel drops a flock when its process ends, crash
@@ -20,7 +21,14 @@ class StoreLock {
 
   // Never waits. Shared: Unavailable while a restore holds the lock exclusively.
   // Exclusive: FailedPrecondition while any other store has the database open.
+  // The lock file is "<resolved>.lock", where <resolved> is ResolvedPath(database_path).
   static Result<StoreLock> Acquire(const std::string& database_path, Mode mode);
+
+  // The database file's path with every symlink, "." and ".." resolved (realpath(3));
+  // for a file that does not exist yet, its directory's resolved path plus its name; the
+  // path as given when not even the directory exists. Hard links cannot be told apart by
+  // path: two hard links to one file are two stores to this lock (docs/storage.md).
+  static std::string ResolvedPath(const std::string& database_path);
 
   StoreLock() = default;
   StoreLock(StoreLock&& other) noexcept;

@@ -352,6 +352,13 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
                                   "', which never changes; it is not replaced",
                               "_id");
     }
+    // Nor does a hold, but with its user's usdHeld (which the import never replaces).
+    if (existing->view().Has("heldUsd") || doc.Has("heldUsd")) {
+      return Status::Conflict("generationOutputs " + id.ToHex() +
+                                  " holds credit (heldUsd), which only changes with its user's "
+                                  "usdHeld; it is not replaced",
+                              "_id");
+    }
   }
   NOEMA_RETURN_IF_ERROR(tx.Replace(collection, id, doc));
   return Outcome::kReplaced;

@@ -1086,6 +1086,18 @@ TEST_F(PortabilityTest, UpsertNeverReplacesABalanceOrAFinishedGeneration) {
       << edit->rejections[0].reason.ToString();
   EXPECT_EQ(edit->collections[0].replaced, 1);  // the pending record may still change
 
+  // Unless it holds credit: its heldUsd is part of the user's usdHeld.
+  std::string held = generation(open, "processing");
+  held.insert(held.size() - 1, R"(,"heldUsd":{"$numberDecimal":"2"})");
+  fs::create_directories(dir_ + "/held");
+  WriteFile(dir_ + "/held/generationOutputs.json", held + "\n");
+  auto hold = Import(*source_, "held", ImportMode::kUpsert);
+  ASSERT_TRUE(hold.ok()) << hold.status().ToString();
+  ASSERT_EQ(hold->rejections.size(), 1u);
+  EXPECT_EQ(hold->rejections[0].reason.code(), StatusCode::kConflict);
+  EXPECT_NE(hold->rejections[0].reason.message().find("holds credit"), std::string::npos)
+      << hold->rejections[0].reason.ToString();
+
   ASSERT_TRUE(Export(*source_, "after", JsonMode::kCanonical).ok());
   EXPECT_EQ(ReadFile(dir_ + "/after/userEconomy.json"),
             ReadFile(dir_ + "/before/userEconomy.json"));

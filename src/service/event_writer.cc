@@ -169,12 +169,15 @@ Result<ObjectId> StartSessionInTx(Transaction& tx, const ServiceContext& ctx, Do
                                   const NewSessionFields& fields) {
   NOEMA_RETURN_IF_ERROR(ValidatePlatformName(platform, "platform"));
   NOEMA_ASSIGN_OR_RETURN(ObjectId master_account_id, user.GetObjectId("_id"));
-  Timestamp now = ctx.Now();
+  const Timestamp now = ctx.Now();
+  const Timestamp start = std::min(now, fields.start_time.value_or(now));
 
   // Touching the user record serialises concurrent starts for this user. A session a
-  // service action starts is not the user's interaction: lastSeenPlatform stays.
+  // service action starts is not the user's interaction, and one that began longer ago
+  // than the inactivity timeout (a late event's) is not the latest: lastSeenPlatform stays.
   DocumentBuilder user_update;
-  const bool by_user = start_method != kStartMethodServiceAction;
+  const bool by_user = start_method != kStartMethodServiceAction &&
+                       now - start <= ctx.config.session_inactivity_timeout_ms;
   CopyFieldsExcept(user, {"lastSeenPlatform", "updatedAt"}, &user_update);
   if (by_user) {
     user_update.Append("lastSeenPlatform", platform);
@@ -190,12 +193,12 @@ Result<ObjectId> StartSessionInTx(Transaction& tx, const ServiceContext& ctx, Do
   session.Append("_id", session_id)
       .Append("sessionId", session_id)
       .Append("masterAccountId", master_account_id)
-      .Append("startTime", now)
+      .Append("startTime", start)
       .AppendNull("endTime")
       .AppendNull("endReason")
       .Append("platform", platform)
       .Append("isActive", true)
-      .Append("lastUserActivityTimestamp", now)
+      .Append("lastUserActivityTimestamp", start)
       .Append("errorCount", int32_t{0});
   if (fields.user_agent.has_value()) session.Append("userAgent", *fields.user_agent);
   if (fields.metadata.has_value()) session.AppendDocument("metadata", *fields.metadata);
@@ -205,7 +208,7 @@ Result<ObjectId> StartSessionInTx(Transaction& tx, const ServiceContext& ctx, Do
   DocumentBuilder data;
   data.Append("platform", platform).Append("startMethod", start_method);
   EventToWrite started{master_account_id, std::string(platform),   session_id,
-                       "session_started", std::move(data).Build(), now};
+                       "session_started", std::move(data).Build(), start};
   NOEMA_RETURN_IF_ERROR(WriteEvent(tx, ctx, started).status());
   return session_id;
 }
@@ -238,10 +241,18 @@ Status EndSessionInTx(Transaction& tx, const ServiceContext& ctx, DocumentView s
 namespace {
 
 // ActiveSessionFor, telling through `*wrote` whether it wrote anything before an error.
+// A session it has to start for an event at `at` begins then (not later than now); when
+// that is longer ago than the inactivity timeout (a late, buffered event), the session is
+// over as soon as it begins: it is ended at once (session_timeout_inactive, endTime = its
+// start), `*closed` is set, and the event goes into it, so a late event neither opens a
+// session now nor keeps one alive (docs/events.md).
 Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
                                     const ObjectId& master_account_id, std::string_view platform,
-                                    std::string_view start_method, EventCause cause, bool* wrote) {
+                                    std::string_view start_method, EventCause cause, bool* wrote,
+                                    std::optional<Timestamp> at = std::nullopt,
+                                    bool* closed = nullptr) {
   *wrote = false;
+  if (closed != nullptr) *closed = false;
   NOEMA_RETURN_IF_ERROR(ValidatePlatformName(platform, "platform"));
   Filter filter;
   filter.Eq("masterAccountId", master_account_id).Eq("platform", platform).Eq("isActive", true);
@@ -267,7 +278,17 @@ Result<ObjectId> FindOrStartSession(Transaction& tx, const ServiceContext& ctx,
     NOEMA_ASSIGN_OR_RETURN(Timestamp last, active->view().GetDate("lastUserActivityTimestamp"));
     NOEMA_RETURN_IF_ERROR(EndSessionInTx(tx, ctx, active->view(), kEndReasonTimeout, last));
   }
-  return StartSessionInTx(tx, ctx, user.view(), platform, start_method, {});
+  NewSessionFields fields;
+  fields.start_time = at;
+  NOEMA_ASSIGN_OR_RETURN(ObjectId started,
+                         StartSessionInTx(tx, ctx, user.view(), platform, start_method, fields));
+  const Timestamp start = std::min(now, at.value_or(now));
+  if (now - start > ctx.config.session_inactivity_timeout_ms) {
+    NOEMA_ASSIGN_OR_RETURN(Document session, tx.Get(Collection::kUserSessions, started));
+    NOEMA_RETURN_IF_ERROR(EndSessionInTx(tx, ctx, session.view(), kEndReasonTimeout, start));
+    if (closed != nullptr) *closed = true;
+  }
+  return started;
 }
 
 }  // namespace
@@ -312,10 +333,12 @@ Result<WrittenEvent> InsertPreparedEvent(Transaction& tx, const ServiceContext& 
     if (cache != nullptr && known != cache->active.end()) {
       resolved_session = known->second;
     } else {
-      NOEMA_ASSIGN_OR_RETURN(resolved_session,
-                             FindOrStartSession(tx, ctx, master_account_id, platform,
-                                                kStartMethodImplicit, cause, wrote));
-      if (cache != nullptr) {
+      bool closed = false;
+      NOEMA_ASSIGN_OR_RETURN(
+          resolved_session,
+          FindOrStartSession(tx, ctx, master_account_id, platform, kStartMethodImplicit, cause,
+                             wrote, timestamp, &closed));
+      if (cache != nullptr && !closed) {
         cache->active.emplace(std::move(key), resolved_session);
         cache->owners.emplace(resolved_session, master_account_id);
       }

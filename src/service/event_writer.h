@@ -120,6 +120,10 @@ Result<Document> LoadUser(Transaction& tx, const ObjectId& master_account_id);
 struct NewSessionFields {
   std::optional<std::string> user_agent;
   std::optional<DocumentView> metadata;
+  // When the session began (its startTime, first lastUserActivityTimestamp and the
+  // session_started event's timestamp); absent means now. Earlier for a session started by
+  // a late event (see InsertPreparedEvent).
+  std::optional<Timestamp> start_time;
 };
 
 // Starts a session for the user whose userCore document is `user` (see LoadActiveUser) and

@@ -11,6 +11,7 @@
 
 #include "service/analytics_history.h"
 #include "service/analytics_rollup.h"
+#include "service/economy_internal.h"
 #include "service/test_support.h"
 
 namespace noema {
@@ -385,7 +386,14 @@ TEST_F(AnalyticsTest, ExpDistributionIsEveryUsersExpNow) {
   // At the top of the range: the last bucket ends at the largest int64 (no overflow past
   // it; the sanitizer build checks).
   const int64_t top = std::numeric_limits<int64_t>::max();
-  ASSERT_TRUE(economy.AddExp(users_.c, top - 1234, std::nullopt, Origin{"web", std::nullopt}).ok());
+  // Beyond one grant's kExpGrantMax: straight through the unit-of-work step.
+  ASSERT_TRUE(store_.store()
+                  .RunTransaction([&](Transaction& tx) -> Status {
+                    return service_internal::AddExpInTx(tx, ctx_, users_.c, top - 1234,
+                                                        std::nullopt, Origin{"web", std::nullopt})
+                        .status();
+                  })
+                  .ok());
   auto high = analytics.ExpDistribution();
   ASSERT_TRUE(high.ok()) << high.status().ToString();
   DocumentView h = high->view();

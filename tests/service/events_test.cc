@@ -637,6 +637,62 @@ TEST_F(EventServiceTest, LateActivityDoesNotReviveAnExpiredSession) {
   EXPECT_FALSE(sessions_.Get(session.session_id)->is_active);
 }
 
+// A late (buffered) event with no session and no active one on its platform goes into a
+// session that begins at its time; when that is longer ago than the inactivity timeout,
+// the session is over as it begins. It used to open a session at now, kept alive for 30
+// minutes by activity days old.
+TEST_F(EventServiceTest, ALateEventWithoutASessionGoesIntoASessionOfItsOwnTime) {
+  clock_.Advance(3 * kMillisPerDay);
+  const Timestamp old_time = clock_.Now() - 3 * kMillisPerDay;
+  EventInput late = Menu(user_, std::nullopt, "web");
+  late.timestamp = old_time;
+  Result<ObjectId> stored = events_.Log(std::move(late));
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  Result<Session> session = sessions_.Get(SessionOf(*stored));
+  ASSERT_TRUE(session.ok());
+  EXPECT_FALSE(session->is_active);
+  EXPECT_EQ(session->start_time, old_time);
+  EXPECT_EQ(session->end_time, old_time);
+  EXPECT_EQ(session->end_reason, "session_timeout_inactive");
+
+  // In a batch, a late item's closed session is not reused by the current items after it:
+  // they open a live one at now; a later late item then joins that live session.
+  auto late_menu = [&](Timestamp at) {
+    EventInput input = Menu(user_, std::nullopt, "web");
+    input.timestamp = at;
+    return input;
+  };
+  std::vector<EventInput> items;
+  items.push_back(late_menu(old_time));
+  items.push_back(Menu(user_, std::nullopt, "web"));
+  items.push_back(late_menu(old_time + kMillisPerMinute));
+  Result<std::vector<EventItemResult>> batch = events_.LogBatch(std::move(items));
+  ASSERT_TRUE(batch.ok());
+  ASSERT_EQ(batch->size(), 3u);
+  for (const EventItemResult& item : *batch) ASSERT_TRUE(item.status.ok());
+  const ObjectId first = SessionOf(*(*batch)[0].event_id);
+  const ObjectId current = SessionOf(*(*batch)[1].event_id);
+  EXPECT_NE(first, current);
+  EXPECT_FALSE(sessions_.Get(first)->is_active);
+  Result<Session> live = sessions_.Get(current);
+  ASSERT_TRUE(live.ok());
+  EXPECT_TRUE(live->is_active);
+  EXPECT_EQ(live->start_time, clock_.Now());
+  // With a live session on the platform, a late event joins it (and does not move it).
+  EXPECT_EQ(SessionOf(*(*batch)[2].event_id), current);
+
+  // A recent event (within the timeout) starts a live session at its own time.
+  EventInput recent = Menu(user_, std::nullopt, "discord");
+  const Timestamp ten_minutes_ago = clock_.Now() - 10 * kMillisPerMinute;
+  recent.timestamp = ten_minutes_ago;
+  Result<ObjectId> recent_id = events_.Log(std::move(recent));
+  ASSERT_TRUE(recent_id.ok());
+  Result<Session> recent_session = sessions_.Get(SessionOf(*recent_id));
+  ASSERT_TRUE(recent_session.ok());
+  EXPECT_TRUE(recent_session->is_active);
+  EXPECT_EQ(recent_session->start_time, ten_minutes_ago);
+}
+
 TEST_F(EventServiceTest, QueriesPageThroughTheMatchingEvents) {
   Session session = StartSession(user_);
   ObjectId other = MakeUser(temp_.store(), clock_);

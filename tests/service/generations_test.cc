@@ -16,6 +16,7 @@
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
 #include "noema/store.h"
+#include "service/economy_internal.h"
 #include "service/event_writer.h"
 #include "service/test_support.h"
 
@@ -619,7 +620,15 @@ TEST_F(GenerationsTest, CostAboveTheHoldIsChargedWhenCreditCoversIt) {
 TEST_F(GenerationsTest, ExpAtItsMaximumDoesNotStopTheCharge) {
   TestUser user = MakeUser();
   Fund(user, "10");
-  ASSERT_TRUE(economy_->AddExp(user.id, std::numeric_limits<int64_t>::max() - 10).ok());
+  // Beyond one grant's kExpGrantMax: straight through the unit-of-work step.
+  ASSERT_TRUE(store_
+                  ->RunTransaction([&](Transaction& tx) -> Status {
+                    return service_internal::AddExpInTx(tx, ctx_, user.id,
+                                                        std::numeric_limits<int64_t>::max() - 10,
+                                                        std::nullopt, Origin{"web", std::nullopt})
+                        .status();
+                  })
+                  .ok());
   auto created = generations_->Create(Request(user, "1"));
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   auto finished = generations_->Finish(created->generation_id, Success("1"));  // 100 exp

@@ -39,4 +39,9 @@ std::string_view PrimaryAlias(Collection collection);
 // or deleted. Both stores refuse to; an import never replaces one with other content.
 bool IsAppendOnly(Collection collection);
 
+// userEvents alone: the one append-only collection whose documents may be redacted
+// (Transaction::Redact, for the erasure of a user, DECISIONS.md 18). Never transactions:
+// the ledger is kept whole.
+bool IsRedactable(Collection collection);
+
 }  // namespace noema

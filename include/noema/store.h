@@ -137,6 +137,19 @@ class Transaction {
   // (transactions, userEvents); NotFound when absent.
   virtual Status Delete(Collection collection, const ObjectId& id) = 0;
 
+  // The one sanctioned rewrite of an append-only document: the erasure of a user's
+  // personal data (DECISIONS.md 18, docs/decisions.md "Erasure"). Replaces the userEvents
+  // document `id` by `doc`, which must be the stored document with members of its
+  // `eventData` removed (or eventData removed whole) and nothing else changed:
+  //   FailedPrecondition on any other collection (IsRedactable; the ledger, transactions,
+  //     is never rewritten);
+  //   NotFound when no document has that id;
+  //   InvalidArgument naming the field when `doc` adds, changes, reorders or drops
+  //     anything else (including a member of eventData added or changed).
+  // So a redaction can only take information away. Redacting to the stored document is OK
+  // and changes nothing. Replace and Delete still refuse userEvents.
+  virtual Status Redact(Collection collection, const ObjectId& id, DocumentView doc) = 0;
+
   // Whether the unit can still write and commit after an operation failed. On SQLite a
   // failed statement undoes only itself, so a caller may refuse one item (a duplicate, an
   // invalid document) and go on. On MongoDB the server aborts the whole transaction on any

@@ -6,6 +6,13 @@
 // economy balance (from userEconomy). --json prints the user document as relaxed
 // Extended JSON, in the same public form the services return (no key hashes, no open
 // wallet challenges). Exit codes: 0 shown, 2 bad argument or unknown user.
+//
+// `noema users erase <masterAccountId> --yes [--store URI]`: the erasure of the user's
+// personal data (DECISIONS.md 18, include/noema/service/erasure.h), the operator's way to
+// DELETE /v1/users/{id}. Refused without --yes (exit 2, nothing opened). Prints what was
+// removed and what is kept (the ledger, the balance left). Exit codes: 0 erased (also
+// when already erased: what an interrupted erasure left is finished), 1 refused (a
+// generation still pending or processing) or a store error, 2 bad argument or unknown user.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -17,6 +24,7 @@
 #include "noema/service/awards.h"
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
+#include "noema/service/erasure.h"
 #include "noema/service/wallets.h"
 #include "noema/store.h"
 
@@ -155,10 +163,39 @@ int ShowUser(Store& store, const std::string& who, bool json) {
   return kExitOk;
 }
 
+std::string YesNo(bool value) { return value ? "yes" : "no"; }
+
+int EraseUser(Store& store, const std::string& who) {
+  Result<ObjectId> id = ObjectId::Parse(who, "user");
+  if (!id.ok()) {
+    return ReportError(Status::InvalidArgument(
+        "expected the masterAccountId (24 hex digits) of the user to erase", "user"));
+  }
+  ServiceContext ctx;
+  ctx.store = &store;
+  Result<ErasureSummary> summary = ErasureService(ctx).Erase(*id);
+  if (!summary.ok()) return ReportError(summary.status());
+  Line("erased", summary->master_account_id.ToHex());
+  Line("erasedAt", summary->erased_at.ToIso8601());
+  Line("alreadyErased", YesNo(summary->already_erased));
+  Line("identities", std::to_string(summary->identities_removed) + " removed");
+  Line("wallets", std::to_string(summary->wallets_removed) + " removed");
+  Line("apiKeys", std::to_string(summary->api_keys_removed) + " removed");
+  Line("profile", summary->profile_removed ? "removed" : "none left");
+  Line("preferences", std::to_string(summary->preferences_deleted) + " deleted");
+  Line("sessions", std::to_string(summary->sessions_scrubbed) + " scrubbed (" +
+                       std::to_string(summary->sessions_ended) + " ended)");
+  Line("generations", std::to_string(summary->generations_scrubbed) + " scrubbed");
+  Line("events", std::to_string(summary->events_redacted) + " redacted");
+  Line("transactions", std::to_string(summary->transactions_kept) + " kept (the ledger)");
+  Line("usdCredit", summary->usd_credit.ToString() + " left (refunding it is the operator's step)");
+  return kExitOk;
+}
+
 }  // namespace
 
 Command RegisterUsers(CLI::App& root) {
-  auto* app = root.add_subcommand("users", "Inspect users");
+  auto* app = root.add_subcommand("users", "Inspect users; erase one");
   app->require_subcommand(1);
   auto* show = app->add_subcommand(
       "show", "Print a user: identities, wallets, API keys (never hashes), awards, balance");
@@ -169,7 +206,29 @@ Command RegisterUsers(CLI::App& root) {
       ->required();
   show->add_flag("--json", *json, "Print the user document as relaxed Extended JSON");
   AddStoreOption(*show, store_uri.get());
-  return {app, [who, json, store_uri]() {
+
+  auto* erase = app->add_subcommand(
+      "erase",
+      "Erase a user's personal data (GDPR): identities, profile, wallets, API keys, "
+      "preferences, session and generation details, personal event data. The ledger stays.");
+  auto erase_who = std::make_shared<std::string>();
+  auto yes = std::make_shared<bool>(false);
+  auto erase_store_uri = std::make_shared<std::string>();
+  erase->add_option("user", *erase_who, "masterAccountId (24 hex digits)")->required();
+  erase->add_flag("--yes", *yes, "Confirm: the erasure cannot be undone");
+  AddStoreOption(*erase, erase_store_uri.get());
+
+  return {app, [=]() {
+            if (erase->parsed()) {
+              if (!*yes) {
+                std::cerr << "noema: users erase: refusing without --yes: the erasure of a "
+                             "user's personal data cannot be undone\n";
+                return kExitUsage;
+              }
+              auto store = OpenExistingStore(*erase_store_uri);
+              if (!store.ok()) return ReportError(store.status());
+              return EraseUser(**store, *erase_who);
+            }
             auto store = OpenExistingStore(*store_uri);
             if (!store.ok()) return ReportError(store.status());
             return ShowUser(**store, *who, *json);

@@ -36,4 +36,6 @@ bool IsAppendOnly(Collection collection) {
   return collection == Collection::kTransactions || collection == Collection::kUserEvents;
 }
 
+bool IsRedactable(Collection collection) { return collection == Collection::kUserEvents; }
+
 }  // namespace noema

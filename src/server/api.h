@@ -22,6 +22,7 @@
 #include "noema/service/awards.h"
 #include "noema/service/context.h"
 #include "noema/service/economy.h"
+#include "noema/service/erasure.h"
 #include "noema/service/events.h"
 #include "noema/service/generations.h"
 #include "noema/service/preferences.h"
@@ -49,6 +50,7 @@ struct ServiceSet {
         events(ctx),
         generations(ctx),
         awards(ctx),
+        erasure(ctx),
         event_batcher(&events, ctx.config.event_batch_max, ctx.config.event_queue_bytes_max) {}
   AccountService accounts;
   WalletService wallets;
@@ -59,6 +61,7 @@ struct ServiceSet {
   EventService events;
   GenerationService generations;
   AwardService awards;
+  ErasureService erasure;
   // Single-event POSTs go through the group commit (server/event_batcher.h).
   EventBatcher event_batcher;
 };

@@ -140,6 +140,14 @@ void AddUserRoutes(Api& api) {
             return UserReply(200, doc.view());
           });
 
+  // The erasure of the user's personal data (DECISIONS.md 18; noema/service/erasure.h).
+  api.Add(Method::kDelete, "/v1/users/{id}", Access::kAdmin, "",
+          [](Call& call) -> Result<HttpResponse> {
+            NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());
+            NOEMA_ASSIGN_OR_RETURN(ErasureSummary summary, call.services.erasure.Erase(user));
+            return JsonReply(200, RenderJson(summary.ToDocument()));
+          });
+
   api.Add(Method::kPost, "/v1/users/{id}/identities", Access::kTrusted, "",
           [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(ObjectId user, call.User());

@@ -323,6 +323,7 @@ Result<Document> AccountService::LinkIdentity(const ObjectId& master_account_id,
   NOEMA_RETURN_IF_ERROR(ValidatePlatformUserId(platform_user_id, "platformUserId"));
   const std::string identity_key = IdentityKey(platform, platform_user_id);
   return EditUser(ctx_, master_account_id, [&](Transaction& tx, Document user) -> Status {
+    NOEMA_RETURN_IF_ERROR(service_internal::RefuseErased(user, "masterAccountId"));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Identity> identities, Identities(user));
     for (const auto& [linked_platform, linked_id] : identities) {
       if (linked_platform != platform) continue;
@@ -409,6 +410,9 @@ Result<Document> AccountService::Apply(const ObjectId& master_account_id, const 
         status != nullptr && !(user.view().Has("status") && UserStatus(user) == *status);
     // Setting the current status alone changes nothing, not even updatedAt.
     if (profile == nullptr && !status_changes) return Status::Ok();
+    // An erased user stays erased (DECISIONS.md 18): no status change, no profile again.
+    NOEMA_RETURN_IF_ERROR(
+        service_internal::RefuseErased(user, status_changes ? "status" : "profile"));
     FieldRewrites rewrites = UpdatedAt(ctx_.Now());
     if (profile != nullptr) {
       const Document stored_profile = StoredProfile(user);

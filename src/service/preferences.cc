@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "service/event_writer.h"
+#include "service/user_core_doc.h"
 
 namespace noema {
 namespace {
@@ -204,12 +205,16 @@ Status ValidateScopeValues(DocumentView preferences) {
 }
 
 // Reads the user's preferences object inside `tx`; nullopt when the user has no document.
-Result<std::optional<Document>> LoadPreferencesDocument(Transaction& tx, const ObjectId& user) {
+// `for_write`: the caller will store preferences, which an erased user (whose document
+// the erasure deleted, DECISIONS.md 18) takes no more: FailedPrecondition.
+Result<std::optional<Document>> LoadPreferencesDocument(Transaction& tx, const ObjectId& user,
+                                                        bool for_write = false) {
   Result<Document> doc = tx.Get(Collection::kUserPreferences, user);
   if (doc.ok()) return std::optional<Document>(std::move(doc).value());
   if (!doc.status().IsNotFound()) return doc.status();
   Result<Document> core = tx.Get(Collection::kUserCore, user);
   if (!core.ok()) return core.status().IsNotFound() ? UserNotFound() : core.status();
+  if (for_write) NOEMA_RETURN_IF_ERROR(service_internal::RefuseErased(core->view()));
   return std::optional<Document>();
 }
 
@@ -228,7 +233,8 @@ Result<Document> ModifyPreferences(const ServiceContext& ctx, const ObjectId& us
     bool inserted = false;
     status = ctx.store->RunTransaction([&](Transaction& tx) -> Status {
       inserted = false;
-      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored, LoadPreferencesDocument(tx, user));
+      NOEMA_ASSIGN_OR_RETURN(std::optional<Document> stored,
+                             LoadPreferencesDocument(tx, user, /*for_write=*/true));
       Timestamp now = ctx.Now();
       Document empty;
       DocumentView preferences = empty.view();

@@ -86,6 +86,16 @@ Status ReplaceUserCore(Transaction& tx, const ObjectId& id, const Document& user
   return tx.Replace(Collection::kUserCore, id, user.view());
 }
 
+bool IsErased(DocumentView user) { return user.Has(kErasedAtField); }
+
+Status RefuseErased(DocumentView user, std::string_view field) {
+  if (!IsErased(user)) return Status::Ok();
+  return Status::FailedPrecondition(
+      "the user was erased (DELETE /v1/users/{id}); an erased account cannot be changed or "
+      "reactivated, and takes no personal data again",
+      std::string(field));
+}
+
 std::string UserStatus(DocumentView user) {
   auto status = user.GetString("status");
   return status.ok() ? std::string(*status) : std::string(kStatusActive);

@@ -57,6 +57,14 @@ Status ReplaceUserCore(Transaction& tx, const ObjectId& id, const Document& user
 std::string UserStatus(DocumentView user);
 inline constexpr std::string_view kStatusActive = "active";
 
+// userCore.erasedAt: set once, by the erasure of the user (DECISIONS.md 18,
+// include/noema/service/erasure.h). An erased user stays erased: its status cannot
+// change again and no personal data (profile, identity, wallet, preferences) is added back.
+inline constexpr std::string_view kErasedAtField = "erasedAt";
+bool IsErased(DocumentView user);
+// FailedPrecondition naming `field` when the user is erased; OK otherwise.
+Status RefuseErased(DocumentView user, std::string_view field = "masterAccountId");
+
 // The user document as services return it: without secrets and internal bookkeeping
 // (apiKeys[].keyHash and walletChallenges are removed).
 Document PublicUserDocument(DocumentView user);

@@ -268,6 +268,7 @@ Result<Wallet> WalletService::AddUnverified(const ObjectId& master_account_id,
     result = Wallet();
     linked = false;
     NOEMA_ASSIGN_OR_RETURN(Document user, LoadUserCore(tx, master_account_id));
+    NOEMA_RETURN_IF_ERROR(service_internal::RefuseErased(user));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> wallets, ArrayOfDocuments(user, kWalletsField));
     NOEMA_ASSIGN_OR_RETURN(std::optional<size_t> existing, FindWallet(wallets, address));
     if (existing) {
@@ -304,6 +305,7 @@ Result<WalletChallenge> WalletService::IssueChallenge(const ObjectId& master_acc
   NOEMA_RETURN_IF_ERROR(ctx_.store->RunTransaction([&](Transaction& tx) -> Status {
     result = WalletChallenge();
     NOEMA_ASSIGN_OR_RETURN(Document user, LoadUserCore(tx, master_account_id));
+    NOEMA_RETURN_IF_ERROR(service_internal::RefuseErased(user));
     NOEMA_RETURN_IF_ERROR(CheckNotVerifiedByOther(tx, master_account_id, address));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> stored, ArrayOfDocuments(user, kChallengesField));
     const Timestamp now = ctx_.Now();
@@ -351,6 +353,7 @@ Result<Wallet> WalletService::Verify(const ObjectId& master_account_id,
     outcome = Status::Ok();
     result = Wallet();
     NOEMA_ASSIGN_OR_RETURN(Document user, LoadUserCore(tx, master_account_id));
+    NOEMA_RETURN_IF_ERROR(service_internal::RefuseErased(user));
     NOEMA_ASSIGN_OR_RETURN(std::vector<Document> stored, ArrayOfDocuments(user, kChallengesField));
     const Timestamp now = ctx_.Now();
     std::optional<StoredChallenge> named;

@@ -1072,6 +1072,122 @@ TEST_P(StoreConformanceTest, DeleteAndReplaceAreRefusedOnAppendOnlyCollections) 
   EXPECT_EQ(again.code(), StatusCode::kNotFound) << again.ToString();
 }
 
+// Redact (store.h): the one rewrite of an append-only document, for the erasure of a
+// user (DECISIONS.md 18). It may only remove members of a userEvents document's eventData.
+Document RedactedEvent(DocumentView stored, std::initializer_list<std::string_view> drop,
+                       bool drop_event_data = false) {
+  DocumentBuilder b;
+  bson_iter_t iter;
+  bson_iter_init(&iter, stored.get());
+  while (bson_iter_next(&iter)) {
+    const std::string_view key(bson_iter_key(&iter), bson_iter_key_len(&iter));
+    if (key != "eventData") {
+      b.AppendIter(key, iter);
+      continue;
+    }
+    if (drop_event_data) continue;
+    b.StartDocument("eventData");
+    bson_iter_t member;
+    bson_iter_recurse(&iter, &member);
+    while (bson_iter_next(&member)) {
+      const std::string_view name(bson_iter_key(&member), bson_iter_key_len(&member));
+      if (std::find(drop.begin(), drop.end(), name) != drop.end()) continue;
+      b.AppendIter(name, member);
+    }
+    b.End();
+  }
+  return std::move(b).Build();
+}
+
+Status RedactDoc(Transaction& tx, Collection collection, const ObjectId& id, const Document& doc) {
+  return tx.Redact(collection, id, doc);
+}
+
+TEST_P(StoreConformanceTest, RedactRemovesMembersOfAnEventsDataAndNothingElse) {
+  const ObjectId master = ObjectId::Generate();
+  const ObjectId session = ObjectId::Generate();
+  const ObjectId event = ObjectId::Generate();
+  const Document stored = MakeEvent(event, master, session, kT0);
+  ASSERT_OK(Insert(Collection::kUserEvents, stored));
+
+  // Members of eventData removed: stored, and the rest of the document is as it was.
+  const Document without_args = RedactedEvent(stored, {"args"});
+  ASSERT_OK(store_->RunTransaction([&](Transaction& tx) {
+    return RedactDoc(tx, Collection::kUserEvents, event, without_args);
+  }));
+  Result<Document> read = Get(Collection::kUserEvents, event);
+  ASSERT_OK(read.status());
+  EXPECT_FALSE(read->view().Has("eventData.args"));
+  EXPECT_EQ(*read->view().GetString("eventData.commandName"), "/make");
+  EXPECT_EQ(*read->view().GetObjectId("masterAccountId"), master);
+  EXPECT_EQ(*read->view().GetDate("timestamp"), kT0);
+  // The indexes still find it.
+  EXPECT_EQ(*Count(Collection::kUserEvents, Filter().Eq("masterAccountId", master)), 1);
+  EXPECT_EQ(*Count(Collection::kUserEvents, Filter().Eq("eventType", "command_executed")), 1);
+  // Again with the same document: nothing to remove, OK.
+  EXPECT_OK(store_->RunTransaction([&](Transaction& tx) {
+    return RedactDoc(tx, Collection::kUserEvents, event, without_args);
+  }));
+
+  // Anything but a removal is refused, naming the field, and nothing changes.
+  auto refused = [&](const Document& doc, std::string_view field) {
+    Status status = store_->RunTransaction(
+        [&](Transaction& tx) { return RedactDoc(tx, Collection::kUserEvents, event, doc); });
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
+    EXPECT_EQ(status.field(), field) << status.ToString();
+  };
+  refused(WithField(without_args, "sourcePlatform", "discord"), "sourcePlatform");
+  refused(WithField(without_args, "eventData", "not an object"), "eventData");
+  {
+    Document changed = MakeEvent(event, master, session, kT0, "command_executed", 1);
+    refused(RedactedEvent(changed, {"args"}), "eventData");  // commandName changed
+  }
+  {
+    Document back = stored.Copy();  // args added back
+    refused(back, "eventData");
+  }
+  {
+    DocumentBuilder b;  // a field the stored document lacks
+    b.Concat(without_args.view());
+    b.Append("extra", true);
+    refused(std::move(b).Build(), "extra");
+  }
+  read = Get(Collection::kUserEvents, event);
+  ASSERT_OK(read.status());
+  EXPECT_EQ(read->view(), without_args.view());
+
+  // eventData removed whole.
+  const Document bare = RedactedEvent(stored, {}, /*drop_event_data=*/true);
+  ASSERT_OK(store_->RunTransaction(
+      [&](Transaction& tx) { return RedactDoc(tx, Collection::kUserEvents, event, bare); }));
+  read = Get(Collection::kUserEvents, event);
+  ASSERT_OK(read.status());
+  EXPECT_FALSE(read->view().Has("eventData"));
+
+  // A missing event is NotFound; every other collection is refused, the ledger first.
+  Status missing = store_->RunTransaction([&](Transaction& tx) {
+    return RedactDoc(tx, Collection::kUserEvents, ObjectId::Generate(), bare);
+  });
+  EXPECT_TRUE(missing.IsNotFound()) << missing.ToString();
+  const ObjectId transaction = ObjectId::Generate();
+  const Document transaction_doc = MakeTransaction(transaction, master);
+  ASSERT_OK(Insert(Collection::kTransactions, transaction_doc));
+  Status ledger = store_->RunTransaction([&](Transaction& tx) {
+    return RedactDoc(tx, Collection::kTransactions, transaction, transaction_doc);
+  });
+  EXPECT_EQ(ledger.code(), StatusCode::kFailedPrecondition) << ledger.ToString();
+  const ObjectId user = ObjectId::Generate();
+  const Document user_doc = MakeUser(user, {"telegram:700"});
+  ASSERT_OK(Insert(Collection::kUserCore, user_doc));
+  Status core = store_->RunTransaction(
+      [&](Transaction& tx) { return RedactDoc(tx, Collection::kUserCore, user, user_doc); });
+  EXPECT_EQ(core.code(), StatusCode::kFailedPrecondition) << core.ToString();
+  // Replace and Delete of events stay refused.
+  Status replaced = store_->RunTransaction(
+      [&](Transaction& tx) { return ReplaceDoc(tx, Collection::kUserEvents, event, bare); });
+  EXPECT_EQ(replaced.code(), StatusCode::kFailedPrecondition) << replaced.ToString();
+}
+
 // ---- batches ---------------------------------------------------------------------------
 
 // An empty key anywhere in a document is refused by both stores (MongoDB's driver will

@@ -460,6 +460,57 @@ TEST_F(MongoWireTest, ReplaceWithPreconditionIsOneConditionalUpdateAndExplainsAM
   EXPECT_EQ(CanonicalAt(commands[1]->doc, "filter"), Canonical(std::move(by_id).Build()));
 }
 
+// Redact (store.h) reads the stored event, checks that the new one only removes members
+// of eventData, and replaces it by _id with one update; on the ledger it sends nothing.
+TEST_F(MongoWireTest, RedactReadsTheEventAndReplacesItByIdAndNeverTouchesTheLedger) {
+  const ObjectId user = ObjectId::Generate();
+  const ObjectId id = ObjectId::Generate();
+  Document stored = EventDoc(id, user, At(1000));
+  Document with_data;
+  {
+    DocumentBuilder builder;
+    builder.Concat(stored.view());
+    builder.StartDocument("eventData")
+        .Append("platform", "telegram")
+        .Append("platformUserId", "42");
+    builder.End();
+    with_data = std::move(builder).Build();
+  }
+  Document redacted;
+  {
+    DocumentBuilder builder;
+    builder.Concat(stored.view());
+    builder.StartDocument("eventData").Append("platform", "telegram").End();
+    redacted = std::move(builder).Build();
+  }
+  MockScenario scenario;
+  scenario.Reply("find", FirstBatch("userEvents", {&with_data}))
+      .Reply("update", R"({"n": 1, "nModified": 1})")
+      .Reply("commitTransaction", "{}");
+  Start(scenario);
+  Status status = store_->RunTransaction(
+      [&](Transaction& tx) { return tx.Redact(Collection::kUserEvents, id, redacted); });
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  Document ledger =
+      LedgerDoc(ObjectId::Generate(), user, Dollars("-1"), Dollars("1"), Dollars("0"));
+  Status refused = store_->RunTransaction([&](Transaction& tx) {
+    return tx.Redact(Collection::kTransactions, *ledger.view().GetObjectId("_id"), ledger);
+  });
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << refused.ToString();
+  std::vector<MockRequest> requests = Finish();
+
+  std::vector<const MockRequest*> commands = UnitCommands(requests);
+  ASSERT_EQ(Names(commands), std::vector<std::string>({"find", "update", "commitTransaction"}));
+  DocumentBuilder by_id;
+  by_id.Append("_id", id);
+  const Document selector = std::move(by_id).Build();
+  EXPECT_EQ(JsonAt(commands[0]->doc, "find"), "\"userEvents\"");
+  EXPECT_EQ(CanonicalAt(commands[0]->doc, "filter"), Canonical(selector));
+  EXPECT_EQ(JsonAt(commands[1]->doc, "update"), "\"userEvents\"");
+  EXPECT_EQ(CanonicalAt(commands[1]->doc, "updates.0.q"), Canonical(selector));
+  EXPECT_EQ(CanonicalAt(commands[1]->doc, "updates.0.u"), Canonical(redacted));
+}
+
 TEST_F(MongoWireTest, DebitUnitIsOneMajorityTransactionWithOneSessionAndTxnNumber) {
   const ObjectId user = ObjectId::Generate();
   const ObjectId economy_id = ObjectId::Generate();

@@ -387,6 +387,82 @@ TEST_F(ApiE2ETest, MetricsShowMoneyMovedAndStoreLatencyByOperation) {
   }
 }
 
+// DELETE /v1/users/{id}: the erasure of the user's personal data (DECISIONS.md 18), for the
+// admin token alone; the ledger and the balance stay.
+TEST_F(ApiE2ETest, DeleteOfAUserErasesItsPersonalDataForTheAdminOnly) {
+  Reply created = Post("/v1/users/resolve", R"({"platform":"telegram","platformUserId":"erase-me",)"
+                                            R"("profile":{"displayName":"Ada Lovelace"}})");
+  ASSERT_EQ(created.status, 201) << created;
+  const std::string user = created.Str("masterAccountId");
+  Credit(user, "5");
+  const std::string key = IssueKey(user, AllScopes());
+  const std::string balance = Balance(user);
+
+  // Neither the user's own key nor a service token may erase; nothing changes (but the
+  // key's lastUsedAt, written by its first use).
+  Reply by_key = Send("DELETE", "/v1/users/" + user, "", key);
+  EXPECT_EQ(by_key.status, 403) << by_key;
+  EXPECT_EQ(by_key.Code(), "permission_denied");
+  const std::string before = Snapshot(user);
+  Reply by_service = Send("DELETE", "/v1/users/" + user);
+  EXPECT_EQ(by_service.status, 403) << by_service;
+  EXPECT_EQ(by_service.Code(), "permission_denied");
+  EXPECT_EQ(Send("DELETE", "/v1/users/" + user, "", key).status, 403);
+  EXPECT_EQ(Snapshot(user), before);
+
+  // A generation still running holds credit: 409 until it settles, and nothing changes.
+  const std::string generation = CreateGeneration(user, "1");
+  const std::string running = Snapshot(user);
+  Reply busy = Send("DELETE", "/v1/users/" + user, "", kAdminToken);
+  EXPECT_EQ(busy.status, 409) << busy;
+  EXPECT_EQ(busy.Code(), "conflict");
+  EXPECT_EQ(busy.Field(), "generations");
+  EXPECT_EQ(Snapshot(user), running);
+  ASSERT_EQ(Post("/v1/generations/" + generation + "/cancel", "").status, 200);
+
+  Reply erased = Send("DELETE", "/v1/users/" + user, "", kAdminToken);
+  ASSERT_EQ(erased.status, 200) << erased;
+  EXPECT_EQ(erased.Str("masterAccountId"), user);
+  EXPECT_FALSE(erased.Bool("alreadyErased"));
+  EXPECT_EQ(erased.Int("identitiesRemoved"), 1);
+  EXPECT_EQ(erased.Int("apiKeysRemoved"), 1);
+  EXPECT_TRUE(erased.Bool("profileRemoved"));
+  EXPECT_EQ(erased.Int("preferencesDeleted"), 1);
+  EXPECT_EQ(erased.Int("generationsScrubbed"), 1);
+  EXPECT_EQ(erased.Int("transactionsKept"), 1);
+  EXPECT_EQ(erased.Str("usdCredit"), balance);
+  EXPECT_NE(erased.Str("erasedAt").find('T'), std::string::npos) << erased;
+
+  // The key authenticates nobody; the user is erased; the balance stays.
+  EXPECT_EQ(Get("/v1/users/" + user, key).status, 401);
+  Reply shown = Get("/v1/users/" + user, kAdminToken);
+  ASSERT_EQ(shown.status, 200) << shown;
+  EXPECT_EQ(shown.Str("status"), "deactivated_by_admin");
+  EXPECT_EQ(shown.Str("erasedAt"), erased.Str("erasedAt"));
+  EXPECT_EQ(shown.body.find("Ada Lovelace"), std::string::npos) << shown;
+  EXPECT_EQ(shown.body.find("erase-me"), std::string::npos) << shown;
+  EXPECT_EQ(Balance(user), balance);
+  Reply reactivate = Send("PATCH", "/v1/users/" + user, R"({"status":"active"})", kAdminToken);
+  EXPECT_EQ(reactivate.status, 409) << reactivate;
+  EXPECT_EQ(reactivate.Code(), "failed_precondition");
+
+  // The identity registers again, as a new user.
+  Reply again = Post("/v1/users/resolve", R"({"platform":"telegram","platformUserId":"erase-me"})");
+  EXPECT_EQ(again.status, 201) << again;
+  EXPECT_NE(again.Str("masterAccountId"), user);
+
+  // A second erasure is a success that removes nothing more; an unknown user is 404.
+  Reply twice = Send("DELETE", "/v1/users/" + user, "", kAdminToken);
+  ASSERT_EQ(twice.status, 200) << twice;
+  EXPECT_TRUE(twice.Bool("alreadyErased"));
+  EXPECT_EQ(twice.Int("identitiesRemoved"), 0);
+  EXPECT_EQ(twice.Int("eventsRedacted"), 0);
+  EXPECT_EQ(twice.Str("erasedAt"), erased.Str("erasedAt"));
+  Reply unknown = Send("DELETE", "/v1/users/" + ObjectId::Generate().ToHex(), "", kAdminToken);
+  EXPECT_EQ(unknown.status, 404) << unknown;
+  EXPECT_EQ(unknown.Code(), "not_found");
+}
+
 TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   Reply none = Get("/v1/nothing-here");
   EXPECT_EQ(none.status, 404);
@@ -394,7 +470,7 @@ TEST_F(ApiE2ETest, UnknownRoutesAre404AndWrongMethods405) {
   Reply method = Send("PUT", "/v1/users/" + ObjectId::Generate().ToHex(), "{}");
   EXPECT_EQ(method.status, 405) << method;
   EXPECT_EQ(method.Code(), "method_not_allowed");
-  EXPECT_EQ(method.headers["Allow"], "GET, HEAD, PATCH");
+  EXPECT_EQ(method.headers["Allow"], "GET, HEAD, PATCH, DELETE");
   Reply resolve = Get("/v1/users/resolve");  // a path of its own, not the user "resolve"
   EXPECT_EQ(resolve.status, 405) << resolve;
   EXPECT_EQ(resolve.headers["Allow"], "POST");

@@ -69,6 +69,9 @@ class RefusingTransaction : public Transaction {
   Status Delete(Collection collection, const ObjectId& id) override {
     return inner_->Delete(collection, id);
   }
+  Status Redact(Collection collection, const ObjectId& id, DocumentView doc) override {
+    return inner_->Redact(collection, id, doc);
+  }
 
  private:
   Transaction* inner_;

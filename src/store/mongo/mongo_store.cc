@@ -14,6 +14,7 @@
 #include "store/mongo/mongo_documents.h"
 #include "store/mongo/mongo_errors.h"
 #include "store/mongo/mongo_query.h"
+#include "store/redaction.h"
 
 namespace noema {
 namespace mongo {
@@ -274,6 +275,20 @@ class MongoTransaction final : public Transaction {
       return Status::FailedPrecondition(Name(collection) +
                                         " is append-only: its documents are never replaced");
     }
+    return ReplaceOne(collection, id, doc, precondition);
+  }
+
+  Status Redact(Collection collection, const ObjectId& id, DocumentView doc) override {
+    NOEMA_RETURN_IF_ERROR(CheckWritable());
+    NOEMA_RETURN_IF_ERROR(store_internal::CheckRedactable(collection));
+    NOEMA_ASSIGN_OR_RETURN(Document stored, Get(collection, id));
+    NOEMA_RETURN_IF_ERROR(store_internal::CheckRedaction(collection, id, stored, doc));
+    return ReplaceOne(collection, id, doc, Filter());
+  }
+
+  // Replace without the append-only check (Replace checks it; Redact checks more).
+  Status ReplaceOne(Collection collection, const ObjectId& id, DocumentView doc,
+                    const Filter& precondition) {
     NOEMA_RETURN_IF_ERROR(CheckDocument(collection, doc));
     bson_iter_t doc_id;
     if (!bson_iter_init_find(&doc_id, doc.get(), "_id") || !BSON_ITER_HOLDS_OID(&doc_id) ||

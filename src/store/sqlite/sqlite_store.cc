@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "noema/schema_catalog.h"
+#include "store/redaction.h"
 #include "store/sqlite/document_match.h"
 #include "store/sqlite/group_sync.h"
 #include "store/sqlite/sqlite_connection.h"
@@ -206,6 +207,52 @@ class SqliteTransaction final : public Transaction {
       return Status::FailedPrecondition(layout.table +
                                         " is append-only: its documents are never replaced");
     }
+    return ReplaceRow(collection, id, doc, precondition);
+  }
+
+  Status Redact(Collection collection, const ObjectId& id, DocumentView doc) override {
+    NOEMA_RETURN_IF_ERROR(CheckWritable());
+    NOEMA_RETURN_IF_ERROR(store_internal::CheckRedactable(collection));
+    NOEMA_ASSIGN_OR_RETURN(Document stored, Get(collection, id));
+    NOEMA_RETURN_IF_ERROR(store_internal::CheckRedaction(collection, id, stored, doc));
+    return ReplaceRow(collection, id, doc, Filter());
+  }
+
+  Status Delete(Collection collection, const ObjectId& id) override {
+    NOEMA_RETURN_IF_ERROR(CheckWritable());
+    const CollectionLayout& layout = Layout(collection);
+    if (layout.append_only) {
+      return Status::FailedPrecondition(layout.table +
+                                        " is append-only: its documents are never deleted");
+    }
+    std::string_view id_bytes = OidBytes(id.raw());
+    return Atomically(layout, [&]() -> Status {
+      NOEMA_ASSIGN_OR_RETURN(
+          Statement * statement,
+          connection_.PrepareSlot(Slot(collection, kSlotDelete), layout.delete_sql));
+      StatementLease lease(statement);
+      lease->BindBlob(1, id_bytes.data(), id_bytes.size());
+      int rc = lease->Step();
+      if (rc != SQLITE_DONE) return EngineError(rc, layout, "deleting from " + layout.table);
+      if (sqlite3_changes(connection_.get()) == 0) {
+        return Status::NotFound("no " + layout.table + " document has _id " + id.ToHex());
+      }
+      return DeleteSideRows(layout, id_bytes);
+    });
+  }
+
+  // A statement of this unit failed inside SQLite (not on a constraint of the data): the
+  // unit must not go on (SQLite may already have rolled it back).
+  bool engine_failed() const { return !engine_status_.ok(); }
+  const Status& engine_status() const { return engine_status_; }
+  // ... and a re-run of the unit may succeed (busy or locked).
+  bool transient_failure() const { return transient_failure_; }
+
+ private:
+  // Replace without the append-only check (Replace checks it; Redact checks more).
+  Status ReplaceRow(Collection collection, const ObjectId& id, DocumentView doc,
+                    const Filter& precondition) {
+    const CollectionLayout& layout = Layout(collection);
     NOEMA_RETURN_IF_ERROR(CheckDocumentForStore(collection, doc));
     NOEMA_RETURN_IF_ERROR(ExtractRow(layout, doc, &row_));
     if (row_.id != OidBytes(id.raw())) {
@@ -241,37 +288,6 @@ class SqliteTransaction final : public Transaction {
     return WriteRow(layout, doc, /*update=*/true, changed);
   }
 
-  Status Delete(Collection collection, const ObjectId& id) override {
-    NOEMA_RETURN_IF_ERROR(CheckWritable());
-    const CollectionLayout& layout = Layout(collection);
-    if (layout.append_only) {
-      return Status::FailedPrecondition(layout.table +
-                                        " is append-only: its documents are never deleted");
-    }
-    std::string_view id_bytes = OidBytes(id.raw());
-    return Atomically(layout, [&]() -> Status {
-      NOEMA_ASSIGN_OR_RETURN(
-          Statement * statement,
-          connection_.PrepareSlot(Slot(collection, kSlotDelete), layout.delete_sql));
-      StatementLease lease(statement);
-      lease->BindBlob(1, id_bytes.data(), id_bytes.size());
-      int rc = lease->Step();
-      if (rc != SQLITE_DONE) return EngineError(rc, layout, "deleting from " + layout.table);
-      if (sqlite3_changes(connection_.get()) == 0) {
-        return Status::NotFound("no " + layout.table + " document has _id " + id.ToHex());
-      }
-      return DeleteSideRows(layout, id_bytes);
-    });
-  }
-
-  // A statement of this unit failed inside SQLite (not on a constraint of the data): the
-  // unit must not go on (SQLite may already have rolled it back).
-  bool engine_failed() const { return !engine_status_.ok(); }
-  const Status& engine_status() const { return engine_status_; }
-  // ... and a re-run of the unit may succeed (busy or locked).
-  bool transient_failure() const { return transient_failure_; }
-
- private:
   const CollectionLayout& Layout(Collection collection) const {
     return layouts_[static_cast<size_t>(collection)];
   }

@@ -28,6 +28,7 @@ const std::vector<RouteQuery>& RouteQueries() {
       {Method::kPost, "/v1/users/{id}/exp", {kOrigin}},
       {Method::kPost, "/v1/generations", {kOrigin}},
       {Method::kPost, "/v1/generations/{id}/status", {kOrigin}},
+      {Method::kPost, "/v1/generations/{id}/retry", {kOrigin}},
       {Method::kPost, "/v1/generations/{id}/cancel", {kOrigin}},
       {Method::kPost, "/v1/users/{id}/awards", {kOrigin}},
       // Lists: filters and paging.

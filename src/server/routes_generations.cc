@@ -92,6 +92,30 @@ void AddGenerationRoutes(Api& api) {
         return GenerationReply(200, g);
       });
 
+  // Another attempt of a failed, cancelled or timed-out job: a new pending record linked to
+  // it (retryOf, retryAttempt), with its own hold; absent fields are the previous attempt's.
+  api.Add(
+      Method::kPost, "/v1/generations/{id}/retry", Access::kAuthenticated, "generations:write",
+      [](Call& call) -> Result<HttpResponse> {
+        NOEMA_ASSIGN_OR_RETURN(Generation previous, OwnedGeneration(call));
+        NOEMA_ASSIGN_OR_RETURN(Document body, ParseJsonBody(call.request));
+        BodyReader reader(body.view());
+        RetryGenerationRequest request;
+        NOEMA_ASSIGN_OR_RETURN(request.session_id, reader.OptionalId("sessionId"));
+        NOEMA_ASSIGN_OR_RETURN(request.initiating_event_id, reader.OptionalId("initiatingEventId"));
+        NOEMA_ASSIGN_OR_RETURN(request.request_payload, reader.OptionalObject("requestPayload"));
+        NOEMA_ASSIGN_OR_RETURN(request.estimated_cost_usd,
+                               reader.OptionalMoney("estimatedCostUsd"));
+        NOEMA_ASSIGN_OR_RETURN(request.metadata, reader.OptionalObject("metadata"));
+        NOEMA_RETURN_IF_ERROR(reader.Finish());
+        request.idempotency_key = call.request.idempotency_key;
+        request.credential = call.principal.CredentialId();
+        NOEMA_ASSIGN_OR_RETURN(
+            Generation generation,
+            call.services.generations.Retry(previous.generation_id, request, call.MakeOrigin()));
+        return GenerationReply(201, generation);
+      });
+
   api.Add(Method::kPost, "/v1/generations/{id}/cancel", Access::kTrusted, "",
           [](Call& call) -> Result<HttpResponse> {
             NOEMA_ASSIGN_OR_RETURN(Generation current, OwnedGeneration(call));

@@ -653,6 +653,8 @@ Result<Generation> GenerationService::Retry(const ObjectId& previous_id,
     NOEMA_ASSIGN_OR_RETURN(create.initiating_event_id, old.GetObjectId("initiatingEventId"));
   }
   create.service_name = previous.service_name;
+  create.idempotency_key = request.idempotency_key;
+  create.credential = request.credential;
   if (request.request_payload) {
     create.request_payload = request.request_payload->Copy();
   } else if (old.Has("requestPayload")) {

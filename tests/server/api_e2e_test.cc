@@ -1366,6 +1366,47 @@ TEST_F(ApiE2ETest, ARetriedGenerationCreateWithItsIdempotencyKeyPlacesOneHold) {
   EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "5.00");
 }
 
+// A failed attempt is retried through the API: a new pending record linked to it, with its
+// own hold; the retry honours its Idempotency-Key; a running or successful attempt, another
+// user's (with an API key) and a bad body are refused and change nothing.
+TEST_F(ApiE2ETest, AFailedGenerationIsRetriedAsANewLinkedRecordWithItsOwnHold) {
+  std::string user = NewUser();
+  Credit(user, "10");
+  std::string id = CreateGeneration(user, "2.00");
+  const std::string retry = "/v1/generations/" + id + "/retry";
+  Reply running = Post(retry, "{}");
+  EXPECT_EQ(running.status, 409) << running;
+  EXPECT_EQ(running.Field(), "status");
+  ASSERT_EQ(Post("/v1/generations/" + id + "/status",
+                 R"({"status":"failed","errorDetails":{"errorCode":"E1"}})")
+                .status,
+            200);
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "0.00");
+
+  Reply bad = Post(retry, R"({"estimatedCostUsd":"-1"})");
+  EXPECT_EQ(bad.status, 400) << bad;
+  EXPECT_EQ(bad.Field(), "estimatedCostUsd");
+  Reply unknown = Post(retry, R"({"serviceName":"other"})");
+  EXPECT_EQ(unknown.status, 400) << unknown;
+  std::string stranger_key = IssueKey(NewUser(), AllScopes());
+  EXPECT_EQ(Post(retry, "{}", stranger_key).status, 404);
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations").Count("items"), 1u);
+
+  Reply again =
+      Post(retry, R"({"estimatedCostUsd":"3"})", kServiceToken, {{"Idempotency-Key", "retry-1"}});
+  ASSERT_EQ(again.status, 201) << again;
+  EXPECT_EQ(again.Str("status"), "pending");
+  EXPECT_EQ(again.Str("retryOf"), id);
+  EXPECT_EQ(again.Int("retryAttempt"), 1);
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "3.00");
+  Reply repeated =
+      Post(retry, R"({"estimatedCostUsd":"3"})", kServiceToken, {{"Idempotency-Key", "retry-1"}});
+  EXPECT_EQ(repeated.status, 201) << repeated;
+  EXPECT_EQ(repeated.Str("generationId"), again.Str("generationId"));
+  EXPECT_EQ(Get("/v1/users/" + user + "/economy").Str("usdHeld"), "3.00");
+  EXPECT_EQ(Get("/v1/users/" + user + "/generations").Count("items"), 2u);
+}
+
 TEST_F(ApiE2ETest, GenerationsHoldSettleOnceAndNeverChangeAFinalState) {
   std::string user = NewUser();
   Credit(user, "10");

@@ -127,6 +127,10 @@ struct RetryGenerationRequest {
   std::optional<Document> request_payload;
   std::optional<Money> estimated_cost_usd;
   std::optional<Document> metadata;
+  // As CreateGenerationRequest's: a retry places a hold, so a repeated retry request with
+  // its key answers with the record the first one made.
+  std::optional<std::string> idempotency_key;
+  std::string credential = std::string(kCliCredential);
 };
 
 struct GenerationQuery {

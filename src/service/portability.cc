@@ -23,6 +23,7 @@
 #include "noema/service/analytics.h"
 #include "noema/service/context.h"
 #include "noema/service/generations.h"
+#include "service/user_core_doc.h"
 
 namespace noema {
 namespace {
@@ -292,12 +293,20 @@ bool SameContent(DocumentView stored, DocumentView read) {
   return same;
 }
 
+// Whether a generation record holds credit: a heldUsd above zero (records keep
+// heldUsd "0.00" once their hold is released, and some never had one).
+bool HoldsCredit(DocumentView generation) {
+  Result<Money> held = generation.GetMoney("heldUsd");
+  return held.ok() && held->IsPositive();
+}
+
 // Whether a document needs its user's economy record: a ledger record (its chain sums to
-// usdCredit), or a generation that holds money (pending or processing with heldUsd, which
-// usdHeld sums).
+// usdCredit), or a generation that holds money (pending or processing with heldUsd > 0,
+// which usdHeld sums).
+
 bool NeedsEconomy(Collection collection, DocumentView doc) {
   if (collection == Collection::kTransactions) return true;
-  if (collection != Collection::kGenerationOutputs || !doc.Has("heldUsd")) return false;
+  if (collection != Collection::kGenerationOutputs || !HoldsCredit(doc)) return false;
   Result<std::string_view> status = doc.GetString("status");
   if (!status.ok()) return false;
   Result<GenerationStatus> parsed = ParseGenerationStatus(*status);
@@ -311,6 +320,26 @@ std::string FinalStatusOf(DocumentView generation) {
   Result<GenerationStatus> parsed = ParseGenerationStatus(*status);
   if (!parsed.ok() || !IsFinal(*parsed)) return "";
   return std::string(*status);
+}
+
+// The users `store` has erased (DECISIONS.md 18, docs/decisions.md "Erasure of a user"):
+// an import or a migrate brings back nothing of theirs — not their userCore (upsert would
+// replace the erased one), nor preferences, sessions, events, generations or money — so they
+// start in the set of refused users.
+Status AddErasedUsers(Store& store, std::set<ObjectId>* users) {
+  std::set<ObjectId> erased;
+  NOEMA_RETURN_IF_ERROR(store.RunReadOnly([&](Transaction& tx) -> Status {
+    erased.clear();
+    Filter filter;
+    filter.Exists(std::string(service_internal::kErasedAtField));
+    return tx.Scan(Collection::kUserCore, filter, [&](DocumentView user) -> Status {
+      NOEMA_ASSIGN_OR_RETURN(ObjectId id, user.GetObjectId("_id"));
+      erased.insert(id);
+      return Status::Ok();
+    });
+  }));
+  users->insert(erased.begin(), erased.end());
+  return Status::Ok();
 }
 
 Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView doc) {
@@ -334,6 +363,11 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
                  : "events are append-only and never replaced"),
         "_id");
   }
+  if (collection == Collection::kUserCore &&
+      existing->view().Has(service_internal::kErasedAtField)) {
+    return Status::Conflict(
+        "user " + id.ToHex() + " was erased; an import never brings an erased user back", "_id");
+  }
   if (collection == Collection::kUserEconomy) {
     // A balance only changes through the ledger: replacing the record with another one
     // (an older export's) would move usdCredit, usdHeld or ledgerSequence away from the
@@ -353,7 +387,7 @@ Result<Outcome> UpsertOne(Transaction& tx, Collection collection, DocumentView d
                               "_id");
     }
     // Nor does a hold, but with its user's usdHeld (which the import never replaces).
-    if (existing->view().Has("heldUsd") || doc.Has("heldUsd")) {
+    if (HoldsCredit(existing->view()) || HoldsCredit(doc)) {
       return Status::Conflict("generationOutputs " + id.ToHex() +
                                   " holds credit (heldUsd), which only changes with its user's "
                                   "usdHeld; it is not replaced",
@@ -467,9 +501,9 @@ void ParseBatches(std::istream& in, Collection collection, bool upsert, int64_t 
     Result<ObjectId> owner = doc.view().GetObjectId("masterAccountId");
     if (collection != Collection::kUserCore && owner.ok() && rejected_users.count(*owner) > 0) {
       batch.rejected.emplace_back(
-          item->line,
-          Status::FailedPrecondition("not imported: its user " + owner->ToHex() + " was rejected",
-                                     "masterAccountId"));
+          item->line, Status::FailedPrecondition(
+                          "not imported: its user " + owner->ToHex() + " was rejected or erased",
+                          "masterAccountId"));
       batch.rejected_owners.push_back(*owner);
       continue;
     }
@@ -659,6 +693,7 @@ Result<ImportReport> ImportDirectory(Store& store, const ImportOptions& options)
   // Users whose userCore document was refused: their other documents are refused too
   // (ParseBatches). Filled while userCore.json is imported, read-only afterwards.
   std::set<ObjectId> rejected_users;
+  NOEMA_RETURN_IF_ERROR(AddErasedUsers(store, &rejected_users));
   // Users whose userEconomy document was refused: their ledger records (and generations
   // holding money) are refused too. Filled while userEconomy.json is imported.
   std::set<ObjectId> rejected_economies;
@@ -866,6 +901,7 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
   // ledger, sessions, events, ... — are not copied either, so that the target holds no
   // money or history of a user it does not have. userCore comes first in the scan.
   std::set<ObjectId> rejected_users;
+  NOEMA_RETURN_IF_ERROR(AddErasedUsers(target, &rejected_users));
   // Users whose userEconomy the target refused: their ledger records and generations
   // holding money are not copied (NeedsEconomy). userEconomy comes before both.
   std::set<ObjectId> rejected_economies;
@@ -891,8 +927,9 @@ Result<MigrateReport> MigrateStore(Store& source, Store& target, const MigrateOp
       Result<ObjectId> user = doc.view().GetObjectId("masterAccountId");
       if (collection != Collection::kUserCore && user.ok() && rejected_users.count(*user) > 0) {
         reject(collection, doc,
-               Status::FailedPrecondition("not copied: its user " + user->ToHex() + " was rejected",
-                                          "masterAccountId"));
+               Status::FailedPrecondition(
+                   "not copied: its user " + user->ToHex() + " was rejected or erased",
+                   "masterAccountId"));
         continue;
       }
       if (user.ok() && rejected_economies.count(*user) > 0 &&

@@ -131,6 +131,8 @@ TEST_F(PortabilityWireTest, ImportIntoMongoDbSendsEveryDocumentUnchanged) {
   ASSERT_TRUE(ExportStore(**sqlite, options).ok());
 
   MockScenario scenario("standalone");
+  // First the target's erased users (none), whose documents an import never brings back.
+  scenario.Reply("find", CursorReply("userCore", {}));
   scenario.Reply("insert", R"({"n": 2})");
   scenario.Reply("find", CursorReply("userEconomy", {}));
   DocumentBuilder none;
@@ -158,6 +160,13 @@ TEST_F(PortabilityWireTest, ImportIntoMongoDbSendsEveryDocumentUnchanged) {
     if (request.command == "insert") insert = &request;
   }
   ASSERT_NE(insert, nullptr);
+  const MockRequest* first_find = nullptr;
+  for (const MockRequest& request : requests) {
+    if (request.command == "find" && first_find == nullptr) first_find = &request;
+  }
+  ASSERT_NE(first_find, nullptr);
+  EXPECT_EQ(first_find->doc.view().GetString("find").value(), "userCore");
+  EXPECT_TRUE(first_find->doc.view().Has("filter.erasedAt")) << first_find->doc.ToJson();
   EXPECT_EQ(insert->doc.view().GetString("insert").value(), "userEconomy");
   auto sent = insert->doc.view().GetArray("documents");
   ASSERT_TRUE(sent.ok());

@@ -14,6 +14,7 @@
 #include "noema/service/economy.h"
 #include "noema/service/events.h"
 #include "noema/service/generations.h"
+#include "noema/service/portability.h"
 #include "noema/service/preferences.h"
 #include "noema/service/sessions.h"
 #include "noema/service/wallets.h"
@@ -32,9 +33,11 @@ constexpr int64_t kMillisPerDay = 24 * kMillisPerHour;
 // Strings that identify the person in the fixture's data; none may survive erasure
 // anywhere but in the ledger.
 const std::vector<std::string> kPersonalStrings = {
-    "tg-ada-1815",    "dc-ada-1815",     "Ada Lovelace",    "Analytical Engine", "ada-phone",
-    "AdaAgent/1.0",   "ada@example.org", "portrait of Ada", "Ada's cat",         "cdn.example/ada",
-    "lovelace-login", "Ada, your card",  "Ada's menu",      "ada-slider",        kAddress.data()};
+    "tg-ada-1815", "dc-ada-1815",     "Ada Lovelace",    "Analytical Engine",
+    "ada-phone",   "AdaAgent/1.0",    "ada@example.org", "portrait of Ada",
+    "Ada's cat",   "cdn.example/ada", "lovelace-login",  "Ada, your card",
+    "Ada's menu",  "ada-slider",      kAddress.data(),   "Ada's portrait refused",
+    "ada-err-17"};
 
 Document Json(const std::string& text) {
   Result<Document> doc = Document::FromJson(text);
@@ -193,6 +196,14 @@ class ErasureTest : public ::testing::Test {
     finish.artifact_urls = Json(R"([{"url": "https://cdn.example/ada/1.png", "type": "image"}])");
     finish.cost_usd = Usd("1.5");
     EXPECT_TRUE(generations_.Finish(done->generation_id, finish).ok());
+    // A failure whose errorDetails the generation_failed event copies.
+    Result<Generation> refused = generations_.Create(create);
+    EXPECT_TRUE(refused.ok()) << refused.status().ToString();
+    FinishGenerationRequest failure;
+    failure.status = GenerationStatus::kFailed;
+    failure.error_details =
+        Json(R"({"errorCode": "ada-err-17", "errorMessage": "Ada's portrait refused"})");
+    EXPECT_TRUE(generations_.Finish(refused->generation_id, failure).ok());
 
     Result<Generation> pending = generations_.Create(create);
     EXPECT_TRUE(pending.ok()) << pending.status().ToString();
@@ -256,11 +267,11 @@ TEST_F(ErasureTest, RemovesEveryPersonalFieldAndKeepsTheLedgerAndTheAnalytics) {
   EXPECT_EQ(summary->preferences_deleted, 1);
   EXPECT_EQ(summary->sessions_scrubbed, 1);  // the web session; the others hold nothing
   EXPECT_EQ(summary->sessions_ended, 0);     // the sweep had ended them
-  EXPECT_EQ(summary->generations_scrubbed, 2);
-  // account_created, wallet_linked, 2 commands, menu, ui, error, login, the custom type,
-  // and the generation_requested events of the two generations do not carry
-  // requestParameters (the service writes none).
-  EXPECT_EQ(summary->events_redacted, 9);
+  EXPECT_EQ(summary->generations_scrubbed, 3);
+  // account_created, wallet_linked, 2 commands, menu, ui, error, login, the custom type and
+  // the failed generation's generation_failed (its copy of errorDetails); the
+  // generation_requested events do not carry requestParameters (the service writes none).
+  EXPECT_EQ(summary->events_redacted, 10);
   EXPECT_EQ(summary->transactions_kept, static_cast<int64_t>(ledger_before.size()));
   EXPECT_EQ(summary->usd_credit, balance_before->usd_credit);
 
@@ -385,6 +396,35 @@ TEST_F(ErasureTest, RemovesEveryPersonalFieldAndKeepsTheLedgerAndTheAnalytics) {
             0);
   EXPECT_FALSE(second->profile_removed);
   EXPECT_EQ(EverythingButTheLedger(user), erased);
+}
+
+// An export from before the erasure, imported again (upsert or insert) or migrated into the
+// store, brings back nothing of the erased user: not their userCore, not their preferences,
+// sessions or events. Found by review: upsert replaced the erased userCore whole.
+TEST_F(ErasureTest, AnImportOfAnOlderExportDoesNotBringAnErasedUserBack) {
+  std::string key;
+  ObjectId pending;
+  const ObjectId user = FullUser(&key, &pending);
+  ASSERT_TRUE(generations_.Cancel(pending).ok());
+  ExportOptions out;
+  out.out_dir = store_.dir() + "/before-erasure";
+  ASSERT_TRUE(ExportStore(store_.store(), out).ok());
+  ASSERT_TRUE(erasure_.Erase(user).ok());
+  const std::string erased = EverythingButTheLedger(user);
+
+  for (ImportMode mode : {ImportMode::kUpsert, ImportMode::kInsert}) {
+    ImportOptions in;
+    in.dir = out.out_dir;
+    in.mode = mode;
+    Result<ImportReport> imported = ImportDirectory(store_.store(), in);
+    ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+    EXPECT_GT(imported->rejected, 0);
+    EXPECT_EQ(EverythingButTheLedger(user), erased) << "an import brought personal data back";
+    Result<Document> core = GetDoc(Collection::kUserCore, user);
+    ASSERT_TRUE(core.ok());
+    EXPECT_TRUE(core->view().Has("erasedAt"));
+    EXPECT_FALSE(GetDoc(Collection::kUserPreferences, user).ok());
+  }
 }
 
 TEST_F(ErasureTest, AnUnknownUserIsNotFound) {

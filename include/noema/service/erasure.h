@@ -83,6 +83,8 @@ inline constexpr PersonalEventFields kPersonalEventFields[] = {
     {"generation_requested", {"requestParameters", {}}},
     {"ui_element_interacted", {"currentValue", "context"}},
     {"user_facing_error_displayed", {"errorMessage", "context"}},
+    // Copied from the record's errorDetails, which the erasure removes.
+    {"generation_failed", {"errorMessage", "errorCode"}},
     {"menu_item_clicked", {"itemLabel", {}}},
 };
 

@@ -198,6 +198,10 @@ Result<BackupReport> BackupSqliteStore(std::string_view store_uri, const std::st
   }
   std::string partial = out_path + ".partial";
   fs::remove(partial, ec);
+  // Held (shared) for the whole copy, like any store's: a restore waits for no one and
+  // must never replace the file, or remove its -wal, under this connection.
+  NOEMA_ASSIGN_OR_RETURN(sqlite::StoreLock reading,
+                         sqlite::StoreLock::Acquire(path, sqlite::StoreLock::Mode::kShared));
   NOEMA_ASSIGN_OR_RETURN(Db source, OpenDb(path, SQLITE_OPEN_READWRITE));
   Result<BackupReport> report = [&]() -> Result<BackupReport> {
     NOEMA_ASSIGN_OR_RETURN(Db dest, OpenDb(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
@@ -277,10 +281,24 @@ Result<BackupReport> RestoreSqliteStore(const std::string& backup_path, std::str
   // The old store's -wal, -shm and -journal belong to the old file: left beside the new
   // one, SQLite would replay them into it. A readable old store is checkpointed first, so
   // that a crash before the rename leaves it whole (a damaged one has nothing to keep).
+  // A checkpoint that cannot finish (another program's connection still reading the old
+  // store: the store lock only knows noema's) stops the restore before anything is removed.
   if (fs::exists(target, ec)) {
     sqlite3* old = nullptr;
-    if (sqlite3_open_v2(target.c_str(), &old, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
-      sqlite3_exec(old, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    if (sqlite3_open_v2(target.c_str(), &old, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK &&
+        sqlite3_exec(old, "PRAGMA schema_version", nullptr, nullptr, nullptr) == SQLITE_OK) {
+      int log_frames = -1;
+      int checkpointed = -1;
+      const int rc = sqlite3_wal_checkpoint_v2(old, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                               &log_frames, &checkpointed);
+      if (rc != SQLITE_OK || log_frames != checkpointed) {
+        sqlite3_close_v2(old);
+        fs::remove(temporary, ec);
+        return Status::FailedPrecondition(
+            "the store '" + path +
+            "' is still being read by another connection (its "
+            "write-ahead log could not be checkpointed); close it and restore again");
+      }
     }
     sqlite3_close_v2(old);
   }

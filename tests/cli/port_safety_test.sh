@@ -76,6 +76,8 @@ expect "restore --force over a zeroed header" 0 $?
 expect "restore without --force still refuses an existing store" 1 $?
 
 # 4. A backup is one file, readable from read-only media, and nothing is written beside it.
+# (Run as root, chmod does not stop writes: then the check that nothing appears beside the
+# backup — no -wal, -shm or -journal — is what proves a restore needs no write there.)
 mkdir -p "$work/ro"
 "$noema" backup --store "sqlite:$s" --out "$work/ro/bk.db" >"$work/out" 2>&1
 expect "backup into a directory" 0 $?
